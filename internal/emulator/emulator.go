@@ -1,0 +1,453 @@
+// Package emulator starts and stops the local AWS emulators that Dispatcher
+// develops and tests against: DynamoDB Local (AWS's own jar, shipped by the
+// npm package amplify-dynamodb-simulator), fauxqs for SQS and
+// aws-ses-v2-local for SES v2. All three are pinned in localstack/package.json.
+//
+// Every emulator runs in its own process group, so stopping it stops all it
+// started; with Options.Detach unset the kernel also kills it when the parent
+// process dies (PR_SET_PDEATHSIG), which covers a test binary killed by
+// `go test -timeout` or by SIGKILL, where no deferred cleanup runs.
+package emulator
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+)
+
+// Name names one emulator.
+type Name string
+
+// The three emulators, in the order they are listed everywhere.
+const (
+	DynamoDB Name = "dynamodb-local"
+	SQS      Name = "fauxqs"
+	SES      Name = "aws-ses-v2-local"
+)
+
+// All lists every emulator.
+var All = []Name{DynamoDB, SQS, SES}
+
+// Requirements, checked before anything starts.
+const (
+	MinJava = 17
+	MinNode = 20
+)
+
+// DefaultStartTimeout bounds how long one emulator may take to answer.
+const DefaultStartTimeout = 60 * time.Second
+
+// Options configures Start.
+type Options struct {
+	// Dir is the localstack/ folder holding package.json and node_modules.
+	// Empty means: found by walking up from the working directory.
+	Dir string
+	// LogDir receives one log file per emulator. Empty means a new
+	// temporary folder.
+	LogDir string
+	// Ports fixes the port of an emulator; 0 or absent picks a free one.
+	Ports map[Name]int
+	// StartTimeout bounds the wait for each emulator to answer.
+	StartTimeout time.Duration
+	// Detach leaves the emulators running after this process exits (for
+	// `make emulators-up`). Stop them with StopPIDs.
+	Detach bool
+}
+
+// Process is one running emulator.
+type Process struct {
+	Name    Name
+	Port    int
+	URL     string // http://127.0.0.1:<port>
+	LogPath string
+	PID     int
+
+	cmd     *exec.Cmd
+	done    chan struct{}
+	waitErr error
+}
+
+// Stack is the set of running emulators.
+type Stack struct {
+	LogDir string
+	procs  map[Name]*Process
+	once   sync.Once
+}
+
+// SetupError is a problem with the machine or the configuration, as opposed
+// to an emulator misbehaving: missing Java or Node.js, emulators not
+// installed, a port already in use.
+type SetupError struct{ Msg string }
+
+func (e *SetupError) Error() string { return e.Msg }
+
+// FindDir walks up from the working directory to the folder that holds
+// localstack/package.json.
+func FindDir() (string, error) {
+	wd, err := os.Getwd()
+	if err != nil {
+		return "", err
+	}
+	for d := wd; ; d = filepath.Dir(d) {
+		p := filepath.Join(d, "localstack", "package.json")
+		if _, err := os.Stat(p); err == nil {
+			return filepath.Join(d, "localstack"), nil
+		}
+		if filepath.Dir(d) == d {
+			return "", &SetupError{Msg: fmt.Sprintf("cannot find localstack/package.json above %s: run from inside the Dispatcher repository", wd)}
+		}
+	}
+}
+
+// Start checks the machine, then starts the three emulators concurrently and
+// waits until each answers. On any failure it stops what it started and says
+// which emulator failed, with the tail of its log.
+func Start(ctx context.Context, opts Options) (*Stack, error) {
+	if opts.Dir == "" {
+		d, err := FindDir()
+		if err != nil {
+			return nil, err
+		}
+		opts.Dir = d
+	}
+	if opts.StartTimeout <= 0 {
+		opts.StartTimeout = DefaultStartTimeout
+	}
+	if err := Preflight(ctx, opts.Dir); err != nil {
+		return nil, err
+	}
+	for _, n := range All {
+		if p := opts.Ports[n]; p != 0 {
+			if err := checkPortFree(p); err != nil {
+				return nil, &SetupError{Msg: fmt.Sprintf("%s: port %d is already in use (%v): stop what listens there or choose another port", n, p, err)}
+			}
+		}
+	}
+	if opts.LogDir == "" {
+		d, err := os.MkdirTemp("", "dispatcher-emulators-")
+		if err != nil {
+			return nil, err
+		}
+		opts.LogDir = d
+	} else if err := os.MkdirAll(opts.LogDir, 0o755); err != nil {
+		return nil, err
+	}
+
+	s := &Stack{LogDir: opts.LogDir, procs: map[Name]*Process{}}
+	var (
+		mu   sync.Mutex
+		errs []error
+		wg   sync.WaitGroup
+	)
+	for _, n := range All {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			p, err := startOne(ctx, n, opts)
+			mu.Lock()
+			defer mu.Unlock()
+			if p != nil {
+				s.procs[n] = p
+			}
+			if err != nil {
+				errs = append(errs, err)
+			}
+		}()
+	}
+	wg.Wait()
+	if len(errs) > 0 {
+		s.Stop()
+		return nil, errors.Join(errs...)
+	}
+	return s, nil
+}
+
+// startOne starts one emulator, retrying on a fresh port when a port it
+// picked itself was taken in the meantime (another test run won the race).
+func startOne(ctx context.Context, n Name, opts Options) (*Process, error) {
+	fixed := opts.Ports[n]
+	const attempts = 3
+	var lastErr error
+	for i := 0; i < attempts; i++ {
+		port := fixed
+		if port == 0 {
+			var err error
+			if port, err = freePort(); err != nil {
+				return nil, err
+			}
+		}
+		p, err := launch(n, port, opts)
+		if err != nil {
+			return nil, err
+		}
+		err = p.waitReady(ctx, opts.StartTimeout)
+		if err == nil {
+			return p, nil
+		}
+		p.stop()
+		lastErr = err
+		if fixed != 0 || !p.logShowsPortInUse() {
+			break
+		}
+	}
+	return nil, lastErr
+}
+
+func launch(n Name, port int, opts Options) (*Process, error) {
+	var args []string
+	var bin string
+	mod := filepath.Join(opts.Dir, "node_modules")
+	switch n {
+	case DynamoDB:
+		dir := filepath.Join(mod, "amplify-dynamodb-simulator", "emulator")
+		bin = "java"
+		args = []string{
+			"-Djava.library.path=" + filepath.Join(dir, "DynamoDBLocal_lib"),
+			"-XX:+UseSerialGC", "-Xshare:auto",
+			"-jar", filepath.Join(dir, "DynamoDBLocal.jar"),
+			"-inMemory", "-disableTelemetry", "-port", strconv.Itoa(port),
+		}
+	case SQS:
+		bin = "node"
+		args = []string{filepath.Join(opts.Dir, "sqs-loopback.mjs")}
+	case SES:
+		bin = "node"
+		args = []string{filepath.Join(mod, "aws-ses-v2-local", "dist", "cli.js"), "--host", "127.0.0.1", "--port", strconv.Itoa(port)}
+	default:
+		return nil, fmt.Errorf("unknown emulator %q", n)
+	}
+	logPath := filepath.Join(opts.LogDir, string(n)+".log")
+	logf, err := os.OpenFile(logPath, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
+	if err != nil {
+		return nil, err
+	}
+	fmt.Fprintf(logf, "--- %s: %s %s\n", time.Now().Format(time.RFC3339), bin, strings.Join(args, " "))
+	cmd := exec.Command(bin, args...)
+	cmd.Dir = opts.LogDir
+	cmd.Stdout = logf
+	cmd.Stderr = logf
+	cmd.Env = append(os.Environ(),
+		"FAUXQS_PORT="+strconv.Itoa(port),
+		"FAUXQS_LOGGER=true",
+		"NODE_NO_WARNINGS=1",
+	)
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	if !opts.Detach {
+		cmd.SysProcAttr.Pdeathsig = syscall.SIGKILL
+	}
+	if err := cmd.Start(); err != nil {
+		logf.Close()
+		return nil, fmt.Errorf("%s: start %s: %w", n, bin, err)
+	}
+	p := &Process{
+		Name: n, Port: port, URL: "http://127.0.0.1:" + strconv.Itoa(port),
+		LogPath: logPath, PID: cmd.Process.Pid, cmd: cmd, done: make(chan struct{}),
+	}
+	go func() {
+		p.waitErr = cmd.Wait()
+		logf.Close()
+		close(p.done)
+	}()
+	return p, nil
+}
+
+// waitReady polls the emulator's health endpoint until it answers, the
+// process exits, or the timeout passes.
+func (p *Process) waitReady(ctx context.Context, timeout time.Duration) error {
+	ctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	client := &http.Client{Timeout: 2 * time.Second}
+	tick := time.NewTicker(50 * time.Millisecond)
+	defer tick.Stop()
+	for {
+		if p.answers(ctx, client) {
+			return nil
+		}
+		select {
+		case <-p.done:
+			return fmt.Errorf("%s exited while starting (%v); its log %s ends with:\n%s", p.Name, p.waitErr, p.LogPath, p.Tail(20))
+		case <-ctx.Done():
+			return fmt.Errorf("%s did not answer on %s within %s; its log %s ends with:\n%s", p.Name, p.URL, timeout, p.LogPath, p.Tail(20))
+		case <-tick.C:
+		}
+	}
+}
+
+func (p *Process) answers(ctx context.Context, client *http.Client) bool {
+	var req *http.Request
+	var err error
+	switch p.Name {
+	case DynamoDB:
+		// Any HTTP answer means the server is up; an unsigned ListTables gets a 400.
+		req, err = http.NewRequestWithContext(ctx, http.MethodPost, p.URL+"/", strings.NewReader("{}"))
+		if err == nil {
+			req.Header.Set("X-Amz-Target", "DynamoDB_20120810.ListTables")
+			req.Header.Set("Content-Type", "application/x-amz-json-1.0")
+		}
+	case SQS:
+		req, err = http.NewRequestWithContext(ctx, http.MethodGet, p.URL+"/health", nil)
+	case SES:
+		req, err = http.NewRequestWithContext(ctx, http.MethodGet, p.URL+"/health-check", nil)
+	}
+	if err != nil {
+		return false
+	}
+	resp, err := client.Do(req)
+	if err != nil {
+		return false
+	}
+	resp.Body.Close()
+	if p.Name == DynamoDB {
+		return resp.StatusCode > 0
+	}
+	return resp.StatusCode == http.StatusOK
+}
+
+var portInUse = regexp.MustCompile(`(?i)address already in use|EADDRINUSE|BindException`)
+
+func (p *Process) logShowsPortInUse() bool {
+	b, err := os.ReadFile(p.LogPath)
+	return err == nil && portInUse.Match(b)
+}
+
+// Tail returns the last n lines of the emulator's log.
+func (p *Process) Tail(n int) string {
+	b, err := os.ReadFile(p.LogPath)
+	if err != nil {
+		return "(no log: " + err.Error() + ")"
+	}
+	return tail(b, n)
+}
+
+func tail(b []byte, n int) string {
+	var lines []string
+	sc := bufio.NewScanner(bytes.NewReader(b))
+	sc.Buffer(make([]byte, 64*1024), 1024*1024)
+	for sc.Scan() {
+		lines = append(lines, "    "+sc.Text())
+		if len(lines) > n {
+			lines = lines[1:]
+		}
+	}
+	return strings.Join(lines, "\n")
+}
+
+// stop sends SIGTERM to the process group, then SIGKILL after a grace period.
+func (p *Process) stop() {
+	select {
+	case <-p.done:
+		return
+	default:
+	}
+	_ = syscall.Kill(-p.PID, syscall.SIGTERM)
+	select {
+	case <-p.done:
+	case <-time.After(5 * time.Second):
+		_ = syscall.Kill(-p.PID, syscall.SIGKILL)
+		<-p.done
+	}
+	// Anything the emulator forked into its group goes too.
+	_ = syscall.Kill(-p.PID, syscall.SIGKILL)
+}
+
+// Get returns one running emulator.
+func (s *Stack) Get(n Name) *Process { return s.procs[n] }
+
+// Stop stops every emulator; it is safe to call more than once.
+func (s *Stack) Stop() {
+	s.once.Do(func() {
+		var wg sync.WaitGroup
+		for _, p := range s.procs {
+			wg.Add(1)
+			go func() { defer wg.Done(); p.stop() }()
+		}
+		wg.Wait()
+	})
+}
+
+// Endpoints returns the standard AWS SDK endpoint variables that point the
+// SDK at the emulators, plus a region and dummy credentials. The code under
+// test reads nothing else: the same variables point it at LocalStack or AWS.
+func (s *Stack) Endpoints() map[string]string {
+	ddb := s.procs[DynamoDB].URL
+	return map[string]string{
+		"AWS_ENDPOINT_URL_DYNAMODB":         ddb,
+		"AWS_ENDPOINT_URL_DYNAMODB_STREAMS": ddb,
+		"AWS_ENDPOINT_URL_SQS":              s.procs[SQS].URL,
+		"AWS_ENDPOINT_URL_SESV2":            s.procs[SES].URL,
+		"AWS_REGION":                        "us-east-1",
+		"AWS_ACCESS_KEY_ID":                 "local",
+		"AWS_SECRET_ACCESS_KEY":             "local",
+	}
+}
+
+// Tails returns the last n log lines of every emulator, labelled.
+func (s *Stack) Tails(n int) string {
+	var b strings.Builder
+	for _, name := range All {
+		if p := s.procs[name]; p != nil {
+			fmt.Fprintf(&b, "--- %s (%s), last %d lines:\n%s\n", name, p.LogPath, n, p.Tail(n))
+		}
+	}
+	return b.String()
+}
+
+// Processes returns the running emulators in the usual order.
+func (s *Stack) Processes() []*Process {
+	var out []*Process
+	for _, n := range All {
+		if p := s.procs[n]; p != nil {
+			out = append(out, p)
+		}
+	}
+	return out
+}
+
+// StopPIDs stops detached emulators by process group (for `make emulators-down`).
+func StopPIDs(pids []int) {
+	for _, pid := range pids {
+		_ = syscall.Kill(-pid, syscall.SIGTERM)
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for _, pid := range pids {
+		for time.Now().Before(deadline) && syscall.Kill(pid, 0) == nil {
+			time.Sleep(50 * time.Millisecond)
+		}
+		_ = syscall.Kill(-pid, syscall.SIGKILL)
+	}
+}
+
+func freePort() (int, error) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return 0, fmt.Errorf("pick a free port: %w", err)
+	}
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port, nil
+}
+
+// checkPortFree tries both loopback and the wildcard address, because DynamoDB
+// Local binds every interface.
+func checkPortFree(port int) error {
+	for _, addr := range []string{"127.0.0.1", "0.0.0.0"} {
+		l, err := net.Listen("tcp", net.JoinHostPort(addr, strconv.Itoa(port)))
+		if err != nil {
+			return err
+		}
+		l.Close()
+	}
+	return nil
+}
