@@ -451,3 +451,18 @@ func checkPortFree(port int) error {
 	}
 	return nil
 }
+
+// Alive reports whether a process exists and is not a zombie (a killed child
+// whose parent has not reaped it yet counts as gone).
+func Alive(pid int) bool {
+	if syscall.Kill(pid, 0) != nil {
+		return false
+	}
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return false
+	}
+	// The state follows the parenthesised command name.
+	i := bytes.LastIndexByte(b, ')')
+	return i < 0 || i+2 >= len(b) || b[i+2] != 'Z'
+}
