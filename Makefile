@@ -1,0 +1,117 @@
+# Dispatcher: the Makefile is the interface. `make help` lists the targets.
+SHELL := /bin/bash
+.SHELLFLAGS := -eu -o pipefail -c
+.DEFAULT_GOAL := help
+
+FUNCTIONS   := command stream-relay dlq-replay
+GO          ?= go
+VENV        := .venv
+PY          ?= python3
+DIST        := dist
+GO_BUILD_FLAGS := -tags lambda.norpc -trimpath -ldflags="-s -w" -buildvcs=false
+# `go test` timeout for the whole suite; keep `make test` well under ten minutes.
+TEST_TIMEOUT ?= 8m
+export SAM_CLI_TELEMETRY := 0
+
+# Stamps: reinstall only when the lockfiles change.
+NPM_STAMP := localstack/node_modules/.installed
+PY_STAMP  := $(VENV)/.installed
+
+.PHONY: help
+help: ## list the targets
+	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_%-]+:.*## / {printf "  %-18s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
+
+## --- setup -------------------------------------------------------------------
+$(NPM_STAMP): localstack/package.json localstack/package-lock.json
+	@command -v node >/dev/null || { echo "Node.js 20+ is required (the SQS and SES emulators run on it)"; exit 1; }
+	cd localstack && npm ci --no-audit --no-fund --loglevel=error
+	@touch $@
+
+$(PY_STAMP): tools/requirements.txt
+	@command -v $(PY) >/dev/null || { echo "Python 3.11+ is required for cfn-lint and the SAM CLI"; exit 1; }
+	$(PY) -m venv $(VENV)
+	$(VENV)/bin/pip install --quiet --disable-pip-version-check -r tools/requirements.txt
+	@touch $@
+
+.PHONY: emulators-install py-tools deps
+emulators-install: $(NPM_STAMP) ## install the pinned local emulators (npm ci in localstack/)
+py-tools: $(PY_STAMP) ## install cfn-lint and the SAM CLI into .venv from tools/requirements.txt
+deps: emulators-install py-tools ## install everything: Go modules, emulators, Python tools
+	$(GO) mod download
+
+## --- test --------------------------------------------------------------------
+.PHONY: test test-go test-short lint-template
+test: emulators-install py-tools lint-template test-go ## everything CI runs: template checks, unit and integration tests against the emulators
+
+test-go:
+	$(GO) test -count=1 -timeout $(TEST_TIMEOUT) ./...
+
+test-short: ## unit tests only (no emulators)
+	$(GO) test -short -count=1 ./...
+
+lint-template: py-tools ## cfn-lint and `sam validate --lint` on infra/template.yaml
+	$(VENV)/bin/cfn-lint infra/template.yaml
+	$(VENV)/bin/sam validate --lint --template-file infra/template.yaml --region us-east-1
+
+## --- lint --------------------------------------------------------------------
+.PHONY: lint
+lint: ## gofmt, go vet, staticcheck, and the domain-imports-only-stdlib check
+	@out="$$(gofmt -l $$($(GO) list -f '{{.Dir}}' ./...))"; \
+	  if [ -n "$$out" ]; then echo "gofmt would change:"; echo "$$out"; exit 1; fi
+	$(GO) vet ./...
+	$(GO) tool -modfile=tools/go.mod staticcheck ./...
+	@bad="$$($(GO) list -deps -f '{{if not .Standard}}{{.ImportPath}}{{end}}' ./internal/dispatch | grep -v '^github.com/dispatcher-dev/dispatcher/internal/dispatch$$' || true)"; \
+	  if [ -n "$$bad" ]; then echo "internal/dispatch (the domain) must import only the standard library, but imports:"; echo "$$bad"; exit 1; fi
+	@echo "lint: ok"
+
+## --- build -------------------------------------------------------------------
+.PHONY: build
+build: $(addprefix $(DIST)/,$(addsuffix .zip,$(FUNCTIONS))) ## linux/arm64 bootstrap per function, zipped, in dist/
+
+$(DIST)/%.zip: FORCE
+	@mkdir -p $(DIST)/$*
+	GOOS=linux GOARCH=arm64 CGO_ENABLED=0 $(GO) build $(GO_BUILD_FLAGS) -o $(DIST)/$*/bootstrap ./functions/$*
+	@rm -f $@
+	cd $(DIST)/$* && $(PY) -m zipfile -c ../$*.zip bootstrap
+	@ls -l $(DIST)/$*/bootstrap $@ | awk '{print "  " $$5 "\t" $$9}'
+
+# SAM's `BuildMethod: makefile` calls build-<LogicalId> with ARTIFACTS_DIR set.
+build-CommandFunction:
+	GOOS=linux GOARCH=arm64 CGO_ENABLED=0 $(GO) build $(GO_BUILD_FLAGS) -o $(ARTIFACTS_DIR)/bootstrap ./functions/command
+build-StreamRelayFunction:
+	GOOS=linux GOARCH=arm64 CGO_ENABLED=0 $(GO) build $(GO_BUILD_FLAGS) -o $(ARTIFACTS_DIR)/bootstrap ./functions/stream-relay
+build-DLQReplayFunction:
+	GOOS=linux GOARCH=arm64 CGO_ENABLED=0 $(GO) build $(GO_BUILD_FLAGS) -o $(ARTIFACTS_DIR)/bootstrap ./functions/dlq-replay
+
+## --- local AWS ---------------------------------------------------------------
+.PHONY: emulators-up emulators-down provision localstack-up localstack-down
+emulators-up: emulators-install ## start the emulators in the background on 127.0.0.1 (8000, 9324, 8005) and provision the template
+	$(GO) run ./cmd/dispatcher-local emulators up -detach
+
+emulators-down: ## stop what emulators-up started
+	$(GO) run ./cmd/dispatcher-local emulators down
+
+provision: ## create the template's tables, queues and SES resources wherever AWS_ENDPOINT_URL* points
+	$(GO) run ./cmd/dispatcher-local provision
+
+LOCALSTACK_BIN := .local/localstack/dispatcher-local
+localstack-up: ## (needs Docker) run LocalStack; its init hook provisions infra/template.yaml
+	@mkdir -p $(dir $(LOCALSTACK_BIN))
+	CGO_ENABLED=0 GOOS=linux $(GO) build -trimpath -o $(LOCALSTACK_BIN) ./cmd/dispatcher-local
+	docker compose -f localstack/docker-compose.yml up -d --wait
+	@echo "LocalStack is up: export AWS_ENDPOINT_URL=http://127.0.0.1:4566 AWS_REGION=us-east-1 AWS_ACCESS_KEY_ID=test AWS_SECRET_ACCESS_KEY=test"
+
+localstack-down: ## (needs Docker) stop LocalStack
+	docker compose -f localstack/docker-compose.yml down
+
+## --- housekeeping ------------------------------------------------------------
+.PHONY: clean FORCE
+clean: ## remove build output, the venv, node_modules and local state
+	rm -rf $(DIST) .aws-sam .local $(VENV) localstack/node_modules
+
+FORCE:
+
+## --- run ---------------------------------------------------------------------
+.PHONY: dev
+dev: emulators-install ## run the local stack in the foreground (emulators + resources from the template); Ctrl-C stops it
+	$(GO) run ./cmd/dispatcher-local emulators up
