@@ -11,16 +11,16 @@ type Kind uint8
 
 // The kinds of error. Zero is Internal: an error nobody classified is a bug.
 const (
-	Internal    Kind = iota // a bug or an unexpected state: 500, logged with detail
-	Invalid                 // bad input: 400
-	Unauthorized            // authentication failed: 401
-	NotFound                // no such aggregate: 404
-	Conflict                // version mismatch: 409
-	Unprocessable           // well-formed but refused by the domain: 422
-	TooLarge                // a named limit exceeded: 413
-	Transient               // throttling, 5xx, timeout: retry with backoff
-	Permanent               // the target refuses this item for good: mark FAILED, park in the DLQ
-	AccountWide             // sending paused or account suspended: stop the batch, retry nothing
+	Internal      Kind = iota // a bug or an unexpected state: 500, logged with detail
+	Invalid                   // bad input: 400
+	Unauthorized              // authentication failed: 401
+	NotFound                  // no such aggregate: 404
+	Conflict                  // version mismatch: 409
+	Unprocessable             // well-formed but refused by the domain: 422
+	TooLarge                  // a named limit exceeded: 413
+	Transient                 // throttling, 5xx, timeout: retry with backoff
+	Permanent                 // the target refuses this item for good: mark FAILED, park in the DLQ
+	AccountWide               // sending paused or account suspended: stop the batch, retry nothing
 )
 
 var kindNames = [...]string{"internal", "invalid", "unauthorized", "not found", "conflict", "unprocessable", "too large", "transient", "permanent", "account-wide"}
