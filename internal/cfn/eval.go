@@ -30,6 +30,9 @@ type Evaluator struct {
 	s      Stack
 	params map[string]any
 	conds  map[string]bool
+	// pending holds the conditions being evaluated, so a cycle is an error
+	// instead of unbounded recursion (a fatal stack overflow).
+	pending map[string]bool
 }
 
 // noValue is what AWS::NoValue evaluates to; containers drop it.
@@ -47,7 +50,7 @@ func (t *Template) NewEvaluator(s Stack) (*Evaluator, error) {
 	if s.AccountID == "" {
 		s.AccountID = "000000000000"
 	}
-	e := &Evaluator{t: t, s: s, params: map[string]any{}, conds: map[string]bool{}}
+	e := &Evaluator{t: t, s: s, params: map[string]any{}, conds: map[string]bool{}, pending: map[string]bool{}}
 	for name := range s.Parameters {
 		if _, ok := t.Parameters[name]; !ok {
 			return nil, fmt.Errorf("cfn: parameter %q is not declared in the template", name)
@@ -100,6 +103,11 @@ func (e *Evaluator) Condition(name string) (bool, error) {
 	if !ok {
 		return false, fmt.Errorf("cfn: no condition %q", name)
 	}
+	if e.pending[name] {
+		return false, fmt.Errorf("cfn: condition %s refers to itself (circular)", name)
+	}
+	e.pending[name] = true
+	defer delete(e.pending, name)
 	v, err := e.Eval(def)
 	if err != nil {
 		return false, fmt.Errorf("cfn: condition %s: %w", name, err)
@@ -469,11 +477,18 @@ func (t *Template) Dependencies(v any) []string {
 					}
 				case "Fn::Sub":
 					format := val
+					var vars map[string]any
 					if l, ok := val.([]any); ok && len(l) > 0 {
 						format = l[0]
+						if len(l) > 1 {
+							vars = asMap(l[1])
+						}
 					}
 					if s, ok := format.(string); ok {
 						for _, m := range subVar.FindAllStringSubmatch(s, -1) {
+							if _, local := vars[m[1]]; local {
+								continue // the variables map wins, as in sub
+							}
 							name, _, _ := strings.Cut(m[1], ".")
 							if _, isRes := t.Resources[name]; isRes {
 								seen[name] = true
