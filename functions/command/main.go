@@ -4,22 +4,33 @@ package main
 
 import (
 	"context"
-	"net/http"
+	"fmt"
+	"os"
 
-	"github.com/aws/aws-lambda-go/events"
 	"github.com/aws/aws-lambda-go/lambda"
+
+	"github.com/dispatcher-dev/dispatcher/internal/app"
 )
 
 func main() {
-	lambda.Start(handle)
+	ctx := context.Background()
+	c, err := app.LoadCommandConfig(os.Getenv)
+	if err != nil {
+		fail(err)
+	}
+	cfg, err := app.AWSConfig(ctx)
+	if err != nil {
+		fail(err)
+	}
+	h, err := app.NewCommandHandler(ctx, cfg, c)
+	if err != nil {
+		fail(err)
+	}
+	lambda.Start(h.Handle)
 }
 
-// handle answers 501 until the command path lands (issue 3): a deployed stack
-// must say plainly that it does nothing yet rather than accept and drop.
-func handle(_ context.Context, _ events.APIGatewayV2HTTPRequest) (events.APIGatewayV2HTTPResponse, error) {
-	return events.APIGatewayV2HTTPResponse{
-		StatusCode: http.StatusNotImplemented,
-		Headers:    map[string]string{"Content-Type": "application/problem+json"},
-		Body:       `{"type":"about:blank","title":"Not Implemented","status":501,"detail":"the command path is not built yet"}`,
-	}, nil
+// fail reports a cold-start error; Lambda shows it as an init error.
+func fail(err error) {
+	fmt.Fprintln(os.Stderr, "command: cold start:", err)
+	os.Exit(1)
 }

@@ -1,0 +1,394 @@
+// Package apigw is the HTTP edge: API Gateway HTTP API (payload format 2.0)
+// events in, responses out. It authenticates, routes, turns errors into RFC
+// 9457 problems, and logs and counts each request once.
+package apigw
+
+import (
+	"context"
+	"encoding/base64"
+	"encoding/json"
+	"log/slog"
+	"net/http"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/aws/aws-lambda-go/events"
+
+	"github.com/dispatcher-dev/dispatcher/internal/command"
+	"github.com/dispatcher-dev/dispatcher/internal/dispatch"
+	"github.com/dispatcher-dev/dispatcher/internal/obs"
+)
+
+// Routes, as the template declares them.
+const (
+	RouteCommands        = "POST /v1/commands"
+	RouteAggregate       = "GET /v1/aggregates/{id}"
+	RouteAggregateOutbox = "GET /v1/aggregates/{id}/outbox"
+)
+
+// Verifier authenticates a webhook-signed request and returns its webhook-id.
+type Verifier interface {
+	Verify(headers map[string]string, body []byte) (string, error)
+}
+
+// Reader reads what the GET routes show.
+type Reader interface {
+	Load(ctx context.Context, aggregateID string) (dispatch.Aggregate, error)
+	ListOutbox(ctx context.Context, aggregateID string, limit int, cursor string) ([]dispatch.OutboxItem, string, error)
+}
+
+// Executor applies commands.
+type Executor interface {
+	Execute(ctx context.Context, req command.Request) (command.Result, error)
+}
+
+// Handler is the command function's handler.
+type Handler struct {
+	exec     Executor
+	reader   Reader
+	verifier Verifier
+	log      *slog.Logger
+	metrics  *obs.Metrics
+	now      func() time.Time
+}
+
+// New returns a Handler.
+func New(exec Executor, reader Reader, verifier Verifier, log *slog.Logger, metrics *obs.Metrics) *Handler {
+	return &Handler{exec: exec, reader: reader, verifier: verifier, log: log, metrics: metrics, now: time.Now}
+}
+
+// outcome is what one request did, for the log line and the metrics.
+type outcome struct {
+	route, cmdType, aggregateID string
+	attempts                    int
+	replayed                    bool
+	err                         error
+}
+
+// Handle serves one API Gateway request.
+func (h *Handler) Handle(ctx context.Context, req events.APIGatewayV2HTTPRequest) (events.APIGatewayV2HTTPResponse, error) {
+	start := h.now()
+	reqID := obs.RequestID(ctx)
+	if reqID == "" {
+		reqID = req.RequestContext.RequestID
+	}
+	var o outcome
+	resp := h.serve(ctx, req, &o)
+	if resp.StatusCode >= 400 {
+		var p Problem
+		_ = json.Unmarshal([]byte(resp.Body), &p)
+		if resp.StatusCode >= 500 {
+			p.RequestID = reqID
+			resp.Body = p.body()
+		}
+	}
+	h.record(ctx, reqID, o, resp, h.now().Sub(start))
+	return resp, nil
+}
+
+func (h *Handler) serve(ctx context.Context, req events.APIGatewayV2HTTPRequest, o *outcome) events.APIGatewayV2HTTPResponse {
+	route := routeOf(req)
+	o.route = route
+	switch route {
+	case RouteCommands, RouteAggregate, RouteAggregateOutbox:
+	default:
+		return problemResponse(problem(http.StatusNotFound, "not-found", "No such route", req.RequestContext.HTTP.Method+" "+req.RawPath))
+	}
+	if base64Len(req) > dispatch.MaxBodyBytes {
+		o.err = errTooLarge
+		return problemResponse(problem(http.StatusRequestEntityTooLarge, "too-large", "The request exceeds a limit", "the body exceeds "+strconv.Itoa(dispatch.MaxBodyBytes)+" bytes"))
+	}
+	body, err := bodyOf(req)
+	if err != nil {
+		o.err = err
+		return problemResponse(problem(http.StatusBadRequest, "validation-error", "The request is not valid", "the body is not valid base64"))
+	}
+	if len(body) > dispatch.MaxBodyBytes {
+		o.err = errTooLarge
+		return problemResponse(problem(http.StatusRequestEntityTooLarge, "too-large", "The request exceeds a limit", "the body exceeds "+strconv.Itoa(dispatch.MaxBodyBytes)+" bytes"))
+	}
+	scope, webhookID, err := h.authenticate(req, body)
+	if err != nil {
+		o.err = err
+		return problemResponse(problemFor(err))
+	}
+	switch route {
+	case RouteCommands:
+		return h.command(ctx, req, body, scope, webhookID, o)
+	case RouteAggregate:
+		return h.aggregate(ctx, req, o)
+	default:
+		return h.outbox(ctx, req, o)
+	}
+}
+
+var errTooLarge = dispatch.E("apigw", dispatch.TooLarge, "body too large", nil)
+
+// authenticate accepts a caller that API Gateway authorized with IAM, or a
+// Standard Webhooks signature. Idempotency keys are scoped by caller.
+func (h *Handler) authenticate(req events.APIGatewayV2HTTPRequest, body []byte) (scope, webhookID string, err error) {
+	if a := req.RequestContext.Authorizer; a != nil && a.IAM != nil && a.IAM.UserARN != "" {
+		return "iam:" + a.IAM.UserARN, "", nil
+	}
+	id, err := h.verifier.Verify(req.Headers, body)
+	if err != nil {
+		// The verifier's *dispatch.Error carries a reason safe for the
+		// caller; anything else (a misconfigured verifier) is a 500.
+		return "", "", err
+	}
+	return "webhook", id, nil
+}
+
+func (h *Handler) command(ctx context.Context, req events.APIGatewayV2HTTPRequest, body []byte, scope, webhookID string, o *outcome) events.APIGatewayV2HTTPResponse {
+	key := header(req.Headers, "idempotency-key")
+	if key == "" {
+		key = webhookID
+	}
+	if err := checkKey(key); err != nil {
+		o.err = err
+		return problemResponse(problemFor(err))
+	}
+	res, err := h.exec.Execute(ctx, command.Request{
+		Body: body, Scope: scope, IdempotencyKey: key, Traceparent: header(req.Headers, "traceparent"),
+	})
+	o.cmdType, o.aggregateID, o.attempts, o.replayed = res.Type, res.AggregateID, res.Attempts, res.Replayed
+	if err != nil {
+		o.err = err
+		return problemResponse(problemFor(err))
+	}
+	b, _ := json.Marshal(res.Accepted)
+	hdr := map[string]string{
+		"Content-Type": "application/json",
+		"Location":     "/v1/aggregates/" + res.AggregateID,
+	}
+	if res.Replayed {
+		hdr["Idempotent-Replayed"] = "true"
+	}
+	return events.APIGatewayV2HTTPResponse{StatusCode: http.StatusAccepted, Headers: hdr, Body: string(b)}
+}
+
+func checkKey(key string) error {
+	switch {
+	case key == "":
+		return dispatch.InvalidField("Idempotency-Key", "is required on POST (or a webhook-id)")
+	case len(key) > dispatch.MaxIdempotencyKeyLen:
+		return dispatch.InvalidField("Idempotency-Key", "must be at most %d characters", dispatch.MaxIdempotencyKeyLen)
+	}
+	for i := 0; i < len(key); i++ {
+		if key[i] < 0x21 || key[i] > 0x7e {
+			return dispatch.InvalidField("Idempotency-Key", "must be printable ASCII without spaces")
+		}
+	}
+	return nil
+}
+
+type aggregateView struct {
+	AggregateID string         `json:"aggregateId"`
+	Type        string         `json:"type"`
+	Version     int64          `json:"version"`
+	Data        map[string]any `json:"data"`
+	CreatedAt   time.Time      `json:"createdAt"`
+	UpdatedAt   time.Time      `json:"updatedAt"`
+}
+
+func (h *Handler) aggregate(ctx context.Context, req events.APIGatewayV2HTTPRequest, o *outcome) events.APIGatewayV2HTTPResponse {
+	id, err := pathID(req)
+	o.aggregateID = id
+	if err != nil {
+		o.err = err
+		return problemResponse(problemFor(err))
+	}
+	a, err := h.reader.Load(ctx, id)
+	if err == nil && !a.Exists() {
+		err = dispatch.E("apigw.aggregate", dispatch.NotFound, "no aggregate "+id, nil)
+	}
+	if err != nil {
+		o.err = err
+		return problemResponse(problemFor(err))
+	}
+	return jsonResponse(http.StatusOK, aggregateView{id, a.Type, a.Version, a.Data, a.CreatedAt, a.UpdatedAt})
+}
+
+type outboxView struct {
+	EventID   string          `json:"eventId"`
+	EventType string          `json:"eventType"`
+	Target    dispatch.Target `json:"target"`
+	Version   int64           `json:"version"`
+	Seq       int             `json:"seq"`
+	Status    dispatch.Status `json:"status"`
+	Attempts  int             `json:"attempts"`
+	LastError string          `json:"lastError,omitempty"`
+	CreatedAt time.Time       `json:"createdAt"`
+}
+
+// Outbox page sizes.
+const (
+	DefaultOutboxLimit = 50
+	MaxOutboxLimit     = 100
+)
+
+func (h *Handler) outbox(ctx context.Context, req events.APIGatewayV2HTTPRequest, o *outcome) events.APIGatewayV2HTTPResponse {
+	id, err := pathID(req)
+	o.aggregateID = id
+	if err != nil {
+		o.err = err
+		return problemResponse(problemFor(err))
+	}
+	limit := DefaultOutboxLimit
+	if s := req.QueryStringParameters["limit"]; s != "" {
+		n, err := strconv.Atoi(s)
+		if err != nil || n < 1 || n > MaxOutboxLimit {
+			o.err = dispatch.InvalidField("limit", "must be a whole number from 1 to %d", MaxOutboxLimit)
+			return problemResponse(problemFor(o.err))
+		}
+		limit = n
+	}
+	items, next, err := h.reader.ListOutbox(ctx, id, limit, req.QueryStringParameters["cursor"])
+	if err != nil {
+		o.err = err
+		return problemResponse(problemFor(err))
+	}
+	views := make([]outboxView, len(items))
+	for i, it := range items {
+		// The payload holds addresses and bodies: it is never shown here.
+		views[i] = outboxView{it.EventID, it.EventType, it.Target, it.Version, it.Seq, it.Status, it.Attempts, it.LastError, it.CreatedAt}
+	}
+	out := map[string]any{"aggregateId": id, "items": views}
+	if next != "" {
+		out["nextCursor"] = next
+	}
+	return jsonResponse(http.StatusOK, out)
+}
+
+func pathID(req events.APIGatewayV2HTTPRequest) (string, error) {
+	id := req.PathParameters["id"]
+	if !dispatch.ValidAggregateID(id) {
+		return truncateID(id), dispatch.InvalidField("id", "must be 1 to %d characters of A-Z a-z 0-9 _ - starting with a letter or digit", dispatch.MaxAggregateIDLen)
+	}
+	return id, nil
+}
+
+func truncateID(id string) string {
+	if len(id) > dispatch.MaxAggregateIDLen {
+		return id[:dispatch.MaxAggregateIDLen]
+	}
+	return id
+}
+
+// routeOf returns the route key; with a $default route (or a local runner
+// that leaves it empty) it is matched from the method and path.
+func routeOf(req events.APIGatewayV2HTTPRequest) string {
+	switch req.RouteKey {
+	case RouteCommands, RouteAggregate, RouteAggregateOutbox:
+		return req.RouteKey
+	}
+	method, path := req.RequestContext.HTTP.Method, req.RawPath
+	parts := strings.Split(strings.Trim(path, "/"), "/")
+	switch {
+	case method == http.MethodPost && path == "/v1/commands":
+		return RouteCommands
+	case method == http.MethodGet && len(parts) == 3 && parts[0] == "v1" && parts[1] == "aggregates":
+		return RouteAggregate
+	case method == http.MethodGet && len(parts) == 4 && parts[0] == "v1" && parts[1] == "aggregates" && parts[3] == "outbox":
+		return RouteAggregateOutbox
+	}
+	return ""
+}
+
+func base64Len(req events.APIGatewayV2HTTPRequest) int {
+	if req.IsBase64Encoded {
+		return base64.StdEncoding.DecodedLen(len(req.Body))
+	}
+	return len(req.Body)
+}
+
+func bodyOf(req events.APIGatewayV2HTTPRequest) ([]byte, error) {
+	if !req.IsBase64Encoded {
+		return []byte(req.Body), nil
+	}
+	return base64.StdEncoding.DecodeString(req.Body)
+}
+
+func header(h map[string]string, name string) string {
+	if v, ok := h[name]; ok {
+		return v
+	}
+	for k, v := range h {
+		if strings.EqualFold(k, name) {
+			return v
+		}
+	}
+	return ""
+}
+
+func jsonResponse(status int, v any) events.APIGatewayV2HTTPResponse {
+	b, err := json.Marshal(v)
+	if err != nil {
+		return problemResponse(problem(http.StatusInternalServerError, "internal", "Internal error", ""))
+	}
+	return events.APIGatewayV2HTTPResponse{StatusCode: status, Headers: map[string]string{"Content-Type": "application/json"}, Body: string(b)}
+}
+
+func problemResponse(p Problem) events.APIGatewayV2HTTPResponse {
+	hdr := map[string]string{"Content-Type": "application/problem+json"}
+	if p.Status == http.StatusServiceUnavailable {
+		hdr["Retry-After"] = "1"
+	}
+	return events.APIGatewayV2HTTPResponse{StatusCode: p.Status, Headers: hdr, Body: p.body()}
+}
+
+// record logs the request once and emits its metrics. No bodies and no
+// addresses: only ids, types, outcome and timing.
+func (h *Handler) record(ctx context.Context, reqID string, o outcome, resp events.APIGatewayV2HTTPResponse, took time.Duration) {
+	attrs := []any{
+		slog.String("requestId", reqID), slog.String("route", o.route),
+		slog.Int("status", resp.StatusCode), slog.Float64("latencyMs", float64(took.Microseconds())/1000),
+	}
+	if o.cmdType != "" {
+		attrs = append(attrs, slog.String("commandType", o.cmdType))
+	}
+	if o.aggregateID != "" {
+		attrs = append(attrs, slog.String("aggregateId", o.aggregateID))
+	}
+	if o.attempts > 0 {
+		attrs = append(attrs, slog.Int("attempts", o.attempts))
+	}
+	if o.replayed {
+		attrs = append(attrs, slog.Bool("replayed", true))
+	}
+	var p Problem
+	if resp.StatusCode >= 400 {
+		p = problemFor(o.err)
+		if o.err == nil || p.Status != resp.StatusCode {
+			_ = json.Unmarshal([]byte(resp.Body), &p)
+			p.slug = strings.TrimPrefix(p.Type, ProblemBase)
+		}
+		attrs = append(attrs, slog.String("outcome", "rejected"), slog.String("reason", p.slug))
+	} else {
+		attrs = append(attrs, slog.String("outcome", "accepted"))
+	}
+	level := slog.LevelInfo
+	if resp.StatusCode >= 500 {
+		level = slog.LevelError
+		if o.err != nil {
+			attrs = append(attrs, slog.String("error", o.err.Error()))
+		}
+	}
+	h.log.Log(ctx, level, "request", attrs...)
+
+	if o.route != RouteCommands {
+		return
+	}
+	ms := obs.Metric{Name: "CommandLatency", Value: float64(took.Microseconds()) / 1000, Unit: obs.Milliseconds}
+	if resp.StatusCode < 400 {
+		name := "CommandAccepted"
+		if o.replayed {
+			name = "CommandReplayed"
+		}
+		h.metrics.Emit(map[string]string{"Service": "command", "CommandType": o.cmdType}, obs.Metric{Name: name, Value: 1, Unit: obs.Count}, ms)
+		return
+	}
+	h.metrics.Emit(map[string]string{"Service": "command", "Reason": p.slug}, obs.Metric{Name: "CommandRejected", Value: 1, Unit: obs.Count})
+}
+

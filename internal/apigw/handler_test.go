@@ -1,0 +1,198 @@
+package apigw_test
+
+import (
+	"bytes"
+	"context"
+	"encoding/base64"
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"os"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/aws/aws-lambda-go/events"
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
+
+	"github.com/dispatcher-dev/dispatcher/internal/apigw"
+	"github.com/dispatcher-dev/dispatcher/internal/command"
+	"github.com/dispatcher-dev/dispatcher/internal/dynamo"
+	"github.com/dispatcher-dev/dispatcher/internal/emails"
+	"github.com/dispatcher-dev/dispatcher/internal/obs"
+	"github.com/dispatcher-dev/dispatcher/internal/testenv"
+	"github.com/dispatcher-dev/dispatcher/internal/webhook"
+)
+
+func TestMain(m *testing.M) { testenv.Main(m) }
+
+// Two secrets, as during a rotation; a third that is no longer active.
+const (
+	secretOld     = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
+	secretNew     = "whsec_C2FVsBQIhrscChlQIMV+b5sSYspob7oD"
+	secretRetired = "whsec_dGhpcyBzZWNyZXQgd2FzIHJvdGF0ZWQgb3V0IQ=="
+)
+
+type fixture struct {
+	t       *testing.T
+	h       *apigw.Handler
+	db      *dynamodb.Client
+	table   string
+	logs    *syncBuffer
+	metrics *syncBuffer
+}
+
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) { s.mu.Lock(); defer s.mu.Unlock(); return s.b.Write(p) }
+func (s *syncBuffer) String() string              { s.mu.Lock(); defer s.mu.Unlock(); return s.b.String() }
+
+func newFixture(t *testing.T) *fixture {
+	t.Helper()
+	env := testenv.Get(t)
+	f := &fixture{t: t, db: dynamodb.NewFromConfig(env.AWS), table: env.Stack.Physical("OutboxTable"), logs: &syncBuffer{}, metrics: &syncBuffer{}}
+	store := dynamo.New(f.db, f.table, 8)
+	tmpl, err := emails.Load()
+	if err != nil {
+		t.Fatal(err)
+	}
+	v, err := webhook.NewVerifier([]string{secretOld, secretNew})
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.h = apigw.New(command.New(store, tmpl), store, v, obs.NewLogger(f.logs, 0), obs.NewMetrics(f.metrics, "Dispatcher"))
+	return f
+}
+
+func sample(t *testing.T, name string) events.APIGatewayV2HTTPRequest {
+	t.Helper()
+	b, err := os.ReadFile("testdata/" + name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var req events.APIGatewayV2HTTPRequest
+	if err := json.Unmarshal(b, &req); err != nil {
+		t.Fatal(err)
+	}
+	return req
+}
+
+var msgSeq int64
+
+// post builds a signed POST /v1/commands from the API Gateway sample.
+func (f *fixture) post(body string, mods ...func(*events.APIGatewayV2HTTPRequest)) events.APIGatewayV2HTTPRequest {
+	f.t.Helper()
+	req := sample(f.t, "post-command.json")
+	req.Body = body
+	req.Headers["content-length"] = strconv.Itoa(len(body))
+	msgSeq++
+	id := fmt.Sprintf("msg_%d_%d", time.Now().UnixNano(), msgSeq)
+	sign(f.t, &req, secretNew, id, time.Now())
+	for _, m := range mods {
+		m(&req)
+	}
+	return req
+}
+
+func sign(t *testing.T, req *events.APIGatewayV2HTTPRequest, secret, id string, ts time.Time) {
+	t.Helper()
+	body := []byte(req.Body)
+	if req.IsBase64Encoded {
+		body, _ = base64.StdEncoding.DecodeString(req.Body)
+	}
+	sig, err := webhook.Sign(secret, id, ts, body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Headers["webhook-id"] = id
+	req.Headers["webhook-timestamp"] = strconv.FormatInt(ts.Unix(), 10)
+	req.Headers["webhook-signature"] = sig
+}
+
+func (f *fixture) get(path string, id string, query map[string]string) events.APIGatewayV2HTTPRequest {
+	f.t.Helper()
+	req := sample(f.t, "get-aggregate.json")
+	req.RawPath = path
+	req.RequestContext.HTTP.Path = path
+	req.PathParameters = map[string]string{"id": id}
+	if strings.HasSuffix(path, "/outbox") {
+		req.RouteKey = apigw.RouteAggregateOutbox
+	}
+	req.QueryStringParameters = query
+	sign(f.t, &req, secretOld, fmt.Sprintf("get_%d", time.Now().UnixNano()), time.Now())
+	return req
+}
+
+func (f *fixture) do(req events.APIGatewayV2HTTPRequest) (events.APIGatewayV2HTTPResponse, map[string]any) {
+	f.t.Helper()
+	resp, err := f.h.Handle(context.Background(), req)
+	if err != nil {
+		f.t.Fatalf("Handle returned an error (it must answer instead): %v", err)
+	}
+	var body map[string]any
+	if resp.Body != "" {
+		if err := json.Unmarshal([]byte(resp.Body), &body); err != nil {
+			f.t.Fatalf("response body is not JSON: %v: %s", err, resp.Body)
+		}
+	}
+	return resp, body
+}
+
+// items returns every item of the table whose pk starts with AGG#<id> or IDEMP#.
+func (f *fixture) count(aggregateID string) int {
+	f.t.Helper()
+	out, err := f.db.Query(context.Background(), &dynamodb.QueryInput{
+		TableName: aws.String(f.table), ConsistentRead: aws.Bool(true),
+		KeyConditionExpression:    aws.String("pk = :pk"),
+		ExpressionAttributeValues: map[string]types.AttributeValue{":pk": &types.AttributeValueMemberS{Value: "AGG#" + aggregateID}},
+	})
+	if err != nil {
+		f.t.Fatal(err)
+	}
+	return int(out.Count)
+}
+
+func (f *fixture) idempotencyRecords() int {
+	f.t.Helper()
+	n := 0
+	p := dynamodb.NewScanPaginator(f.db, &dynamodb.ScanInput{
+		TableName:                 aws.String(f.table),
+		FilterExpression:          aws.String("begins_with(pk, :p)"),
+		ExpressionAttributeValues: map[string]types.AttributeValue{":p": &types.AttributeValueMemberS{Value: "IDEMP#"}},
+		ConsistentRead:            aws.Bool(true),
+	})
+	for p.HasMorePages() {
+		out, err := p.NextPage(context.Background())
+		if err != nil {
+			f.t.Fatal(err)
+		}
+		n += int(out.Count)
+	}
+	return n
+}
+
+func newID(prefix string) string { return fmt.Sprintf("%s-%d", prefix, time.Now().UnixNano()) }
+
+func openAccount(id string) string {
+	return fmt.Sprintf(`{"type":"OpenAccount","aggregateId":%q,"data":{"owner":"Ada Lovelace","email":"ada@example.com","currency":"EUR"}}`, id)
+}
+
+func deposit(id string, amount int, ref string) string {
+	return fmt.Sprintf(`{"type":"DepositFunds","aggregateId":%q,"data":{"amount":%d,"currency":"EUR","reference":%q}}`, id, amount, ref)
+}
+
+func (f *fixture) mustAccept(body string) map[string]any {
+	f.t.Helper()
+	resp, b := f.do(f.post(body))
+	if resp.StatusCode != http.StatusAccepted {
+		f.t.Fatalf("status %d, want 202: %s", resp.StatusCode, resp.Body)
+	}
+	return b
+}

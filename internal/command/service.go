@@ -1,0 +1,269 @@
+// Package command applies commands: it parses, checks the idempotency key,
+// decides, renders the emails, and commits the new state with one outbox
+// item per effect and the idempotency record in one transaction. It knows
+// nothing of HTTP or DynamoDB; the apigw and dynamo packages are its edges.
+package command
+
+import (
+	"context"
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"math/big"
+	"regexp"
+	"time"
+
+	"github.com/dispatcher-dev/dispatcher/internal/dispatch"
+	"github.com/dispatcher-dev/dispatcher/internal/emails"
+)
+
+// Store is what the service needs from the database.
+type Store interface {
+	Load(ctx context.Context, aggregateID string) (dispatch.Aggregate, error)
+	Idempotency(ctx context.Context, scope, key string) (*dispatch.Idempotency, error)
+	Commit(ctx context.Context, c dispatch.Commit) (dispatch.CommitResult, error)
+}
+
+// Renderer renders repository email templates.
+type Renderer interface {
+	Render(name string, data map[string]any) (emails.Rendered, error)
+}
+
+// Retry bounds for a write that lost a race without an expectedVersion:
+// re-read, re-decide and try again, with capped exponential backoff and full
+// jitter, at most MaxAttempts times (and never past the context's deadline).
+const (
+	MaxAttempts = 40
+	backoffBase = 2 * time.Millisecond
+	backoffCap  = 100 * time.Millisecond
+)
+
+// Service applies commands.
+type Service struct {
+	store Store
+	tmpl  Renderer
+	now   func() time.Time
+}
+
+// New returns a Service.
+func New(store Store, tmpl Renderer) *Service {
+	return &Service{store: store, tmpl: tmpl, now: time.Now}
+}
+
+// Request is one command as received.
+type Request struct {
+	Body           []byte
+	Scope          string // who calls: idempotency keys are per scope
+	IdempotencyKey string
+	Traceparent    string // W3C trace context of the caller, if any
+}
+
+// Result is an applied (or replayed) command.
+type Result struct {
+	dispatch.Accepted
+	Type        string
+	Attempts    int
+	WriteUnits  float64
+	Traceparent string
+}
+
+// Execute applies one command. Errors are *dispatch.Error,
+// *dispatch.ValidationError or *dispatch.VersionConflict; anything else is
+// internal.
+func (s *Service) Execute(ctx context.Context, req Request) (Result, error) {
+	env, cmd, err := dispatch.Parse(req.Body)
+	res := Result{Type: env.Type, Accepted: dispatch.Accepted{AggregateID: env.AggregateID}}
+	if err != nil {
+		return res, err
+	}
+	sum := sha256.Sum256(req.Body)
+	hash := hex.EncodeToString(sum[:])
+
+	if rec, err := s.store.Idempotency(ctx, req.Scope, req.IdempotencyKey); err != nil {
+		return res, err
+	} else if rec != nil {
+		return replay(res, rec, hash)
+	}
+
+	res.Traceparent = traceparent(req.Traceparent)
+	for attempt := 1; ; attempt++ {
+		res.Attempts = attempt
+		cur, err := s.store.Load(ctx, env.AggregateID)
+		if err != nil {
+			return res, err
+		}
+		if ev := env.ExpectedVersion; ev != nil && *ev != cur.Version {
+			return res, &dispatch.VersionConflict{Current: cur.Version, Msg: fmt.Sprintf("expected version %d, the aggregate is at version %d", *ev, cur.Version)}
+		}
+		commit, err := s.prepare(env, cmd, cur, req, hash, res.Traceparent, attempt)
+		if err != nil {
+			return res, err
+		}
+		out, err := s.store.Commit(ctx, commit)
+		if err == nil {
+			res.Accepted = commit.Idempotency.Response
+			res.WriteUnits = out.WriteUnits
+			return res, nil
+		}
+		switch {
+		case errors.Is(err, dispatch.ErrKeyInUse):
+			// A concurrent request with the same key committed first.
+			rec, rerr := s.store.Idempotency(ctx, req.Scope, req.IdempotencyKey)
+			if rerr != nil {
+				return res, rerr
+			}
+			if rec != nil {
+				return replay(res, rec, hash)
+			}
+			// The other request has not committed (or failed): try again.
+			if attempt >= MaxAttempts {
+				return res, dispatch.E("command.Execute", dispatch.Transient, "", err)
+			}
+			if err := sleep(ctx, backoff(attempt)); err != nil {
+				return res, dispatch.E("command.Execute", dispatch.Transient, "", err)
+			}
+		case errors.Is(err, dispatch.ErrVersionConflict) && env.ExpectedVersion != nil:
+			now, lerr := s.store.Load(ctx, env.AggregateID)
+			if lerr != nil {
+				return res, lerr
+			}
+			return res, &dispatch.VersionConflict{Current: now.Version, Msg: fmt.Sprintf("expected version %d, the aggregate is at version %d", *env.ExpectedVersion, now.Version)}
+		case errors.Is(err, dispatch.ErrVersionConflict) || dispatch.KindOf(err) == dispatch.Transient:
+			if attempt >= MaxAttempts {
+				return res, &dispatch.VersionConflict{Current: cur.Version, Msg: fmt.Sprintf("the aggregate kept changing concurrently; gave up after %d attempts, retry the request", attempt)}
+			}
+			if err := sleep(ctx, backoff(attempt)); err != nil {
+				return res, dispatch.E("command.Execute", dispatch.Transient, "", err)
+			}
+		default:
+			return res, err
+		}
+	}
+}
+
+func replay(res Result, rec *dispatch.Idempotency, hash string) (Result, error) {
+	if rec.RequestHash != hash {
+		return res, dispatch.UnprocessableField("Idempotency-Key", "was already used with a different request body")
+	}
+	res.Accepted = rec.Response
+	res.Replayed = true
+	return res, nil
+}
+
+// prepare decides and builds everything one attempt writes.
+func (s *Service) prepare(env dispatch.Envelope, cmd dispatch.Command, cur dispatch.Aggregate, req Request, hash, tp string, attempt int) (dispatch.Commit, error) {
+	now := s.now().UTC()
+	d, err := cmd.Decide(cur, now)
+	if err != nil {
+		return dispatch.Commit{}, err
+	}
+	version := cur.Version + 1
+	created := cur.CreatedAt
+	if !cur.Exists() {
+		created = now
+	}
+	c := dispatch.Commit{
+		State:       dispatch.Aggregate{ID: env.AggregateID, Type: d.AggregateType, Version: version, Data: d.Data, CreatedAt: created, UpdatedAt: now},
+		PrevVersion: cur.Version,
+	}
+	var ids []string
+	add := func(target dispatch.Target, eventType string, payload any) error {
+		b, err := json.Marshal(payload)
+		if err != nil {
+			return dispatch.E("command.prepare", dispatch.Invalid, "an effect cannot be encoded", err)
+		}
+		id := dispatch.NewEventID(now)
+		ids = append(ids, id)
+		c.Outbox = append(c.Outbox, dispatch.OutboxItem{
+			AggregateID: env.AggregateID, AggregateType: d.AggregateType, Version: version, Seq: len(c.Outbox),
+			EventID: id, EventType: eventType, Target: target, Payload: b,
+			Status: dispatch.Pending, CreatedAt: now, Traceparent: tp,
+		})
+		return nil
+	}
+	for _, e := range d.Events {
+		if err := add(dispatch.TargetEvents, e.Type, dispatch.EventPayload{Data: e.Data}); err != nil {
+			return c, err
+		}
+	}
+	for i, e := range d.Emails {
+		r, err := s.tmpl.Render(e.Template, e.Data)
+		if err != nil {
+			return c, renderError(env.Type, i, err)
+		}
+		p := dispatch.EmailPayload{To: e.To, Template: e.Template, Subject: r.Subject, Text: r.Text, HTML: r.HTML}
+		if err := add(dispatch.TargetEmail, "email."+e.Template, p); err != nil {
+			return c, err
+		}
+	}
+	c.Idempotency = dispatch.Idempotency{
+		Scope: req.Scope, Key: req.IdempotencyKey, RequestHash: hash,
+		Response:  dispatch.Accepted{AggregateID: env.AggregateID, Version: version, EventIDs: ids},
+		CreatedAt: now, ExpiresAt: now.Add(dispatch.IdempotencyTTL),
+	}
+	c.Token = requestToken(req.Scope, req.IdempotencyKey, hash, attempt)
+	return c, nil
+}
+
+// renderError names the email whose template failed; for Dispatch the
+// caller chose the template, for the account commands it is ours (a bug).
+func renderError(cmdType string, i int, err error) error {
+	field := fmt.Sprintf("data.emails[%d]", i)
+	switch {
+	case errors.Is(err, emails.ErrUnknownTemplate):
+		return dispatch.UnprocessableField(field+".template", "%s", err.Error())
+	case errors.Is(err, emails.ErrMissingData), errors.Is(err, emails.ErrInvalidData):
+		return dispatch.UnprocessableField(field+".data", "%s", err.Error())
+	case errors.Is(err, emails.ErrUnsafeSubject):
+		return dispatch.UnprocessableField(field+".data", "%s", err.Error())
+	case errors.Is(err, emails.ErrTooLarge):
+		return dispatch.E("command.render", dispatch.TooLarge, fmt.Sprintf("email %d: %v", i, err), err)
+	}
+	return dispatch.E("command.render", dispatch.Internal, "", fmt.Errorf("%s email %d: %w", cmdType, i, err))
+}
+
+// requestToken derives the ClientRequestToken (at most 36 characters) of
+// one attempt: the same attempt retried by the SDK is applied once; a new
+// attempt after a conflict writes different items, so it needs a new token.
+func requestToken(scope, key, hash string, attempt int) string {
+	sum := sha256.Sum256([]byte(fmt.Sprintf("%s\x00%s\x00%s\x00%d", scope, key, hash, attempt)))
+	return hex.EncodeToString(sum[:])[:36]
+}
+
+var traceparentRe = regexp.MustCompile(`^00-[0-9a-f]{32}-[0-9a-f]{16}-[0-9a-f]{2}$`)
+
+// traceparent keeps a valid W3C traceparent, or starts a new trace.
+func traceparent(in string) string {
+	if traceparentRe.MatchString(in) && in[3:35] != "00000000000000000000000000000000" && in[36:52] != "0000000000000000" {
+		return in
+	}
+	var b [24]byte
+	_, _ = rand.Read(b[:])
+	return "00-" + hex.EncodeToString(b[:16]) + "-" + hex.EncodeToString(b[16:]) + "-01"
+}
+
+func backoff(attempt int) time.Duration {
+	d := backoffBase << min(attempt, 16)
+	if d > backoffCap || d <= 0 {
+		d = backoffCap
+	}
+	n, err := rand.Int(rand.Reader, big.NewInt(int64(d)))
+	if err != nil {
+		return d / 2
+	}
+	return time.Duration(n.Int64())
+}
+
+func sleep(ctx context.Context, d time.Duration) error {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-t.C:
+		return nil
+	}
+}

@@ -1,0 +1,255 @@
+package dispatch
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"regexp"
+	"sort"
+	"strings"
+	"time"
+	"unicode"
+	"unicode/utf8"
+)
+
+// Envelope is the body of POST /v1/commands.
+type Envelope struct {
+	Type            string          `json:"type"`
+	AggregateID     string          `json:"aggregateId"`
+	ExpectedVersion *int64          `json:"expectedVersion,omitempty"`
+	Data            json.RawMessage `json:"data"`
+}
+
+// Command is one command type: it validates its own data and decides, from
+// the current state, the new state and the effects. Decide must be pure: it
+// runs again after a concurrent write changed the state.
+type Command interface {
+	Validate() []FieldError
+	Decide(current Aggregate, now time.Time) (Decision, error)
+}
+
+// Decision is what a command decided.
+type Decision struct {
+	AggregateType string
+	Data          map[string]any // the whole new state
+	Events        []Event
+	Emails        []Email
+}
+
+// Event is published to the events queue.
+type Event struct {
+	Type string
+	Data map[string]any
+}
+
+// Email is rendered from a repository template and sent through SES.
+type Email struct {
+	To       []string
+	Template string
+	Data     map[string]any
+}
+
+// commands is the registry of command types. Adding a command type is adding
+// a Go type that implements Command and one line here.
+var commands = map[string]func() Command{
+	"OpenAccount":   func() Command { return &OpenAccount{} },
+	"DepositFunds":  func() Command { return &DepositFunds{} },
+	"WithdrawFunds": func() Command { return &WithdrawFunds{} },
+	"Dispatch":      func() Command { return &Dispatch{} },
+}
+
+// CommandTypes lists the known command types, sorted.
+func CommandTypes() []string {
+	out := make([]string, 0, len(commands))
+	for k := range commands {
+		out = append(out, k)
+	}
+	sort.Strings(out)
+	return out
+}
+
+// FieldError is one problem with one field of the input.
+type FieldError struct {
+	Field   string `json:"field"`
+	Message string `json:"message"`
+}
+
+// ValidationError carries field-level problems; its kind is Invalid (400) or
+// Unprocessable (422).
+type ValidationError struct {
+	Kind   Kind
+	Fields []FieldError
+}
+
+func (e *ValidationError) Error() string {
+	parts := make([]string, len(e.Fields))
+	for i, f := range e.Fields {
+		parts[i] = f.Field + ": " + f.Message
+	}
+	return "validation: " + strings.Join(parts, "; ")
+}
+
+// InvalidField builds a 400 validation error for one field.
+func InvalidField(field, format string, args ...any) *ValidationError {
+	return &ValidationError{Kind: Invalid, Fields: []FieldError{{field, fmt.Sprintf(format, args...)}}}
+}
+
+// UnprocessableField builds a 422 validation error for one field.
+func UnprocessableField(field, format string, args ...any) *ValidationError {
+	return &ValidationError{Kind: Unprocessable, Fields: []FieldError{{field, fmt.Sprintf(format, args...)}}}
+}
+
+// Parse decodes a command body strictly: valid UTF-8, one JSON object, no
+// unknown fields, no trailing data, a known type, a valid aggregate id, and
+// data that its command type accepts.
+func Parse(body []byte) (Envelope, Command, error) {
+	var env Envelope
+	if !utf8.Valid(body) {
+		return env, nil, InvalidField("", "body is not valid UTF-8")
+	}
+	if err := strictDecode(body, &env); err != nil {
+		return env, nil, err
+	}
+	var fields []FieldError
+	newCmd, ok := commands[env.Type]
+	switch {
+	case env.Type == "":
+		fields = append(fields, FieldError{"type", "is required"})
+	case !ok:
+		fields = append(fields, FieldError{"type", fmt.Sprintf("unknown command type %q; known: %s", truncate(env.Type, 64), strings.Join(CommandTypes(), ", "))})
+	}
+	if env.AggregateID == "" {
+		fields = append(fields, FieldError{"aggregateId", "is required"})
+	} else if !ValidAggregateID(env.AggregateID) {
+		fields = append(fields, FieldError{"aggregateId", fmt.Sprintf("must be 1 to %d characters of A-Z a-z 0-9 _ - starting with a letter or digit", MaxAggregateIDLen)})
+	}
+	if env.ExpectedVersion != nil && *env.ExpectedVersion < 0 {
+		fields = append(fields, FieldError{"expectedVersion", "must be 0 or more"})
+	}
+	if len(env.Data) == 0 || string(env.Data) == "null" {
+		fields = append(fields, FieldError{"data", "is required"})
+	}
+	if len(fields) > 0 {
+		return env, nil, &ValidationError{Kind: Invalid, Fields: fields}
+	}
+	cmd := newCmd()
+	if err := strictDecode(env.Data, cmd); err != nil {
+		var ve *ValidationError
+		if errors.As(err, &ve) {
+			for i := range ve.Fields {
+				ve.Fields[i].Field = joinField("data", ve.Fields[i].Field)
+			}
+		}
+		return env, nil, err
+	}
+	if fe := cmd.Validate(); len(fe) > 0 {
+		for i := range fe {
+			fe[i].Field = joinField("data", fe[i].Field)
+		}
+		return env, nil, &ValidationError{Kind: Invalid, Fields: fe}
+	}
+	return env, cmd, nil
+}
+
+func joinField(prefix, f string) string {
+	if f == "" {
+		return prefix
+	}
+	return prefix + "." + f
+}
+
+// strictDecode decodes exactly one JSON value into v, refusing unknown
+// fields, wrong types and trailing data.
+func strictDecode(b []byte, v any) error {
+	dec := json.NewDecoder(bytes.NewReader(b))
+	dec.DisallowUnknownFields()
+	dec.UseNumber()
+	if err := dec.Decode(v); err != nil {
+		return InvalidField(jsonErrorField(err), "%s", jsonErrorMessage(err))
+	}
+	if _, err := dec.Token(); !errors.Is(err, io.EOF) {
+		return InvalidField("", "unexpected data after the JSON value")
+	}
+	return nil
+}
+
+func jsonErrorField(err error) string {
+	var te *json.UnmarshalTypeError
+	if errors.As(err, &te) {
+		// The path names embedded Go structs (Movement.amount); JSON field
+		// names here start lower-case, Go type names upper-case.
+		var parts []string
+		for _, p := range strings.Split(te.Field, ".") {
+			if p != "" && !unicode.IsUpper(rune(p[0])) {
+				parts = append(parts, p)
+			}
+		}
+		return strings.Join(parts, ".")
+	}
+	return ""
+}
+
+var unknownField = regexp.MustCompile(`^json: unknown field "(.*)"$`)
+
+func jsonErrorMessage(err error) string {
+	var te *json.UnmarshalTypeError
+	var se *json.SyntaxError
+	switch {
+	case errors.As(err, &te):
+		want := jsonTypeName(te.Type.Kind().String())
+		if want == "a number" && strings.HasPrefix(te.Value, "number") {
+			return "must be a whole number"
+		}
+		return fmt.Sprintf("must be %s, not %s", want, te.Value)
+	case errors.As(err, &se):
+		return fmt.Sprintf("malformed JSON at byte %d", se.Offset)
+	case errors.Is(err, io.EOF):
+		return "body is empty"
+	case errors.Is(err, io.ErrUnexpectedEOF):
+		return "malformed JSON: unexpected end"
+	}
+	if m := unknownField.FindStringSubmatch(err.Error()); m != nil {
+		return fmt.Sprintf("unknown field %q", truncate(m[1], 64))
+	}
+	return "malformed JSON"
+}
+
+func jsonTypeName(kind string) string {
+	switch kind {
+	case "string":
+		return "a string"
+	case "int", "int64", "int32", "uint", "uint64", "float64":
+		return "a number"
+	case "bool":
+		return "a boolean"
+	case "slice":
+		return "an array"
+	case "map", "struct", "ptr":
+		return "an object"
+	}
+	return "of another type"
+}
+
+func truncate(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	for n > 0 && !utf8.RuneStart(s[n]) {
+		n--
+	}
+	return s[:n] + "…"
+}
+
+// hasControl reports control characters (CR, LF, NUL, DEL, ...).
+func hasControl(s string) bool {
+	for _, r := range s {
+		if unicode.IsControl(r) {
+			return true
+		}
+	}
+	return false
+}
+
+func bytesReader(b []byte) *bytes.Reader { return bytes.NewReader(b) }

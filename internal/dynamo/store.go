@@ -1,0 +1,397 @@
+// Package dynamo is the DynamoDB adapter: the only package that knows the
+// table's attribute names and key layout (DESIGN.md, "Data model").
+package dynamo
+
+import (
+	"context"
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"hash/fnv"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
+	"github.com/aws/smithy-go"
+
+	"github.com/dispatcher-dev/dispatcher/internal/dispatch"
+)
+
+// Attribute names and key prefixes.
+const (
+	attrPK            = "pk"
+	attrSK            = "sk"
+	attrKind          = "kind"
+	attrAggregateID   = "aggregateId"
+	attrAggregateType = "aggregateType"
+	attrVersion       = "version"
+	attrData          = "data"
+	attrCreatedAt     = "createdAt"
+	attrUpdatedAt     = "updatedAt"
+	attrEventID       = "eventId"
+	attrEventType     = "eventType"
+	attrTarget        = "target"
+	attrPayload       = "payload"
+	attrStatus        = "status"
+	attrAttempts      = "attempts"
+	attrLastError     = "lastError"
+	attrTraceparent   = "traceparent"
+	attrSeq           = "seq"
+	attrShard         = "undeliveredShard" // sparse index hash key, only while not DELIVERED
+	attrSince         = "undeliveredSince" // sparse index range key
+	attrExpiresAt     = "expiresAt"        // TTL: Number, epoch seconds
+	attrRequestHash   = "requestHash"
+	attrResponse      = "response"
+
+	prefixAggregate = "AGG#"
+	prefixOutbox    = "OUTBOX#"
+	prefixIdemp     = "IDEMP#"
+	skState         = "STATE"
+	skIdemp         = "IDEMP"
+	kindState       = "state"
+	kindOutbox      = "outbox"
+	kindIdemp       = "idempotency"
+)
+
+// Store reads and writes aggregates, outbox items and idempotency records.
+type Store struct {
+	db     *dynamodb.Client
+	table  string
+	shards int
+}
+
+// New returns a Store on one table; shards is the number of shards of the
+// sparse index of undelivered items.
+func New(db *dynamodb.Client, table string, shards int) *Store {
+	if shards < 1 {
+		shards = 1
+	}
+	return &Store{db: db, table: table, shards: shards}
+}
+
+func aggregatePK(id string) string { return prefixAggregate + id }
+
+// OutboxSK is the sort key of an outbox item: zero-padded so that one
+// aggregate's items sort in version order.
+func OutboxSK(version int64, seq int) string {
+	return fmt.Sprintf("%s%020d#%03d", prefixOutbox, version, seq)
+}
+
+func idempPK(scope, key string) string { return prefixIdemp + scope + "#" + key }
+
+// shardOf spreads undelivered items over the index shards by event id.
+func (s *Store) shardOf(eventID string) string {
+	h := fnv.New32a()
+	h.Write([]byte(eventID))
+	return "PENDING#" + strconv.Itoa(int(h.Sum32()%uint32(s.shards)))
+}
+
+func str(v string) types.AttributeValue { return &types.AttributeValueMemberS{Value: v} }
+func num(v int64) types.AttributeValue  { return &types.AttributeValueMemberN{Value: strconv.FormatInt(v, 10)} }
+
+// Load reads an aggregate with a consistent read; a missing one has Version 0.
+func (s *Store) Load(ctx context.Context, id string) (dispatch.Aggregate, error) {
+	const op = "dynamo.Load"
+	out, err := s.db.GetItem(ctx, &dynamodb.GetItemInput{
+		TableName:      aws.String(s.table),
+		Key:            map[string]types.AttributeValue{attrPK: str(aggregatePK(id)), attrSK: str(skState)},
+		ConsistentRead: aws.Bool(true),
+	})
+	if err != nil {
+		return dispatch.Aggregate{}, classify(op, err)
+	}
+	a := dispatch.Aggregate{ID: id, Data: map[string]any{}}
+	if out.Item == nil {
+		return a, nil
+	}
+	a.Type = getS(out.Item, attrAggregateType)
+	a.Version = getN(out.Item, attrVersion)
+	a.CreatedAt = getTime(out.Item, attrCreatedAt)
+	a.UpdatedAt = getTime(out.Item, attrUpdatedAt)
+	if m, ok := out.Item[attrData].(*types.AttributeValueMemberM); ok {
+		if a.Data, err = fromAVMap(m.Value); err != nil {
+			return dispatch.Aggregate{}, dispatch.E(op, dispatch.Internal, "", err)
+		}
+	}
+	return a, nil
+}
+
+// Idempotency reads the record of a key (consistent), or nil.
+func (s *Store) Idempotency(ctx context.Context, scope, key string) (*dispatch.Idempotency, error) {
+	const op = "dynamo.Idempotency"
+	out, err := s.db.GetItem(ctx, &dynamodb.GetItemInput{
+		TableName:      aws.String(s.table),
+		Key:            map[string]types.AttributeValue{attrPK: str(idempPK(scope, key)), attrSK: str(skIdemp)},
+		ConsistentRead: aws.Bool(true),
+	})
+	if err != nil {
+		return nil, classify(op, err)
+	}
+	if out.Item == nil {
+		return nil, nil
+	}
+	rec := &dispatch.Idempotency{
+		Scope: scope, Key: key,
+		RequestHash: getS(out.Item, attrRequestHash),
+		CreatedAt:   getTime(out.Item, attrCreatedAt),
+		ExpiresAt:   time.Unix(getN(out.Item, attrExpiresAt), 0).UTC(),
+	}
+	// DynamoDB deletes expired items lazily (and DynamoDB Local never):
+	// an expired record is treated as absent.
+	if !rec.ExpiresAt.IsZero() && time.Now().After(rec.ExpiresAt) {
+		return nil, nil
+	}
+	if err := json.Unmarshal([]byte(getS(out.Item, attrResponse)), &rec.Response); err != nil {
+		return nil, dispatch.E(op, dispatch.Internal, "", fmt.Errorf("decode saved response: %w", err))
+	}
+	return rec, nil
+}
+
+// Commit writes the new state, the outbox items and the idempotency record in
+// one TransactWriteItems. The state write is conditional on the version read;
+// the idempotency record on its key being new; each outbox item on its key
+// being new. Limits are checked first, so an oversized command is refused
+// with the limit's name instead of a ValidationException.
+func (s *Store) Commit(ctx context.Context, c dispatch.Commit) (dispatch.CommitResult, error) {
+	const op = "dynamo.Commit"
+	items, err := s.transactItems(c)
+	if err != nil {
+		return dispatch.CommitResult{}, err
+	}
+	in := &dynamodb.TransactWriteItemsInput{
+		TransactItems:          items,
+		ReturnConsumedCapacity: types.ReturnConsumedCapacityTotal,
+	}
+	if c.Token != "" {
+		in.ClientRequestToken = aws.String(c.Token)
+	}
+	out, err := s.db.TransactWriteItems(ctx, in)
+	if err != nil {
+		return dispatch.CommitResult{}, classifyCommit(op, err)
+	}
+	var res dispatch.CommitResult
+	for _, cc := range out.ConsumedCapacity {
+		res.WriteUnits += aws.ToFloat64(cc.CapacityUnits)
+	}
+	return res, nil
+}
+
+func (s *Store) transactItems(c dispatch.Commit) ([]types.TransactWriteItem, error) {
+	const op = "dynamo.Commit"
+	if n := 2 + len(c.Outbox); n > dispatch.MaxTransactActions {
+		return nil, dispatch.E(op, dispatch.TooLarge, fmt.Sprintf("the command needs %d writes; a DynamoDB transaction takes at most %d", n, dispatch.MaxTransactActions), nil)
+	}
+	table := aws.String(s.table)
+	st := c.State
+	data, err := toAV(st.Data)
+	if err != nil {
+		return nil, dispatch.E(op, dispatch.Invalid, "the state cannot be stored", err)
+	}
+	pk := aggregatePK(st.ID)
+	state := map[string]types.AttributeValue{
+		attrPK: str(pk), attrSK: str(skState), attrKind: str(kindState),
+		attrAggregateID: str(st.ID), attrAggregateType: str(st.Type),
+		attrVersion: num(st.Version), attrData: data,
+		attrCreatedAt: str(st.CreatedAt.UTC().Format(time.RFC3339Nano)),
+		attrUpdatedAt: str(st.UpdatedAt.UTC().Format(time.RFC3339Nano)),
+	}
+	statePut := &types.Put{TableName: table, Item: state}
+	if c.PrevVersion == 0 {
+		statePut.ConditionExpression = aws.String("attribute_not_exists(pk)")
+	} else {
+		statePut.ConditionExpression = aws.String("version = :v")
+		statePut.ExpressionAttributeValues = map[string]types.AttributeValue{":v": num(c.PrevVersion)}
+	}
+
+	ir := c.Idempotency
+	resp, err := json.Marshal(ir.Response)
+	if err != nil {
+		return nil, dispatch.E(op, dispatch.Internal, "", err)
+	}
+	idemp := map[string]types.AttributeValue{
+		attrPK: str(idempPK(ir.Scope, ir.Key)), attrSK: str(skIdemp), attrKind: str(kindIdemp),
+		attrRequestHash: str(ir.RequestHash), attrResponse: str(string(resp)),
+		attrAggregateID: str(st.ID),
+		attrCreatedAt:   str(ir.CreatedAt.UTC().Format(time.RFC3339Nano)),
+		attrExpiresAt:   num(ir.ExpiresAt.Unix()),
+	}
+
+	items := []types.TransactWriteItem{
+		{Put: statePut},
+		{Put: &types.Put{TableName: table, Item: idemp, ConditionExpression: aws.String("attribute_not_exists(pk)")}},
+	}
+	all := []map[string]types.AttributeValue{state, idemp}
+	for _, o := range c.Outbox {
+		item := s.outboxItem(o)
+		all = append(all, item)
+		items = append(items, types.TransactWriteItem{Put: &types.Put{
+			TableName: table, Item: item, ConditionExpression: aws.String("attribute_not_exists(pk)"),
+		}})
+	}
+	total := 0
+	for _, it := range all {
+		n := itemSize(it)
+		if n > dispatch.MaxItemBytes {
+			return nil, dispatch.E(op, dispatch.TooLarge, fmt.Sprintf("an item of %d bytes exceeds DynamoDB's %d-byte item limit", n, dispatch.MaxItemBytes), nil)
+		}
+		total += n
+	}
+	if total > dispatch.MaxTransactBytes {
+		return nil, dispatch.E(op, dispatch.TooLarge, fmt.Sprintf("the command writes %d bytes; a DynamoDB transaction takes at most %d", total, dispatch.MaxTransactBytes), nil)
+	}
+	return items, nil
+}
+
+func (s *Store) outboxItem(o dispatch.OutboxItem) map[string]types.AttributeValue {
+	created := o.CreatedAt.UTC().Format(time.RFC3339Nano)
+	item := map[string]types.AttributeValue{
+		attrPK: str(aggregatePK(o.AggregateID)), attrSK: str(OutboxSK(o.Version, o.Seq)), attrKind: str(kindOutbox),
+		attrAggregateID: str(o.AggregateID), attrAggregateType: str(o.AggregateType),
+		attrVersion: num(o.Version), attrSeq: num(int64(o.Seq)),
+		attrEventID: str(o.EventID), attrEventType: str(o.EventType), attrTarget: str(string(o.Target)),
+		attrPayload: str(string(o.Payload)), attrStatus: str(string(o.Status)),
+		attrAttempts: num(int64(o.Attempts)), attrCreatedAt: str(created),
+	}
+	if o.Traceparent != "" {
+		item[attrTraceparent] = str(o.Traceparent)
+	}
+	if o.Status != dispatch.Delivered {
+		item[attrShard] = str(s.shardOf(o.EventID))
+		item[attrSince] = str(created + "#" + o.EventID)
+	}
+	return item
+}
+
+// ListOutbox returns an aggregate's outbox items in version order, a page
+// at a time; cursor is opaque ("" for the first page).
+func (s *Store) ListOutbox(ctx context.Context, aggregateID string, limit int, cursor string) ([]dispatch.OutboxItem, string, error) {
+	const op = "dynamo.ListOutbox"
+	in := &dynamodb.QueryInput{
+		TableName:              aws.String(s.table),
+		KeyConditionExpression: aws.String("pk = :pk AND begins_with(sk, :outbox)"),
+		ExpressionAttributeValues: map[string]types.AttributeValue{
+			":pk": str(aggregatePK(aggregateID)), ":outbox": str(prefixOutbox),
+		},
+		ConsistentRead: aws.Bool(true),
+		Limit:          aws.Int32(int32(limit)),
+	}
+	if cursor != "" {
+		sk, err := base64.RawURLEncoding.DecodeString(cursor)
+		if err != nil || !strings.HasPrefix(string(sk), prefixOutbox) {
+			return nil, "", dispatch.InvalidField("cursor", "is not a cursor this API returned")
+		}
+		in.ExclusiveStartKey = map[string]types.AttributeValue{attrPK: str(aggregatePK(aggregateID)), attrSK: str(string(sk))}
+	}
+	out, err := s.db.Query(ctx, in)
+	if err != nil {
+		return nil, "", classify(op, err)
+	}
+	items := make([]dispatch.OutboxItem, 0, len(out.Items))
+	for _, it := range out.Items {
+		items = append(items, decodeOutbox(it))
+	}
+	next := ""
+	if lek := out.LastEvaluatedKey; lek != nil {
+		next = base64.RawURLEncoding.EncodeToString([]byte(getS(lek, attrSK)))
+	}
+	return items, next, nil
+}
+
+func decodeOutbox(it map[string]types.AttributeValue) dispatch.OutboxItem {
+	return dispatch.OutboxItem{
+		AggregateID:   getS(it, attrAggregateID),
+		AggregateType: getS(it, attrAggregateType),
+		Version:       getN(it, attrVersion),
+		Seq:           int(getN(it, attrSeq)),
+		EventID:       getS(it, attrEventID),
+		EventType:     getS(it, attrEventType),
+		Target:        dispatch.Target(getS(it, attrTarget)),
+		Payload:       json.RawMessage(getS(it, attrPayload)),
+		Status:        dispatch.Status(getS(it, attrStatus)),
+		Attempts:      int(getN(it, attrAttempts)),
+		LastError:     getS(it, attrLastError),
+		CreatedAt:     getTime(it, attrCreatedAt),
+		Traceparent:   getS(it, attrTraceparent),
+	}
+}
+
+func getS(it map[string]types.AttributeValue, k string) string {
+	if v, ok := it[k].(*types.AttributeValueMemberS); ok {
+		return v.Value
+	}
+	return ""
+}
+
+func getN(it map[string]types.AttributeValue, k string) int64 {
+	if v, ok := it[k].(*types.AttributeValueMemberN); ok {
+		n, _ := strconv.ParseInt(v.Value, 10, 64)
+		return n
+	}
+	return 0
+}
+
+func getTime(it map[string]types.AttributeValue, k string) time.Time {
+	t, _ := time.Parse(time.RFC3339Nano, getS(it, k))
+	return t
+}
+
+// classifyCommit turns a transaction's failure into the domain's terms.
+func classifyCommit(op string, err error) error {
+	var tce *types.TransactionCanceledException
+	if errors.As(err, &tce) {
+		reasons := tce.CancellationReasons
+		code := func(i int) string {
+			if i < len(reasons) {
+				return aws.ToString(reasons[i].Code)
+			}
+			return ""
+		}
+		switch {
+		case code(0) == "ConditionalCheckFailed":
+			return dispatch.E(op, dispatch.Conflict, "", dispatch.ErrVersionConflict)
+		case code(1) == "ConditionalCheckFailed":
+			return dispatch.E(op, dispatch.Conflict, "", dispatch.ErrKeyInUse)
+		}
+		for _, r := range reasons {
+			switch aws.ToString(r.Code) {
+			case "TransactionConflict", "ThrottlingError", "ProvisionedThroughputExceeded", "RequestLimitExceeded":
+				return dispatch.E(op, dispatch.Transient, "", err)
+			case "ConditionalCheckFailed":
+				// An outbox key already exists: another writer took this version.
+				return dispatch.E(op, dispatch.Conflict, "", dispatch.ErrVersionConflict)
+			}
+		}
+		return dispatch.E(op, dispatch.Internal, "", err)
+	}
+	var ae smithy.APIError
+	if errors.As(err, &ae) {
+		switch ae.ErrorCode() {
+		case "IdempotentParameterMismatchException", "TransactionInProgressException":
+			// Another request derived the same ClientRequestToken: the same
+			// idempotency key, concurrently. Its record decides the answer.
+			return dispatch.E(op, dispatch.Conflict, "", fmt.Errorf("%w (%s)", dispatch.ErrKeyInUse, ae.ErrorCode()))
+		}
+	}
+	return classify(op, err)
+}
+
+// classify sorts SDK errors into kinds. The SDK's retryer has already retried
+// throttling and 5xx by the time an error gets here.
+func classify(op string, err error) error {
+	if errors.Is(err, context.DeadlineExceeded) || errors.Is(err, context.Canceled) {
+		return dispatch.E(op, dispatch.Transient, "", err)
+	}
+	var ae smithy.APIError
+	if errors.As(err, &ae) {
+		switch ae.ErrorCode() {
+		case "ThrottlingException", "ProvisionedThroughputExceededException", "RequestLimitExceeded",
+			"InternalServerError", "ServiceUnavailable":
+			return dispatch.E(op, dispatch.Transient, "", err)
+		}
+	}
+	return dispatch.E(op, dispatch.Internal, "", err)
+}

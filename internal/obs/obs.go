@@ -1,0 +1,96 @@
+// Package obs is logging and metrics for the functions: slog JSON lines that
+// carry the Lambda request id, and CloudWatch Embedded Metric Format lines,
+// which CloudWatch turns into metrics without an API call.
+package obs
+
+import (
+	"context"
+	"encoding/json"
+	"io"
+	"log/slog"
+	"sort"
+	"sync"
+	"time"
+
+	"github.com/aws/aws-lambda-go/lambdacontext"
+)
+
+// NewLogger returns a JSON logger writing to w.
+func NewLogger(w io.Writer, level slog.Level) *slog.Logger {
+	return slog.New(slog.NewJSONHandler(w, &slog.HandlerOptions{Level: level}))
+}
+
+// RequestID returns the Lambda request id of the invocation, or "".
+func RequestID(ctx context.Context) string {
+	if lc, ok := lambdacontext.FromContext(ctx); ok {
+		return lc.AwsRequestID
+	}
+	return ""
+}
+
+// Unit is a CloudWatch metric unit.
+type Unit string
+
+// The units used here.
+const (
+	Count        Unit = "Count"
+	Milliseconds Unit = "Milliseconds"
+	Seconds      Unit = "Seconds"
+)
+
+// Metric is one value.
+type Metric struct {
+	Name  string
+	Value float64
+	Unit  Unit
+}
+
+// Metrics writes EMF lines. It is safe for concurrent use.
+type Metrics struct {
+	mu        sync.Mutex
+	w         io.Writer
+	namespace string
+	now       func() time.Time
+}
+
+// NewMetrics returns an EMF writer for one namespace.
+func NewMetrics(w io.Writer, namespace string) *Metrics {
+	return &Metrics{w: w, namespace: namespace, now: time.Now}
+}
+
+// Emit writes one EMF line with the given dimensions and metrics.
+func (m *Metrics) Emit(dims map[string]string, metrics ...Metric) {
+	keys := make([]string, 0, len(dims))
+	for k := range dims {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	type def struct {
+		Name string `json:"Name"`
+		Unit Unit   `json:"Unit"`
+	}
+	defs := make([]def, len(metrics))
+	line := map[string]any{}
+	for k, v := range dims {
+		line[k] = v
+	}
+	for i, mt := range metrics {
+		defs[i] = def{mt.Name, mt.Unit}
+		line[mt.Name] = mt.Value
+	}
+	line["_aws"] = map[string]any{
+		"Timestamp": m.now().UnixMilli(),
+		"CloudWatchMetrics": []any{map[string]any{
+			"Namespace":  m.namespace,
+			"Dimensions": [][]string{keys},
+			"Metrics":    defs,
+		}},
+	}
+	b, err := json.Marshal(line)
+	if err != nil {
+		return
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	_, _ = m.w.Write(append(b, '\n'))
+}
