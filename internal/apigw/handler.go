@@ -391,4 +391,3 @@ func (h *Handler) record(ctx context.Context, reqID string, o outcome, resp even
 	}
 	h.metrics.Emit(map[string]string{"Service": "command", "Reason": p.slug}, obs.Metric{Name: "CommandRejected", Value: 1, Unit: obs.Count})
 }
-

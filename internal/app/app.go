@@ -26,10 +26,10 @@ import (
 
 // CommandConfig is the command function's configuration.
 type CommandConfig struct {
-	TableName  string // TABLE_NAME
-	Shards     int    // UNDELIVERED_INDEX_SHARDS
-	LogLevel   slog.Level
-	getenv     func(string) string
+	TableName string // TABLE_NAME
+	Shards    int    // UNDELIVERED_INDEX_SHARDS
+	LogLevel  slog.Level
+	getenv    func(string) string
 }
 
 // LoadCommandConfig reads and checks the command function's environment.

@@ -87,10 +87,10 @@ func (c *Dispatch) Decide(cur Aggregate, _ time.Time) (Decision, error) {
 	data := MergePatch(cur.Data, c.State)
 	d := Decision{AggregateType: c.AggregateType, Data: data}
 	for _, e := range c.Events {
-		d.Events = append(d.Events, Event{Type: e.Type, Data: e.Data})
+		d.Events = append(d.Events, Event(e))
 	}
 	for _, e := range c.Emails {
-		d.Emails = append(d.Emails, Email{To: e.To, Template: e.Template, Data: e.Data})
+		d.Emails = append(d.Emails, Email(e))
 	}
 	return d, nil
 }
@@ -116,4 +116,3 @@ func MergePatch(target, patch map[string]any) map[string]any {
 	}
 	return out
 }
-

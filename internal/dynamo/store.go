@@ -91,7 +91,9 @@ func (s *Store) shardOf(eventID string) string {
 }
 
 func str(v string) types.AttributeValue { return &types.AttributeValueMemberS{Value: v} }
-func num(v int64) types.AttributeValue  { return &types.AttributeValueMemberN{Value: strconv.FormatInt(v, 10)} }
+func num(v int64) types.AttributeValue {
+	return &types.AttributeValueMemberN{Value: strconv.FormatInt(v, 10)}
+}
 
 // Load reads an aggregate with a consistent read; a missing one has Version 0.
 func (s *Store) Load(ctx context.Context, id string) (dispatch.Aggregate, error) {
