@@ -238,7 +238,7 @@ func (s *Store) transactItems(c dispatch.Commit) ([]types.TransactWriteItem, err
 	for _, it := range all {
 		n := itemSize(it)
 		if n > dispatch.MaxItemBytes {
-			return nil, dispatch.E(op, dispatch.TooLarge, fmt.Sprintf("an item of %d bytes exceeds DynamoDB's %d-byte item limit", n, dispatch.MaxItemBytes), nil)
+			return nil, dispatch.E(op, dispatch.TooLarge, fmt.Sprintf("an item of %d bytes exceeds DynamoDB's item limit of 400 KB (%d bytes)", n, dispatch.MaxItemBytes), nil)
 		}
 		total += n
 	}
