@@ -53,6 +53,14 @@ lint-template: py-tools ## cfn-lint and `sam validate --lint` on infra/template.
 	$(VENV)/bin/cfn-lint infra/template.yaml
 	$(VENV)/bin/sam validate --lint --template-file infra/template.yaml --region us-east-1
 
+## --- bench -------------------------------------------------------------------
+.PHONY: bench
+BENCH_OUT := .local/bench.txt
+bench: emulators-install ## benchmarks against the emulators; each speed is a ratio to a baseline from the same run
+	@mkdir -p .local
+	$(GO) test -run '^$$' -bench . -benchmem -count 1 -timeout 10m ./... | tee $(BENCH_OUT)
+	@echo "written to $(BENCH_OUT) (compare runs with: go run golang.org/x/perf/cmd/benchstat old.txt new.txt)"
+
 ## --- lint --------------------------------------------------------------------
 .PHONY: lint
 lint: ## gofmt, go vet, staticcheck, and the domain-imports-only-stdlib check

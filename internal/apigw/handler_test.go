@@ -38,7 +38,7 @@ const (
 )
 
 type fixture struct {
-	t       *testing.T
+	t       testing.TB
 	h       *apigw.Handler
 	db      *dynamodb.Client
 	table   string
@@ -58,7 +58,7 @@ func (s *syncBuffer) Write(p []byte) (int, error) {
 }
 func (s *syncBuffer) String() string { s.mu.Lock(); defer s.mu.Unlock(); return s.b.String() }
 
-func newFixture(t *testing.T) *fixture {
+func newFixture(t testing.TB) *fixture {
 	t.Helper()
 	env := testenv.Get(t)
 	f := &fixture{t: t, db: dynamodb.NewFromConfig(env.AWS), table: env.Stack.Physical("OutboxTable"), logs: &syncBuffer{}, metrics: &syncBuffer{}}
@@ -75,7 +75,7 @@ func newFixture(t *testing.T) *fixture {
 	return f
 }
 
-func sample(t *testing.T, name string) events.APIGatewayV2HTTPRequest {
+func sample(t testing.TB, name string) events.APIGatewayV2HTTPRequest {
 	t.Helper()
 	b, err := os.ReadFile("testdata/" + name)
 	if err != nil {
@@ -105,7 +105,7 @@ func (f *fixture) post(body string, mods ...func(*events.APIGatewayV2HTTPRequest
 	return req
 }
 
-func sign(t *testing.T, req *events.APIGatewayV2HTTPRequest, secret, id string, ts time.Time) {
+func sign(t testing.TB, req *events.APIGatewayV2HTTPRequest, secret, id string, ts time.Time) {
 	t.Helper()
 	body := []byte(req.Body)
 	if req.IsBase64Encoded {

@@ -82,25 +82,28 @@ func (s *Service) Execute(ctx context.Context, req Request) (Result, error) {
 	sum := sha256.Sum256(req.Body)
 	hash := hex.EncodeToString(sum[:])
 
-	if rec, err := s.store.Idempotency(ctx, req.Scope, req.IdempotencyKey); err != nil {
-		return res, err
-	} else if rec != nil {
-		return replay(res, rec, hash)
-	}
-
 	res.Traceparent = traceparent(req.Traceparent)
+	// A command that can only create, or that expects version 0, is decided
+	// against an empty aggregate on its first attempt, without a read; if the
+	// aggregate exists after all, the transaction's condition fails and the
+	// next attempt reads it.
+	cr, creates := cmd.(dispatch.Creator)
+	blind := (creates && cr.CreatesAggregate()) || (env.ExpectedVersion != nil && *env.ExpectedVersion == 0)
 	for attempt := 1; ; attempt++ {
 		res.Attempts = attempt
-		cur, err := s.store.Load(ctx, env.AggregateID)
-		if err != nil {
-			return res, err
+		cur := dispatch.Aggregate{ID: env.AggregateID, Data: map[string]any{}}
+		if !blind || attempt > 1 {
+			var err error
+			if cur, err = s.store.Load(ctx, env.AggregateID); err != nil {
+				return res, err
+			}
 		}
 		if ev := env.ExpectedVersion; ev != nil && *ev != cur.Version {
-			return res, &dispatch.VersionConflict{Current: cur.Version, Msg: fmt.Sprintf("expected version %d, the aggregate is at version %d", *ev, cur.Version)}
+			return s.replayOr(ctx, res, req, hash, &dispatch.VersionConflict{Current: cur.Version, Msg: fmt.Sprintf("expected version %d, the aggregate is at version %d", *ev, cur.Version)})
 		}
 		commit, err := s.prepare(env, cmd, cur, req, hash, res.Traceparent, attempt)
 		if err != nil {
-			return res, err
+			return s.replayOr(ctx, res, req, hash, err)
 		}
 		out, err := s.store.Commit(ctx, commit)
 		if err == nil {
@@ -130,7 +133,9 @@ func (s *Service) Execute(ctx context.Context, req Request) (Result, error) {
 			if lerr != nil {
 				return res, lerr
 			}
-			return res, &dispatch.VersionConflict{Current: now.Version, Msg: fmt.Sprintf("expected version %d, the aggregate is at version %d", *env.ExpectedVersion, now.Version)}
+			return s.replayOr(ctx, res, req, hash, &dispatch.VersionConflict{Current: now.Version, Msg: fmt.Sprintf("expected version %d, the aggregate is at version %d", *env.ExpectedVersion, now.Version)})
+		case errors.Is(err, dispatch.ErrVersionConflict) && blind && attempt == 1:
+			// The aggregate exists: read it and decide again, at once.
 		case errors.Is(err, dispatch.ErrVersionConflict) || dispatch.KindOf(err) == dispatch.Transient:
 			if attempt >= MaxAttempts {
 				return res, &dispatch.VersionConflict{Current: cur.Version, Msg: fmt.Sprintf("the aggregate kept changing concurrently; gave up after %d attempts, retry the request", attempt)}
@@ -142,6 +147,22 @@ func (s *Service) Execute(ctx context.Context, req Request) (Result, error) {
 			return res, err
 		}
 	}
+}
+
+// replayOr answers a refusal, unless the key was already used: a repeat of
+// an applied command must get the first answer even though deciding it again
+// now fails (opening an open account, an outdated expectedVersion). Looking
+// the key up only here keeps the accepted path at one read and one write;
+// a first-time key is caught by the transaction's condition instead.
+func (s *Service) replayOr(ctx context.Context, res Result, req Request, hash string, refusal error) (Result, error) {
+	rec, err := s.store.Idempotency(ctx, req.Scope, req.IdempotencyKey)
+	if err != nil {
+		return res, err
+	}
+	if rec != nil {
+		return replay(res, rec, hash)
+	}
+	return res, refusal
 }
 
 func replay(res Result, rec *dispatch.Idempotency, hash string) (Result, error) {

@@ -50,6 +50,9 @@ func (c *OpenAccount) Validate() []FieldError {
 	return fe
 }
 
+// CreatesAggregate implements Creator.
+func (c *OpenAccount) CreatesAggregate() bool { return true }
+
 // Decide implements Command.
 func (c *OpenAccount) Decide(cur Aggregate, _ time.Time) (Decision, error) {
 	if cur.Exists() {

@@ -30,6 +30,14 @@ type Command interface {
 	Decide(current Aggregate, now time.Time) (Decision, error)
 }
 
+// Creator is implemented by commands that only ever create an aggregate
+// (OpenAccount). The service then decides against an empty aggregate without
+// reading it first, and the transaction's condition (the aggregate must not
+// exist) catches the case where it does: one read fewer on the common path.
+type Creator interface {
+	CreatesAggregate() bool
+}
+
 // Decision is what a command decided.
 type Decision struct {
 	AggregateType string

@@ -181,6 +181,12 @@ func TestIdempotencyRecordIsReadBackUntilItExpires(t *testing.T) {
 	if rec, err := f.store.Idempotency(ctx, "test", expired.Idempotency.Key); err != nil || rec != nil {
 		t.Errorf("an expired record (DynamoDB deletes lazily) must read as absent: %+v, %v", rec, err)
 	}
+	// A new command may reuse the expired key: the lingering record is replaced.
+	reuse := commit(fmt.Sprintf("idem-new-%d", time.Now().UnixNano()), 0, 0)
+	reuse.Idempotency.Key = expired.Idempotency.Key
+	if _, err := f.store.Commit(ctx, reuse); err != nil {
+		t.Fatalf("reusing an expired key: %v", err)
+	}
 	// The TTL attribute must be a Number of epoch seconds, or TTL never fires.
 	out, err := f.db.GetItem(ctx, &dynamodb.GetItemInput{TableName: aws.String(f.table), Key: map[string]types.AttributeValue{
 		"pk": &types.AttributeValueMemberS{Value: "IDEMP#test#" + live.Idempotency.Key}, "sk": &types.AttributeValueMemberS{Value: "IDEMP"},
