@@ -165,10 +165,11 @@ func FormatMinor(amount int64, currency string) string {
 		digits = 2
 	}
 	neg := amount < 0
+	abs := uint64(amount)
 	if neg {
-		amount = -amount
+		abs = uint64(-(amount + 1)) + 1 // no overflow at math.MinInt64
 	}
-	s := strconv.FormatInt(amount, 10)
+	s := strconv.FormatUint(abs, 10)
 	if digits > 0 {
 		for len(s) <= digits {
 			s = "0" + s
@@ -196,7 +197,10 @@ func ParseAddress(s string) (string, error) {
 		return "", fmt.Errorf("is not a valid email address")
 	}
 	local, domain, _ := strings.Cut(a.Address, "@")
-	if local == "" || !strings.Contains(domain, ".") || strings.HasSuffix(domain, ".") {
+	// net/mail unquotes a quoted local part ("a b"@x becomes a b@x), which
+	// would no longer be one valid address on its own: refuse those.
+	if local == "" || strings.Count(a.Address, "@") != 1 || strings.ContainsAny(local, " \"\\(),:;<>[]") ||
+		!strings.Contains(domain, ".") || strings.HasSuffix(domain, ".") {
 		return "", fmt.Errorf("is not a valid email address")
 	}
 	return a.Address, nil

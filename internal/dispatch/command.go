@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"reflect"
 	"regexp"
 	"sort"
 	"strings"
@@ -165,12 +166,20 @@ func joinField(prefix, f string) string {
 	if f == "" {
 		return prefix
 	}
+	if prefix == "" {
+		return f
+	}
 	return prefix + "." + f
 }
 
 // strictDecode decodes exactly one JSON value into v, refusing unknown
 // fields, wrong types and trailing data.
 func strictDecode(b []byte, v any) error {
+	// encoding/json matches keys case-insensitively and keeps the last of
+	// duplicates; a body that two readers could read two ways is refused.
+	if err := checkKeys(b, reflect.TypeOf(v)); err != nil {
+		return err
+	}
 	dec := json.NewDecoder(bytes.NewReader(b))
 	dec.DisallowUnknownFields()
 	dec.UseNumber()
@@ -208,7 +217,7 @@ func jsonErrorMessage(err error) string {
 	case errors.As(err, &te):
 		want := jsonTypeName(te.Type.Kind().String())
 		if want == "a number" && strings.HasPrefix(te.Value, "number") {
-			return "must be a whole number"
+			return "must be a whole number (no fraction or exponent) within range"
 		}
 		return fmt.Sprintf("must be %s, not %s", want, te.Value)
 	case errors.As(err, &se):
@@ -261,3 +270,97 @@ func hasControl(s string) bool {
 }
 
 func bytesReader(b []byte) *bytes.Reader { return bytes.NewReader(b) }
+
+// checkKeys walks a JSON value alongside the Go type it decodes into and
+// refuses duplicate keys anywhere, and keys that differ from a struct's JSON
+// field names only by case. Malformed JSON is left to the decoder.
+func checkKeys(b []byte, t reflect.Type) error {
+	dec := json.NewDecoder(bytes.NewReader(b))
+	dec.UseNumber()
+	return walkKeys(dec, t, "")
+}
+
+func walkKeys(dec *json.Decoder, t reflect.Type, path string) error {
+	for t != nil && t.Kind() == reflect.Pointer {
+		t = t.Elem()
+	}
+	tok, err := dec.Token()
+	if err != nil {
+		return nil // the decoder reports malformed JSON with a better message
+	}
+	switch tok {
+	case json.Delim('{'):
+		fields := map[string]reflect.Type{}
+		lower := map[string]string{}
+		if t != nil && t.Kind() == reflect.Struct {
+			collectFields(t, fields)
+			for name := range fields {
+				lower[strings.ToLower(name)] = name
+			}
+		}
+		seen := map[string]bool{}
+		for dec.More() {
+			kt, err := dec.Token()
+			if err != nil {
+				return nil
+			}
+			k, _ := kt.(string)
+			if seen[k] {
+				return InvalidField(joinField(path, k), "appears twice")
+			}
+			seen[k] = true
+			var child reflect.Type
+			if t != nil {
+				switch t.Kind() {
+				case reflect.Struct:
+					ft, ok := fields[k]
+					if !ok {
+						if exact, near := lower[strings.ToLower(k)]; near {
+							return InvalidField(joinField(path, k), "unknown field; did you mean %q?", exact)
+						}
+					}
+					child = ft
+				case reflect.Map:
+					child = t.Elem()
+				}
+			}
+			if err := walkKeys(dec, child, joinField(path, k)); err != nil {
+				return err
+			}
+		}
+		_, _ = dec.Token()
+	case json.Delim('['):
+		var elem reflect.Type
+		if t != nil && (t.Kind() == reflect.Slice || t.Kind() == reflect.Array) {
+			elem = t.Elem()
+		}
+		for i := 0; dec.More(); i++ {
+			if err := walkKeys(dec, elem, fmt.Sprintf("%s[%d]", path, i)); err != nil {
+				return err
+			}
+		}
+		_, _ = dec.Token()
+	}
+	return nil
+}
+
+// collectFields maps JSON field names to types, flattening embedded structs
+// as encoding/json does.
+func collectFields(t reflect.Type, out map[string]reflect.Type) {
+	for i := 0; i < t.NumField(); i++ {
+		f := t.Field(i)
+		tag := f.Tag.Get("json")
+		name, _, _ := strings.Cut(tag, ",")
+		if f.Anonymous && name == "" && f.Type.Kind() == reflect.Struct {
+			collectFields(f.Type, out)
+			continue
+		}
+		if !f.IsExported() || name == "-" {
+			continue
+		}
+		if name == "" {
+			name = f.Name
+		}
+		out[name] = f.Type
+	}
+}

@@ -31,13 +31,21 @@ type DispatchEmail struct {
 	Data     map[string]any `json:"data"`
 }
 
+// reservedTypes are the aggregate types that typed commands own.
+var reservedTypes = map[string]bool{AccountType: true}
+
 var typeName = regexp.MustCompile(`^[A-Za-z][A-Za-z0-9._-]*$`)
 
 // Validate implements Command.
 func (c *Dispatch) Validate() []FieldError {
 	var fe []FieldError
-	if !typeName.MatchString(c.AggregateType) || len(c.AggregateType) > MaxTypeLen {
+	switch {
+	case !typeName.MatchString(c.AggregateType) || len(c.AggregateType) > MaxTypeLen:
 		fe = append(fe, FieldError{"aggregateType", fmt.Sprintf("must be 1 to %d characters of A-Z a-z 0-9 . _ - starting with a letter", MaxTypeLen)})
+	case reservedTypes[c.AggregateType]:
+		// Typed commands own these aggregates and their invariants (an
+		// account's balance); a generic patch must not bypass them.
+		fe = append(fe, FieldError{"aggregateType", fmt.Sprintf("%s aggregates are changed only by their own commands", c.AggregateType)})
 	}
 	if c.State == nil && len(c.Events) == 0 && len(c.Emails) == 0 {
 		fe = append(fe, FieldError{"", "give at least one of state, events, emails"})

@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"time"
 )
 
@@ -45,6 +46,8 @@ type OutboxItem struct {
 	LastError     string
 	CreatedAt     time.Time
 	Traceparent   string
+	LeaseOwner    string    // SENDING only: who holds the delivery lease
+	LeaseUntil    time.Time // SENDING only: when the lease lapses
 }
 
 // EventPayload is the payload of an events-queue item: what the relay turns
@@ -131,3 +134,50 @@ type VersionConflict struct {
 }
 
 func (e *VersionConflict) Error() string { return e.Msg }
+
+// OutboxKey names one outbox item.
+type OutboxKey struct {
+	AggregateID string
+	Version     int64
+	Seq         int
+}
+
+// Key returns the item's key.
+func (o OutboxItem) Key() OutboxKey { return OutboxKey{o.AggregateID, o.Version, o.Seq} }
+
+// ErrAlreadyDone: a conditional delivery update lost its condition, because
+// another worker delivered, claimed or failed the item first.
+var ErrAlreadyDone = errors.New("the outbox item was already handled")
+
+// Validate checks an outbox item as read back (from the stream, the table or
+// the DLQ): an envelope the relay cannot trust is parked, not retried.
+func (o OutboxItem) Validate() error {
+	switch {
+	case !ValidAggregateID(o.AggregateID):
+		return fmt.Errorf("outbox item: invalid aggregate id")
+	case o.Version < 1 || o.Seq < 0:
+		return fmt.Errorf("outbox item: invalid version or position")
+	case o.EventID == "" || len(o.EventID) > 64:
+		return fmt.Errorf("outbox item: missing or oversized event id")
+	case o.EventType == "" || len(o.EventType) > MaxTypeLen+len("email."):
+		return fmt.Errorf("outbox item: missing or oversized event type")
+	}
+	switch o.Target {
+	case TargetEvents:
+		var p EventPayload
+		if err := json.Unmarshal(o.Payload, &p); err != nil {
+			return fmt.Errorf("outbox item: event payload: %w", err)
+		}
+	case TargetEmail:
+		var p EmailPayload
+		if err := json.Unmarshal(o.Payload, &p); err != nil {
+			return fmt.Errorf("outbox item: email payload: %w", err)
+		}
+		if len(p.To) == 0 || len(p.To) > MaxRecipientsPerEmail || p.Subject == "" || hasControl(p.Subject) || (p.Text == "" && p.HTML == "") {
+			return fmt.Errorf("outbox item: email payload is incomplete or unsafe")
+		}
+	default:
+		return fmt.Errorf("outbox item: unknown target %q", o.Target)
+	}
+	return nil
+}

@@ -40,9 +40,10 @@ const (
 
 // Metric is one value.
 type Metric struct {
-	Name  string
-	Value float64
-	Unit  Unit
+	Name   string
+	Value  float64
+	Values []float64 // several samples in one line (at most 100), instead of Value
+	Unit   Unit
 }
 
 // Metrics writes EMF lines. It is safe for concurrent use.
@@ -77,6 +78,13 @@ func (m *Metrics) Emit(dims map[string]string, metrics ...Metric) {
 	for i, mt := range metrics {
 		defs[i] = def{mt.Name, mt.Unit}
 		line[mt.Name] = mt.Value
+		if len(mt.Values) > 0 {
+			vs := mt.Values
+			if len(vs) > 100 {
+				vs = vs[:100]
+			}
+			line[mt.Name] = vs
+		}
 	}
 	line["_aws"] = map[string]any{
 		"Timestamp": m.now().UnixMilli(),

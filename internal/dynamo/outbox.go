@@ -1,0 +1,337 @@
+package dynamo
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/aws/aws-lambda-go/events"
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
+
+	"github.com/dispatcher-dev/dispatcher/internal/dispatch"
+)
+
+// Attributes of the delivery lease and outcome.
+const (
+	attrLeaseOwner  = "leaseOwner"
+	attrLeaseUntil  = "leaseUntil" // N, epoch milliseconds
+	attrDeliveredAt = "deliveredAt"
+)
+
+// maxBatchGet is DynamoDB's BatchGetItem limit.
+const maxBatchGet = 100
+
+// key returns the table key of an outbox item.
+func key(k dispatch.OutboxKey) map[string]types.AttributeValue {
+	return map[string]types.AttributeValue{attrPK: str(aggregatePK(k.AggregateID)), attrSK: str(OutboxSK(k.Version, k.Seq))}
+}
+
+// StreamRecord decodes a DynamoDB Streams record (as Lambda delivers it) into
+// an outbox item. ok is false for records that are not outbox INSERTs, which
+// the relay ignores; err is set for an outbox INSERT that cannot be decoded
+// or is invalid, which the relay parks. The attribute values are converted
+// to the SDK's types once, here.
+func StreamRecord(r events.DynamoDBEventRecord) (item dispatch.OutboxItem, ok bool, err error) {
+	if r.EventName != string(events.DynamoDBOperationTypeInsert) {
+		return item, false, nil
+	}
+	keys, err := FromStreamImage(r.Change.Keys)
+	if err != nil {
+		return item, true, fmt.Errorf("keys: %w", err)
+	}
+	sk := getS(keys, attrSK)
+	if !strings.HasPrefix(sk, prefixOutbox) {
+		return item, false, nil
+	}
+	k, err := parseOutboxKey(getS(keys, attrPK), sk)
+	if err != nil {
+		return dispatch.OutboxItem{AggregateID: k.AggregateID, Version: k.Version, Seq: k.Seq}, true, err
+	}
+	img, err := FromStreamImage(r.Change.NewImage)
+	if err != nil {
+		return dispatch.OutboxItem{AggregateID: k.AggregateID, Version: k.Version, Seq: k.Seq}, true, fmt.Errorf("new image: %w", err)
+	}
+	item = decodeOutbox(img)
+	item.AggregateID, item.Version, item.Seq = k.AggregateID, k.Version, k.Seq
+	if err := item.Validate(); err != nil {
+		return item, true, err
+	}
+	return item, true, nil
+}
+
+func parseOutboxKey(pk, sk string) (dispatch.OutboxKey, error) {
+	var k dispatch.OutboxKey
+	id, ok := strings.CutPrefix(pk, prefixAggregate)
+	if !ok || !dispatch.ValidAggregateID(id) {
+		return k, fmt.Errorf("partition key %q is not an aggregate key", pk)
+	}
+	k.AggregateID = id
+	parts := strings.Split(strings.TrimPrefix(sk, prefixOutbox), "#")
+	if len(parts) != 2 {
+		return k, fmt.Errorf("sort key %q is not an outbox key", sk)
+	}
+	v, err1 := strconv.ParseInt(parts[0], 10, 64)
+	n, err2 := strconv.Atoi(parts[1])
+	if err1 != nil || err2 != nil || v < 1 || n < 0 {
+		return k, fmt.Errorf("sort key %q is not an outbox key", sk)
+	}
+	k.Version, k.Seq = v, n
+	return k, nil
+}
+
+// FromStreamImage converts a stream image to SDK attribute values.
+func FromStreamImage(img map[string]events.DynamoDBAttributeValue) (map[string]types.AttributeValue, error) {
+	out := make(map[string]types.AttributeValue, len(img))
+	for k, v := range img {
+		av, err := fromStreamValue(v)
+		if err != nil {
+			return nil, fmt.Errorf("%s: %w", k, err)
+		}
+		out[k] = av
+	}
+	return out, nil
+}
+
+func fromStreamValue(v events.DynamoDBAttributeValue) (types.AttributeValue, error) {
+	switch v.DataType() {
+	case events.DataTypeString:
+		return &types.AttributeValueMemberS{Value: v.String()}, nil
+	case events.DataTypeNumber:
+		return &types.AttributeValueMemberN{Value: v.Number()}, nil
+	case events.DataTypeBoolean:
+		return &types.AttributeValueMemberBOOL{Value: v.Boolean()}, nil
+	case events.DataTypeNull:
+		return &types.AttributeValueMemberNULL{Value: true}, nil
+	case events.DataTypeBinary:
+		return &types.AttributeValueMemberB{Value: v.Binary()}, nil
+	case events.DataTypeStringSet:
+		return &types.AttributeValueMemberSS{Value: v.StringSet()}, nil
+	case events.DataTypeNumberSet:
+		return &types.AttributeValueMemberNS{Value: v.NumberSet()}, nil
+	case events.DataTypeBinarySet:
+		return &types.AttributeValueMemberBS{Value: v.BinarySet()}, nil
+	case events.DataTypeMap:
+		m, err := FromStreamImage(v.Map())
+		if err != nil {
+			return nil, err
+		}
+		return &types.AttributeValueMemberM{Value: m}, nil
+	case events.DataTypeList:
+		l := make([]types.AttributeValue, 0, len(v.List()))
+		for _, e := range v.List() {
+			av, err := fromStreamValue(e)
+			if err != nil {
+				return nil, err
+			}
+			l = append(l, av)
+		}
+		return &types.AttributeValueMemberL{Value: l}, nil
+	}
+	return nil, fmt.Errorf("unsupported stream attribute type %v", v.DataType())
+}
+
+// Statuses reads the current state of outbox items with consistent
+// BatchGetItem calls (100 keys each). Missing items are absent from the map.
+func (s *Store) Statuses(ctx context.Context, keys []dispatch.OutboxKey) (map[dispatch.OutboxKey]dispatch.OutboxItem, error) {
+	const op = "dynamo.Statuses"
+	out := make(map[dispatch.OutboxKey]dispatch.OutboxItem, len(keys))
+	seen := map[dispatch.OutboxKey]bool{}
+	var uniq []dispatch.OutboxKey
+	for _, k := range keys {
+		if !seen[k] {
+			seen[k] = true
+			uniq = append(uniq, k)
+		}
+	}
+	for start := 0; start < len(uniq); start += maxBatchGet {
+		chunk := uniq[start:min(start+maxBatchGet, len(uniq))]
+		req := make([]map[string]types.AttributeValue, len(chunk))
+		for i, k := range chunk {
+			req[i] = key(k)
+		}
+		pending := map[string]types.KeysAndAttributes{s.table: {Keys: req, ConsistentRead: aws.Bool(true)}}
+		for attempt := 0; len(pending) > 0; attempt++ {
+			res, err := s.db.BatchGetItem(ctx, &dynamodb.BatchGetItemInput{RequestItems: pending})
+			if err != nil {
+				return nil, classify(op, err)
+			}
+			for _, it := range res.Responses[s.table] {
+				o := decodeOutbox(it)
+				k, err := parseOutboxKey(getS(it, attrPK), getS(it, attrSK))
+				if err != nil {
+					continue
+				}
+				o.AggregateID, o.Version, o.Seq = k.AggregateID, k.Version, k.Seq
+				o.LeaseOwner = getS(it, attrLeaseOwner)
+				o.LeaseUntil = time.UnixMilli(getN(it, attrLeaseUntil))
+				out[k] = o
+			}
+			pending = res.UnprocessedKeys
+			if len(pending) > 0 {
+				if attempt >= 8 {
+					return nil, dispatch.E(op, dispatch.Transient, "unprocessed keys after retries", nil)
+				}
+				if err := sleepCtx(ctx, time.Duration(10<<attempt)*time.Millisecond); err != nil {
+					return nil, dispatch.E(op, dispatch.Transient, "", err)
+				}
+			}
+		}
+	}
+	return out, nil
+}
+
+// MarkDelivered records a delivery: status DELIVERED, attempts + 1, the TTL
+// (a Number of epoch seconds), and the sparse index keys and lease removed.
+// The condition keeps it from overwriting a delivery recorded by another
+// worker; when leaseOwner is set (emails), only the lease holder may mark.
+// A lost condition returns dispatch.ErrAlreadyDone.
+func (s *Store) MarkDelivered(ctx context.Context, k dispatch.OutboxKey, leaseOwner string, now time.Time, keepFor time.Duration) error {
+	const op = "dynamo.MarkDelivered"
+	cond := "attribute_exists(pk) AND #st <> :delivered"
+	vals := map[string]types.AttributeValue{
+		":delivered": str(string(dispatch.Delivered)),
+		":one":       num(1),
+		":at":        str(now.UTC().Format(time.RFC3339Nano)),
+		":exp":       num(now.Add(keepFor).Unix()),
+	}
+	if leaseOwner != "" {
+		cond += " AND #owner = :owner"
+		vals[":owner"] = str(leaseOwner)
+	}
+	names := map[string]string{"#st": attrStatus, "#att": attrAttempts, "#at": attrDeliveredAt, "#exp": attrExpiresAt,
+		"#shard": attrShard, "#since": attrSince, "#owner": attrLeaseOwner, "#until": attrLeaseUntil, "#err": attrLastError}
+	_, err := s.db.UpdateItem(ctx, &dynamodb.UpdateItemInput{
+		TableName:                 aws.String(s.table),
+		Key:                       key(k),
+		UpdateExpression:          aws.String("SET #st = :delivered, #att = if_not_exists(#att, :zero) + :one, #at = :at, #exp = :exp REMOVE #shard, #since, #owner, #until, #err"),
+		ConditionExpression:       aws.String(cond),
+		ExpressionAttributeNames:  names,
+		ExpressionAttributeValues: withZero(vals),
+	})
+	return conditional(op, err)
+}
+
+// Claim takes the delivery lease of an email item: PENDING (or SENDING with
+// an expired lease) becomes SENDING, owned by owner until until. Two
+// concurrent attempts cannot both hold it, so an email is sent once.
+// A lost condition returns dispatch.ErrAlreadyDone.
+func (s *Store) Claim(ctx context.Context, k dispatch.OutboxKey, owner string, now, until time.Time) error {
+	const op = "dynamo.Claim"
+	_, err := s.db.UpdateItem(ctx, &dynamodb.UpdateItemInput{
+		TableName:                aws.String(s.table),
+		Key:                      key(k),
+		UpdateExpression:         aws.String("SET #st = :sending, #owner = :owner, #until = :until"),
+		ConditionExpression:      aws.String("attribute_exists(pk) AND (#st = :pending OR (#st = :sending AND #until < :now))"),
+		ExpressionAttributeNames: map[string]string{"#st": attrStatus, "#owner": attrLeaseOwner, "#until": attrLeaseUntil},
+		ExpressionAttributeValues: map[string]types.AttributeValue{
+			":sending": str(string(dispatch.Sending)), ":pending": str(string(dispatch.Pending)),
+			":owner": str(owner), ":until": num(until.UnixMilli()), ":now": num(now.UnixMilli()),
+		},
+	})
+	return conditional(op, err)
+}
+
+// Release records a failed attempt that will be retried: attempts + 1, the
+// last error, status back to PENDING and the lease dropped (when held by
+// owner, or when no lease is involved).
+func (s *Store) Release(ctx context.Context, k dispatch.OutboxKey, owner, lastError string) error {
+	const op = "dynamo.Release"
+	cond := "attribute_exists(pk) AND #st <> :delivered AND #st <> :failed"
+	vals := map[string]types.AttributeValue{
+		":pending": str(string(dispatch.Pending)), ":delivered": str(string(dispatch.Delivered)),
+		":failed": str(string(dispatch.Failed)), ":one": num(1), ":err": str(truncate(lastError, 1000)),
+	}
+	if owner != "" {
+		cond += " AND #owner = :owner"
+		vals[":owner"] = str(owner)
+	}
+	_, err := s.db.UpdateItem(ctx, &dynamodb.UpdateItemInput{
+		TableName:                 aws.String(s.table),
+		Key:                       key(k),
+		UpdateExpression:          aws.String("SET #st = :pending, #att = if_not_exists(#att, :zero) + :one, #err = :err REMOVE #owner, #until"),
+		ConditionExpression:       aws.String(cond),
+		ExpressionAttributeNames:  map[string]string{"#st": attrStatus, "#att": attrAttempts, "#err": attrLastError, "#owner": attrLeaseOwner, "#until": attrLeaseUntil},
+		ExpressionAttributeValues: withZero(vals),
+	})
+	return conditional(op, err)
+}
+
+// MarkFailed records a permanent failure: status FAILED, attempts + 1, the
+// error. The sparse index keys stay (the item is not delivered) and the DLQ
+// holds the message that replay works from.
+func (s *Store) MarkFailed(ctx context.Context, k dispatch.OutboxKey, owner, lastError string) error {
+	const op = "dynamo.MarkFailed"
+	cond := "attribute_exists(pk) AND #st <> :delivered"
+	vals := map[string]types.AttributeValue{
+		":failed": str(string(dispatch.Failed)), ":delivered": str(string(dispatch.Delivered)),
+		":one": num(1), ":err": str(truncate(lastError, 1000)),
+	}
+	if owner != "" {
+		cond += " AND (#owner = :owner OR attribute_not_exists(#owner))"
+		vals[":owner"] = str(owner)
+	}
+	_, err := s.db.UpdateItem(ctx, &dynamodb.UpdateItemInput{
+		TableName:                 aws.String(s.table),
+		Key:                       key(k),
+		UpdateExpression:          aws.String("SET #st = :failed, #att = if_not_exists(#att, :zero) + :one, #err = :err REMOVE #owner, #until"),
+		ConditionExpression:       aws.String(cond),
+		ExpressionAttributeNames:  map[string]string{"#st": attrStatus, "#att": attrAttempts, "#err": attrLastError, "#owner": attrLeaseOwner, "#until": attrLeaseUntil},
+		ExpressionAttributeValues: withZero(vals),
+	})
+	return conditional(op, err)
+}
+
+// Requeue puts a FAILED item back to PENDING for replay, keeping its
+// attempt count. A lost condition (it is not FAILED) returns ErrAlreadyDone.
+func (s *Store) Requeue(ctx context.Context, k dispatch.OutboxKey) error {
+	const op = "dynamo.Requeue"
+	_, err := s.db.UpdateItem(ctx, &dynamodb.UpdateItemInput{
+		TableName:                 aws.String(s.table),
+		Key:                       key(k),
+		UpdateExpression:          aws.String("SET #st = :pending"),
+		ConditionExpression:       aws.String("attribute_exists(pk) AND #st = :failed"),
+		ExpressionAttributeNames:  map[string]string{"#st": attrStatus},
+		ExpressionAttributeValues: map[string]types.AttributeValue{":pending": str(string(dispatch.Pending)), ":failed": str(string(dispatch.Failed))},
+	})
+	return conditional(op, err)
+}
+
+func withZero(v map[string]types.AttributeValue) map[string]types.AttributeValue {
+	v[":zero"] = num(0)
+	return v
+}
+
+// conditional maps a lost condition to dispatch.ErrAlreadyDone.
+func conditional(op string, err error) error {
+	if err == nil {
+		return nil
+	}
+	var ccf *types.ConditionalCheckFailedException
+	if errors.As(err, &ccf) {
+		return dispatch.E(op, dispatch.Conflict, "", dispatch.ErrAlreadyDone)
+	}
+	return classify(op, err)
+}
+
+func truncate(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	return s[:n]
+}
+
+func sleepCtx(ctx context.Context, d time.Duration) error {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-t.C:
+		return nil
+	}
+}
