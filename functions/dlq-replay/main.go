@@ -4,18 +4,29 @@ package main
 
 import (
 	"context"
-	"encoding/json"
-	"errors"
+	"fmt"
+	"os"
 
 	"github.com/aws/aws-lambda-go/lambda"
+
+	"github.com/dispatcher-dev/dispatcher/internal/app"
 )
 
 func main() {
-	lambda.Start(handle)
+	ctx := context.Background()
+	c, err := app.LoadDeliveryConfig(os.Getenv)
+	if err != nil {
+		fail(err)
+	}
+	cfg, err := app.AWSConfig(ctx)
+	if err != nil {
+		fail(err)
+	}
+	lambda.Start(app.NewReplayHandler(ctx, cfg, c).Invoke)
 }
 
-// handle refuses until replay lands (issue 5), so nothing is deleted from
-// the DLQ by a function that cannot redeliver it.
-func handle(_ context.Context, _ json.RawMessage) (json.RawMessage, error) {
-	return nil, errors.New("dlq-replay: replay is not built yet")
+// fail reports a cold-start error; Lambda shows it as an init error.
+func fail(err error) {
+	fmt.Fprintln(os.Stderr, "dlq-replay: cold start:", err)
+	os.Exit(1)
 }

@@ -4,19 +4,29 @@ package main
 
 import (
 	"context"
-	"errors"
+	"fmt"
+	"os"
 
-	"github.com/aws/aws-lambda-go/events"
 	"github.com/aws/aws-lambda-go/lambda"
+
+	"github.com/dispatcher-dev/dispatcher/internal/app"
 )
 
 func main() {
-	lambda.Start(handle)
+	ctx := context.Background()
+	c, err := app.LoadDeliveryConfig(os.Getenv)
+	if err != nil {
+		fail(err)
+	}
+	cfg, err := app.AWSConfig(ctx)
+	if err != nil {
+		fail(err)
+	}
+	lambda.Start(app.NewRelayHandler(ctx, cfg, c).Handle)
 }
 
-// handle fails every batch until delivery lands (issue 4): failing keeps the
-// records in the stream (and sends them to the DLQ after the retries)
-// instead of acknowledging what was not delivered.
-func handle(_ context.Context, _ events.DynamoDBEvent) (events.DynamoDBEventResponse, error) {
-	return events.DynamoDBEventResponse{}, errors.New("stream-relay: delivery is not built yet")
+// fail reports a cold-start error; Lambda shows it as an init error.
+func fail(err error) {
+	fmt.Fprintln(os.Stderr, "stream-relay: cold start:", err)
+	os.Exit(1)
 }

@@ -11,7 +11,7 @@ func TestEmitWritesOneEMFLine(t *testing.T) {
 	var buf bytes.Buffer
 	m := NewMetrics(&buf, "Dispatcher")
 	m.now = func() time.Time { return time.UnixMilli(1700000000123) }
-	m.Emit(map[string]string{"Service": "command", "Reason": "validation-error"}, Metric{"CommandRejected", 1, Count})
+	m.Emit(map[string]string{"Service": "command", "Reason": "validation-error"}, Metric{Name: "CommandRejected", Value: 1, Unit: Count})
 
 	var line struct {
 		AWS struct {

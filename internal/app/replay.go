@@ -1,0 +1,67 @@
+package app
+
+import (
+	"context"
+	"log/slog"
+	"os"
+	"time"
+
+	"github.com/aws/aws-lambda-go/events"
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/dynamodbstreams"
+	sqsapi "github.com/aws/aws-sdk-go-v2/service/sqs"
+
+	"github.com/dispatcher-dev/dispatcher/internal/obs"
+	"github.com/dispatcher-dev/dispatcher/internal/replay"
+	"github.com/dispatcher-dev/dispatcher/internal/sqs"
+	"github.com/dispatcher-dev/dispatcher/internal/streams"
+)
+
+// dlq adapts the SQS client to the replay's view of the DLQ.
+type dlq struct {
+	c   *sqs.Client
+	url string
+}
+
+func (d dlq) Receive(ctx context.Context, max int, visibility time.Duration) ([]replay.Message, error) {
+	got, err := d.c.Receive(ctx, d.url, max, visibility)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]replay.Message, len(got))
+	for i, m := range got {
+		out[i] = replay.Message{ID: m.ID, Body: m.Body, Receipt: m.Receipt}
+	}
+	return out, nil
+}
+
+func (d dlq) Delete(ctx context.Context, receipt string) error {
+	return d.c.Delete(ctx, d.url, receipt)
+}
+
+func (d dlq) Release(ctx context.Context, receipt string) error {
+	return d.c.ChangeVisibility(ctx, d.url, receipt, 0)
+}
+
+// streamRanges re-reads stream ranges of whichever stream a record names.
+type streamRanges struct {
+	api    *dynamodbstreams.Client
+	region string
+}
+
+func (s streamRanges) Range(ctx context.Context, arn, shard, start, end string) ([]events.DynamoDBEventRecord, error) {
+	return streams.NewReader(s.api, arn, s.region).Range(ctx, shard, start, end)
+}
+
+// NewReplayer builds the DLQ replay (and sweeper).
+func NewReplayer(cfg aws.Config, c DeliveryConfig, log *slog.Logger, metrics *obs.Metrics) *replay.Replayer {
+	engine, store := NewDeliveryEngine(cfg, c, log, metrics)
+	q := sqs.New(sqsapi.NewFromConfig(cfg))
+	return replay.New(store, dlq{q, c.Delivery.DLQURL}, streamRanges{dynamodbstreams.NewFromConfig(cfg), cfg.Region}, engine, log, metrics)
+}
+
+// NewReplayHandler builds the dlq-replay function's handler.
+func NewReplayHandler(_ context.Context, cfg aws.Config, c DeliveryConfig) *replay.Replayer {
+	log := obs.NewLogger(os.Stderr, c.LogLevel).With(slog.String("function", "dlq-replay"))
+	return NewReplayer(cfg, c, log, obs.NewMetrics(os.Stdout, "Dispatcher"))
+}

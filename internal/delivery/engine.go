@@ -1,0 +1,620 @@
+// Package delivery delivers outbox items: events to SQS as CloudEvents,
+// emails through SES v2, in version order per aggregate, with retries inside
+// the invocation, a lease per email, parking in the DLQ, and conditional
+// marks. The stream relay and the DLQ replay share it (DESIGN.md, "Delivery
+// rules").
+package delivery
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"math/big"
+	"sort"
+	"sync"
+	"time"
+
+	"golang.org/x/time/rate"
+
+	"github.com/dispatcher-dev/dispatcher/internal/dispatch"
+	"github.com/dispatcher-dev/dispatcher/internal/obs"
+	"github.com/dispatcher-dev/dispatcher/internal/ses"
+	"github.com/dispatcher-dev/dispatcher/internal/sqs"
+)
+
+// Outbox is what delivery needs from the table.
+type Outbox interface {
+	Statuses(ctx context.Context, keys []dispatch.OutboxKey) (map[dispatch.OutboxKey]dispatch.OutboxItem, error)
+	MarkDelivered(ctx context.Context, k dispatch.OutboxKey, leaseOwner string, now time.Time, keepFor time.Duration) error
+	Claim(ctx context.Context, k dispatch.OutboxKey, owner string, now, until time.Time) error
+	Release(ctx context.Context, k dispatch.OutboxKey, owner, lastError string) error
+	MarkFailed(ctx context.Context, k dispatch.OutboxKey, owner, lastError string) error
+}
+
+// Queue sends SQS messages; errors are classified *dispatch.Error.
+type Queue interface {
+	SendBatch(ctx context.Context, queueURL string, msgs []sqs.Message) []error
+	Send(ctx context.Context, queueURL string, m sqs.Message) error
+}
+
+// Mailer sends emails; errors are classified *dispatch.Error.
+type Mailer interface {
+	Send(ctx context.Context, e ses.Email) (string, error)
+}
+
+// Config tunes delivery. Zero values take the defaults.
+type Config struct {
+	EventsQueueURL   string
+	DLQURL           string
+	Sender           string
+	ConfigurationSet string
+	Source           string        // CloudEvents source; default "dispatcher"
+	Workers          int           // concurrent calls (sends, claims, marks); default 16
+	MaxSendAttempts  int           // per item per invocation; default 4
+	BackoffBase      time.Duration // default 50ms
+	BackoffCap       time.Duration // default 2s
+	DeadlineMargin   time.Duration // stop this long before the deadline; default 3s
+	KeepDelivered    time.Duration // TTL of a delivered item; default 7 days
+	Lease            time.Duration // email lease; default 2 minutes
+	EmailRate        float64       // emails per second for this instance; 0 = unlimited
+}
+
+func (c *Config) defaults() {
+	if c.Source == "" {
+		c.Source = "dispatcher"
+	}
+	if c.Workers <= 0 {
+		c.Workers = 16
+	}
+	if c.MaxSendAttempts <= 0 {
+		c.MaxSendAttempts = 4
+	}
+	if c.BackoffBase <= 0 {
+		c.BackoffBase = 50 * time.Millisecond
+	}
+	if c.BackoffCap <= 0 {
+		c.BackoffCap = 2 * time.Second
+	}
+	if c.DeadlineMargin <= 0 {
+		c.DeadlineMargin = 3 * time.Second
+	}
+	if c.KeepDelivered <= 0 {
+		c.KeepDelivered = 7 * 24 * time.Hour
+	}
+	if c.Lease <= 0 {
+		c.Lease = 2 * time.Minute
+	}
+}
+
+// Outcome is what happened to one item.
+type Outcome int
+
+// The outcomes.
+const (
+	NotAttempted  Outcome = iota // a retry will deliver it (aggregate stopped, deadline, batch stopped)
+	Delivered                    // sent and marked DELIVERED now
+	AlreadyDone                  // found DELIVERED (or gone): nothing sent
+	AlreadyFailed                // found FAILED: parked earlier, replay's business
+	Parked                       // failed permanently now: marked FAILED, DLQ message sent
+	Retry                        // failed transiently: attempts recorded; a retry will deliver it
+)
+
+var outcomeNames = [...]string{"not-attempted", "delivered", "already-done", "already-failed", "parked", "retry"}
+
+func (o Outcome) String() string { return outcomeNames[o] }
+
+// Done reports whether the item needs nothing more from a retry of the batch.
+func (o Outcome) Done() bool {
+	return o == Delivered || o == AlreadyDone || o == AlreadyFailed || o == Parked
+}
+
+// Result is the outcome of a Deliver call.
+type Result struct {
+	Outcomes    map[dispatch.OutboxKey]Outcome
+	Reasons     map[dispatch.OutboxKey]string // error code of Parked and Retry items
+	AccountWide bool                          // SES sending is paused or the account suspended
+}
+
+// Engine delivers outbox items.
+type Engine struct {
+	cfg     Config
+	outbox  Outbox
+	queue   Queue
+	mailer  Mailer
+	limiter *rate.Limiter
+	log     *slog.Logger
+	metrics *obs.Metrics
+	now     func() time.Time
+	owner   string // lease owner id of this instance
+}
+
+// New returns an Engine.
+func New(cfg Config, outbox Outbox, queue Queue, mailer Mailer, log *slog.Logger, metrics *obs.Metrics) *Engine {
+	cfg.defaults()
+	lim := rate.NewLimiter(rate.Inf, 1)
+	if cfg.EmailRate > 0 {
+		lim = rate.NewLimiter(rate.Limit(cfg.EmailRate), max(1, int(cfg.EmailRate)))
+	}
+	var b [8]byte
+	_, _ = rand.Read(b[:])
+	return &Engine{cfg: cfg, outbox: outbox, queue: queue, mailer: mailer, limiter: lim, log: log, metrics: metrics, now: time.Now, owner: "relay-" + hex.EncodeToString(b[:])}
+}
+
+// lane is one aggregate's items in version order and how far it got.
+type lane struct {
+	items   []dispatch.OutboxItem
+	next    int
+	stopped bool
+}
+
+// run is the state of one Deliver call.
+type run struct {
+	e        *Engine
+	mu       sync.Mutex
+	res      Result
+	stop     bool // account-wide: attempt nothing more
+	deadline time.Time
+	lags     []float64
+	marks    chan struct{} // bounds concurrent marks
+}
+
+func (r *run) set(k dispatch.OutboxKey, o Outcome, reason string) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.res.Outcomes[k] = o
+	if reason != "" {
+		r.res.Reasons[k] = reason
+	}
+}
+
+// Deliver delivers items. Items of one aggregate go in version order; after
+// an item of an aggregate fails transiently, none of its later items is
+// attempted. Distinct aggregates progress together, their events batched
+// into SendMessageBatch calls.
+func (e *Engine) Deliver(ctx context.Context, items []dispatch.OutboxItem) Result {
+	r := &run{e: e, res: Result{Outcomes: map[dispatch.OutboxKey]Outcome{}, Reasons: map[dispatch.OutboxKey]string{}}, marks: make(chan struct{}, e.cfg.Workers)}
+	if dl, ok := ctx.Deadline(); ok {
+		r.deadline = dl.Add(-e.cfg.DeadlineMargin)
+	}
+	if len(items) == 0 {
+		return r.res
+	}
+	keys := make([]dispatch.OutboxKey, len(items))
+	for i, it := range items {
+		keys[i] = it.Key()
+		r.res.Outcomes[it.Key()] = NotAttempted
+	}
+	current, err := e.outbox.Statuses(ctx, keys)
+	if err != nil {
+		e.log.ErrorContext(ctx, "read outbox statuses", slog.String("error", err.Error()), slog.Int("items", len(items)))
+		for _, k := range keys {
+			r.res.Reasons[k] = "status-read-failed"
+		}
+		e.emit(r)
+		return r.res
+	}
+	lanes := map[string]*lane{}
+	var order []string
+	for _, it := range items {
+		cur, ok := current[it.Key()]
+		switch {
+		case !ok:
+			r.res.Outcomes[it.Key()] = AlreadyDone // expired by TTL after delivery, or never written
+			continue
+		case cur.Status == dispatch.Delivered:
+			r.res.Outcomes[it.Key()] = AlreadyDone
+			continue
+		case cur.Status == dispatch.Failed:
+			r.res.Outcomes[it.Key()] = AlreadyFailed
+			continue
+		}
+		l := lanes[it.AggregateID]
+		if l == nil {
+			l = &lane{}
+			lanes[it.AggregateID] = l
+			order = append(order, it.AggregateID)
+		}
+		l.items = append(l.items, cur)
+	}
+	for _, l := range lanes {
+		sort.SliceStable(l.items, func(i, j int) bool {
+			a, b := l.items[i], l.items[j]
+			return a.Version < b.Version || (a.Version == b.Version && a.Seq < b.Seq)
+		})
+	}
+	for {
+		var heads []*lane
+		for _, id := range order {
+			if l := lanes[id]; !l.stopped && l.next < len(l.items) {
+				heads = append(heads, l)
+			}
+		}
+		if len(heads) == 0 || r.stop || r.pastDeadline() {
+			break
+		}
+		r.round(ctx, heads)
+	}
+	e.emit(r)
+	return r.res
+}
+
+func (r *run) pastDeadline() bool { return !r.deadline.IsZero() && r.e.now().After(r.deadline) }
+
+// round delivers the head item of every lane: events in SendMessageBatch
+// calls, emails one by one, all through the worker pool.
+func (r *run) round(ctx context.Context, heads []*lane) {
+	var events, emails []*lane
+	for _, l := range heads {
+		if l.items[l.next].Target == dispatch.TargetEvents {
+			events = append(events, l)
+		} else {
+			emails = append(emails, l)
+		}
+	}
+	sem := make(chan struct{}, r.e.cfg.Workers)
+	var wg sync.WaitGroup
+	spawn := func(f func()) {
+		wg.Add(1)
+		sem <- struct{}{}
+		go func() {
+			defer wg.Done()
+			defer func() { <-sem }()
+			f()
+		}()
+	}
+	for start := 0; start < len(events); start += 10 {
+		group := events[start:min(start+10, len(events))]
+		spawn(func() { r.sendEvents(ctx, group) })
+	}
+	for _, l := range emails {
+		spawn(func() { r.sendEmail(ctx, l) })
+	}
+	wg.Wait()
+}
+
+// advance moves a lane past its head after the head reached a final outcome;
+// a transient failure (or anything unattempted) stops the lane.
+func (r *run) advance(l *lane, o Outcome) {
+	if o == Delivered || o == Parked || o == AlreadyDone || o == AlreadyFailed {
+		l.next++
+		return
+	}
+	l.stopped = true
+}
+
+// sendEvents sends the head events of up to ten lanes in one batch, retrying
+// only the failed entries, then marks the sent ones.
+func (r *run) sendEvents(ctx context.Context, lanes []*lane) {
+	e := r.e
+	msgs := make([]sqs.Message, len(lanes))
+	pending := make([]int, 0, len(lanes))
+	for i, l := range lanes {
+		it := l.items[l.next]
+		m, err := e.message(it)
+		if err != nil {
+			r.park(ctx, it, "", "invalid-payload", err.Error())
+			r.advance(l, r.outcome(it.Key()))
+			continue
+		}
+		msgs[i] = m
+		pending = append(pending, i)
+	}
+	lastErr := map[int]error{}
+	var marks sync.WaitGroup
+	defer marks.Wait()
+	for attempt := 1; len(pending) > 0; attempt++ {
+		batch := make([]sqs.Message, len(pending))
+		for j, i := range pending {
+			batch[j] = msgs[i]
+		}
+		errs := e.queue.SendBatch(ctx, e.cfg.EventsQueueURL, batch)
+		var again []int
+		for j, i := range pending {
+			var err error
+			if j < len(errs) {
+				err = errs[j]
+			}
+			it := lanes[i].items[lanes[i].next]
+			switch {
+			case err == nil:
+				marks.Add(1)
+				go func(l *lane) {
+					defer marks.Done()
+					r.marks <- struct{}{}
+					defer func() { <-r.marks }()
+					r.markEvent(ctx, l, it)
+				}(lanes[i])
+			case dispatch.KindOf(err) == dispatch.Permanent:
+				r.park(ctx, it, "", code(err), err.Error())
+				r.advance(lanes[i], r.outcome(it.Key()))
+			default:
+				lastErr[i] = err
+				again = append(again, i)
+			}
+		}
+		pending = again
+		if len(pending) == 0 {
+			break
+		}
+		if attempt >= e.cfg.MaxSendAttempts || !r.sleep(ctx, attempt) {
+			for _, i := range pending {
+				it := lanes[i].items[lanes[i].next]
+				r.retryLater(ctx, it, "", lastErr[i])
+				r.advance(lanes[i], Retry)
+			}
+			return
+		}
+		e.metrics.Emit(map[string]string{"Service": "relay", "Target": "events"}, obs.Metric{Name: "SendRetried", Value: float64(len(pending)), Unit: obs.Count})
+	}
+}
+
+// markEvent marks a sent event delivered. Marks set the pace on DynamoDB,
+// so they run concurrently, bounded by their own pool.
+func (r *run) markEvent(ctx context.Context, l *lane, it dispatch.OutboxItem) {
+	err := r.e.outbox.MarkDelivered(ctx, it.Key(), "", r.e.now(), r.e.cfg.KeepDelivered)
+	switch {
+	case err == nil:
+		r.delivered(it)
+		r.advance(l, Delivered)
+	case errors.Is(err, dispatch.ErrAlreadyDone):
+		// Another worker marked it (or failed it) first; it was sent either way.
+		r.set(it.Key(), AlreadyDone, "")
+		r.advance(l, AlreadyDone)
+	default:
+		// Sent but not marked: a retry will send it again, with the same
+		// dedup id. Stop the lane so that order holds for what follows.
+		r.e.log.WarnContext(ctx, "delivered but not marked", itemAttrs(it, slog.String("error", err.Error()))...)
+		r.set(it.Key(), Retry, "mark-failed")
+		r.advance(l, Retry)
+	}
+}
+
+// sendEmail claims the email's lease, sends it, and marks it.
+func (r *run) sendEmail(ctx context.Context, l *lane) {
+	e := r.e
+	it := l.items[l.next]
+	var p dispatch.EmailPayload
+	if err := json.Unmarshal(it.Payload, &p); err != nil {
+		r.park(ctx, it, "", "invalid-payload", err.Error())
+		r.advance(l, r.outcome(it.Key()))
+		return
+	}
+	now := e.now()
+	if err := e.outbox.Claim(ctx, it.Key(), e.owner, now, now.Add(e.cfg.Lease)); err != nil {
+		if errors.Is(err, dispatch.ErrAlreadyDone) {
+			// Another attempt holds the lease or finished: never send twice.
+			r.set(it.Key(), NotAttempted, "leased-elsewhere")
+			l.stopped = true
+			return
+		}
+		r.retryLater(ctx, it, "", err)
+		r.advance(l, Retry)
+		return
+	}
+	email := ses.Email{
+		From: e.cfg.Sender, ConfigurationSet: e.cfg.ConfigurationSet, To: p.To,
+		Subject: p.Subject, Text: p.Text, HTML: p.HTML,
+		Headers: map[string]string{"X-Dispatcher-Event-Id": it.EventID, "X-Dispatcher-Aggregate-Version": fmt.Sprint(it.Version)},
+		Tags:    map[string]string{"dispatcher-event-id": it.EventID, "dispatcher-template": p.Template},
+	}
+	var lastErr error
+	for attempt := 1; ; attempt++ {
+		if r.isStopped() {
+			r.release(ctx, it, lastErr, "batch-stopped")
+			r.advance(l, NotAttempted)
+			return
+		}
+		if err := e.limiter.Wait(ctx); err != nil {
+			r.release(ctx, it, err, "")
+			r.advance(l, Retry)
+			return
+		}
+		_, err := e.mailer.Send(ctx, email)
+		if err == nil {
+			break
+		}
+		lastErr = err
+		switch dispatch.KindOf(err) {
+		case dispatch.Permanent:
+			r.park(ctx, it, e.owner, code(err), err.Error())
+			r.advance(l, r.outcome(it.Key()))
+			return
+		case dispatch.AccountWide:
+			r.mu.Lock()
+			r.stop, r.res.AccountWide = true, true
+			r.mu.Unlock()
+			e.log.ErrorContext(ctx, "SES sending stopped account-wide; stopping the batch", itemAttrs(it, slog.String("reason", code(err)))...)
+			e.metrics.Emit(map[string]string{"Service": "relay", "Reason": code(err)}, obs.Metric{Name: "AccountWideStop", Value: 1, Unit: obs.Count})
+			r.release(ctx, it, err, code(err))
+			r.advance(l, NotAttempted)
+			return
+		}
+		if attempt >= e.cfg.MaxSendAttempts || !r.sleep(ctx, attempt) {
+			r.retryLater(ctx, it, e.owner, err)
+			r.advance(l, Retry)
+			return
+		}
+		e.metrics.Emit(map[string]string{"Service": "relay", "Target": "email"}, obs.Metric{Name: "SendRetried", Value: 1, Unit: obs.Count})
+	}
+	err := e.outbox.MarkDelivered(ctx, it.Key(), e.owner, e.now(), e.cfg.KeepDelivered)
+	switch {
+	case err == nil:
+		r.delivered(it)
+		r.advance(l, Delivered)
+	default:
+		// Sent; the lease keeps others from sending it again until it
+		// lapses, and the mark is retried with the batch.
+		e.log.WarnContext(ctx, "email sent but not marked", itemAttrs(it, slog.String("error", err.Error()))...)
+		r.set(it.Key(), Retry, "mark-failed")
+		r.advance(l, Retry)
+	}
+}
+
+func (r *run) isStopped() bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.stop
+}
+
+func (r *run) outcome(k dispatch.OutboxKey) Outcome {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.res.Outcomes[k]
+}
+
+func (r *run) delivered(it dispatch.OutboxItem) {
+	r.set(it.Key(), Delivered, "")
+	r.mu.Lock()
+	r.lags = append(r.lags, float64(r.e.now().Sub(it.CreatedAt).Milliseconds()))
+	r.mu.Unlock()
+}
+
+// park sends the item's DLQ message, then marks it FAILED; in that order,
+// so that a FAILED item always has its DLQ message.
+func (r *run) park(ctx context.Context, it dispatch.OutboxItem, owner, reason, msg string) {
+	e := r.e
+	p := ParkedMessage{
+		Kind: ParkedKind, AggregateID: it.AggregateID, Version: it.Version, Seq: it.Seq,
+		EventID: it.EventID, EventType: it.EventType, Target: string(it.Target),
+		Reason: reason, Error: msg, Attempts: it.Attempts + 1, TraceParent: it.Traceparent, ParkedAt: e.now().UTC(),
+	}
+	if err := e.Park(ctx, p); err != nil {
+		e.log.ErrorContext(ctx, "park in DLQ failed", itemAttrs(it, slog.String("reason", reason), slog.String("error", err.Error()))...)
+		r.release(ctx, it, err, "park-failed")
+		r.set(it.Key(), Retry, "park-failed")
+		return
+	}
+	if err := e.outbox.MarkFailed(ctx, it.Key(), owner, reason+": "+msg); err != nil && !errors.Is(err, dispatch.ErrAlreadyDone) {
+		// Parked but not marked: the DLQ holds it, replay will find it.
+		e.log.WarnContext(ctx, "parked but not marked FAILED", itemAttrs(it, slog.String("error", err.Error()))...)
+	}
+	e.log.ErrorContext(ctx, "outbox item failed permanently; parked in the DLQ", itemAttrs(it, slog.String("reason", reason), slog.Int("attempts", p.Attempts))...)
+	r.set(it.Key(), Parked, reason)
+}
+
+// Park writes a DLQ message for an item (also used for undecodable records).
+func (e *Engine) Park(ctx context.Context, p ParkedMessage) error {
+	b, err := json.Marshal(p)
+	if err != nil {
+		return err
+	}
+	return e.queue.Send(ctx, e.cfg.DLQURL, sqs.Message{
+		Body:       string(b),
+		Attributes: map[string]string{"kind": ParkedKind, "reason": p.Reason},
+	})
+}
+
+// retryLater records a transient failure (attempts, last error) and leaves
+// the item for the batch's retry.
+func (r *run) retryLater(ctx context.Context, it dispatch.OutboxItem, owner string, err error) {
+	r.release(ctx, it, err, "")
+	r.e.log.WarnContext(ctx, "delivery failed transiently; left for retry", itemAttrs(it, slog.String("reason", code(err)), slog.String("error", errString(err)))...)
+	r.set(it.Key(), Retry, code(err))
+}
+
+func (r *run) release(ctx context.Context, it dispatch.OutboxItem, cause error, reason string) {
+	owner := ""
+	if it.Target == dispatch.TargetEmail {
+		owner = r.e.owner
+	}
+	if err := r.e.outbox.Release(ctx, it.Key(), owner, errString(cause)); err != nil && !errors.Is(err, dispatch.ErrAlreadyDone) {
+		r.e.log.WarnContext(ctx, "could not record the failed attempt", itemAttrs(it, slog.String("error", err.Error()))...)
+	}
+	if reason != "" {
+		r.set(it.Key(), NotAttempted, reason)
+	}
+}
+
+// sleep waits a capped exponential backoff with full jitter, unless that
+// would pass the deadline; it reports whether another attempt may be made.
+func (r *run) sleep(ctx context.Context, attempt int) bool {
+	c := r.e.cfg
+	d := c.BackoffBase << min(attempt-1, 20)
+	if d > c.BackoffCap || d <= 0 {
+		d = c.BackoffCap
+	}
+	n, _ := rand.Int(rand.Reader, big.NewInt(int64(d)+1))
+	wait := time.Duration(n.Int64())
+	if !r.deadline.IsZero() && r.e.now().Add(wait).After(r.deadline) {
+		return false
+	}
+	t := time.NewTimer(wait)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return false
+	case <-t.C:
+		return true
+	}
+}
+
+func (e *Engine) message(it dispatch.OutboxItem) (sqs.Message, error) {
+	ce, err := NewCloudEvent(it, e.cfg.Source)
+	if err != nil {
+		return sqs.Message{}, err
+	}
+	b, err := json.Marshal(ce)
+	if err != nil {
+		return sqs.Message{}, err
+	}
+	m := sqs.Message{Body: string(b), Attributes: map[string]string{"eventId": it.EventID, "eventType": it.EventType, "aggregateVersion": fmt.Sprint(it.Version), "content-type": "application/cloudevents+json"}}
+	if sqs.IsFIFO(e.cfg.EventsQueueURL) {
+		m.GroupID, m.DedupID = it.AggregateID, it.EventID
+	}
+	return m, nil
+}
+
+func (e *Engine) emit(r *run) {
+	counts := map[Outcome]int{}
+	reasons := map[string]int{}
+	for k, o := range r.res.Outcomes {
+		counts[o]++
+		if o == Parked {
+			reasons[r.res.Reasons[k]]++
+		}
+	}
+	dims := map[string]string{"Service": "relay"}
+	ms := []obs.Metric{
+		{Name: "Delivered", Value: float64(counts[Delivered]), Unit: obs.Count},
+		{Name: "Retried", Value: float64(counts[Retry] + counts[NotAttempted]), Unit: obs.Count},
+		{Name: "SkippedAlreadyDelivered", Value: float64(counts[AlreadyDone]), Unit: obs.Count},
+	}
+	if len(r.lags) > 0 {
+		ms = append(ms, obs.Metric{Name: "DeliveryLag", Values: r.lags, Unit: obs.Milliseconds})
+	}
+	e.metrics.Emit(dims, ms...)
+	for reason, n := range reasons {
+		e.metrics.Emit(map[string]string{"Service": "relay", "Reason": reason}, obs.Metric{Name: "Failed", Value: float64(n), Unit: obs.Count})
+	}
+}
+
+func itemAttrs(it dispatch.OutboxItem, extra ...any) []any {
+	return append([]any{
+		slog.String("aggregateId", it.AggregateID), slog.Int64("version", it.Version), slog.Int("seq", it.Seq),
+		slog.String("eventId", it.EventID), slog.String("eventType", it.EventType), slog.String("target", string(it.Target)),
+		slog.Int("attempts", it.Attempts),
+	}, extra...)
+}
+
+// code returns the log-safe reason of a classified error.
+func code(err error) string {
+	var de *dispatch.Error
+	if errors.As(err, &de) && de.Msg != "" {
+		return de.Msg
+	}
+	if err == nil {
+		return ""
+	}
+	return dispatch.KindOf(err).String()
+}
+
+func errString(err error) string {
+	if err == nil {
+		return ""
+	}
+	return code(err)
+}

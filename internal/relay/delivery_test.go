@@ -1,0 +1,285 @@
+package relay_test
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"sync"
+	"testing"
+
+	"github.com/aws/aws-lambda-go/events"
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
+
+	"github.com/dispatcher-dev/dispatcher/internal/app"
+	"github.com/dispatcher-dev/dispatcher/internal/delivery"
+	"github.com/dispatcher-dev/dispatcher/internal/faults"
+	"github.com/dispatcher-dev/dispatcher/internal/flowtest"
+	"github.com/dispatcher-dev/dispatcher/internal/testenv"
+)
+
+func TestMain(m *testing.M) { testenv.Main(m) }
+
+var (
+	unique  = flowtest.Unique
+	open    = flowtest.Open
+	deposit = flowtest.Deposit
+	s       = flowtest.S
+)
+
+func TestAMixedBatchIsDeliveredCompletelyInOrder(t *testing.T) {
+	f := flowtest.New(t, nil)
+	var aggs []string
+	for i := range 3 {
+		id := unique(fmt.Sprintf("mix%d", i))
+		aggs = append(aggs, id)
+		f.Command(open(id, id+"@example.com"))
+		for n := 1; n <= 3; n++ {
+			f.Command(deposit(id, n*100))
+		}
+	}
+	ev := f.Batch(aggs...)
+	if got := len(flowtest.OutboxRecords(ev)); got != 3*4*2 {
+		t.Fatalf("%d outbox records in the stream, want 24", got)
+	}
+	if resp := f.Handle(ev); len(resp.BatchItemFailures) != 0 {
+		t.Fatalf("failures %+v; logs:\n%s", resp.BatchItemFailures, f.Logs)
+	}
+	msgs := f.Drain(f.Events)
+	if len(msgs) != 12 {
+		t.Fatalf("%d events in the queue, want 12", len(msgs))
+	}
+	last := map[string]float64{}
+	for _, m := range msgs {
+		subj, _ := m.Body["subject"].(string)
+		v, _ := m.Body["aggregateversion"].(float64)
+		if m.GroupID != subj {
+			t.Errorf("MessageGroupId %q, want the aggregate id %q", m.GroupID, subj)
+		}
+		if v <= last[subj] {
+			t.Errorf("aggregate %s: version %v after %v: out of order", subj, v, last[subj])
+		}
+		last[subj] = v
+		if m.Body["specversion"] != "1.0" || m.Body["id"] == "" || m.Body["type"] == "" || m.Body["source"] == "" || m.Body["data"] == nil {
+			t.Errorf("not a CloudEvent: %v", m.Body)
+		}
+	}
+	for _, id := range aggs {
+		if n := f.EmailsTo(id + "@example.com"); n != 4 {
+			t.Errorf("%s: %d emails in the SES store, want 4 (welcome + 3 receipts)", id, n)
+		}
+		for _, it := range f.Items(id) {
+			if s(it, "status") != "DELIVERED" {
+				t.Errorf("%s %s: status %s", id, s(it, "sk"), s(it, "status"))
+			}
+			if _, ok := it["expiresAt"].(*types.AttributeValueMemberN); !ok {
+				t.Errorf("%s: delivered item has no numeric TTL", s(it, "sk"))
+			}
+			if _, ok := it["undeliveredShard"]; ok {
+				t.Errorf("%s: delivered item still in the sparse index", s(it, "sk"))
+			}
+		}
+	}
+
+	t.Run("re-running the same batch sends nothing twice", func(t *testing.T) {
+		if resp := f.Handle(ev); len(resp.BatchItemFailures) != 0 {
+			t.Fatalf("failures %+v", resp.BatchItemFailures)
+		}
+		if again := f.Drain(f.Events); len(again) != 0 {
+			t.Errorf("%d events sent again", len(again))
+		}
+		for _, id := range aggs {
+			if n := f.EmailsTo(id + "@example.com"); n != 4 {
+				t.Errorf("%s: %d emails after the rerun, want still 4", id, n)
+			}
+		}
+	})
+}
+
+func TestThrottlingIsSurvivedWithoutLossOrDuplicateEmail(t *testing.T) {
+	f := flowtest.New(t, nil)
+	id := unique("throttle")
+	f.Command(open(id, id+"@example.com"))
+	f.Command(deposit(id, 5))
+	f.Faults.Add(faults.Fault{Match: faults.Target("SendMessageBatch"), Times: 2, Status: 400, Code: "ThrottlingException", Message: "Rate exceeded"})
+	f.Faults.Add(faults.Fault{Match: faults.Path("/v2/email/outbound-emails"), Times: 2, Status: 429, Code: "TooManyRequestsException", Message: "Maximum sending rate exceeded"})
+	if resp := f.Handle(f.Batch(id)); len(resp.BatchItemFailures) != 0 {
+		t.Fatalf("failures %+v; logs:\n%s", resp.BatchItemFailures, f.Logs)
+	}
+	if f.Faults.Injected() != 4 {
+		t.Errorf("%d faults injected, want 4", f.Faults.Injected())
+	}
+	if got := len(f.Drain(f.Events)); got != 2 {
+		t.Errorf("%d events, want 2", got)
+	}
+	if n := f.EmailsTo(id + "@example.com"); n != 2 {
+		t.Errorf("%d emails, want exactly 2", n)
+	}
+}
+
+func TestAPermanentRejectionParksOneItemAndTheRestIsDelivered(t *testing.T) {
+	f := flowtest.New(t, nil)
+	bad, good := unique("reject"), unique("fine")
+	f.Command(open(bad, "blocked-"+bad+"@example.com"))
+	f.Command(open(good, good+"@example.com"))
+	f.Faults.Add(faults.Fault{Match: faults.BodyContains("blocked-" + bad), Status: 400, Code: "MessageRejected", Message: "Email address is on the suppression list"})
+	resp := f.Handle(f.Batch(bad, good))
+	if len(resp.BatchItemFailures) != 0 {
+		t.Fatalf("a parked item is done for the batch; failures %+v", resp.BatchItemFailures)
+	}
+	dlq := f.Drain(f.DLQ)
+	if len(dlq) != 1 {
+		t.Fatalf("%d DLQ messages, want 1", len(dlq))
+	}
+	p := dlq[0].Body
+	if p["kind"] != delivery.ParkedKind || p["aggregateId"] != bad || p["reason"] != "MessageRejected" || p["attempts"] != float64(1) || p["traceparent"] == "" || p["seq"] != float64(1) {
+		t.Errorf("parked message = %v", p)
+	}
+	if strings.Contains(fmt.Sprint(p), "@example.com") {
+		t.Errorf("the DLQ message holds an address: %v", p)
+	}
+	for _, it := range f.Items(bad) {
+		want := "DELIVERED"
+		if strings.HasSuffix(s(it, "sk"), "#001") {
+			want = "FAILED"
+		}
+		if s(it, "status") != want {
+			t.Errorf("%s: %s, want %s (lastError %q)", s(it, "sk"), s(it, "status"), want, s(it, "lastError"))
+		}
+	}
+	if n := f.EmailsTo(good + "@example.com"); n != 1 {
+		t.Errorf("the other aggregate's email: %d, want 1", n)
+	}
+	if got := len(f.Drain(f.Events)); got != 2 {
+		t.Errorf("%d events, want both", got)
+	}
+}
+
+func TestTheFailureResponseNamesTheFirstFailedSequenceNumber(t *testing.T) {
+	f := flowtest.New(t, func(c *app.DeliveryConfig) { c.Delivery.MaxSendAttempts = 2 })
+	id := unique("seq")
+	f.Command(open(id, id+"@example.com"))
+	f.Command(deposit(id, 7))
+	ev := f.Batch(id)
+	f.Faults.Add(faults.Fault{Match: faults.Target("SendMessageBatch"), Status: 500, Code: "InternalError", Message: "boom"})
+	resp := f.Handle(ev)
+	if len(resp.BatchItemFailures) != 1 {
+		t.Fatalf("failures %+v, want exactly one entry", resp.BatchItemFailures)
+	}
+	var first string
+	for _, r := range ev.Records {
+		if r.EventName == "INSERT" && strings.HasPrefix(r.Change.Keys["sk"].String(), "OUTBOX#") && r.Change.NewImage["target"].String() == "events" {
+			first = r.Change.SequenceNumber
+			break
+		}
+	}
+	if got := resp.BatchItemFailures[0].ItemIdentifier; got != first {
+		t.Errorf("ItemIdentifier = %s, want the first event record's sequence number %s", got, first)
+	}
+	for _, it := range f.Items(id) {
+		if s(it, "target") != "events" {
+			continue
+		}
+		// The first event failed and carries its error; the aggregate's next
+		// event was not attempted at all (order per aggregate).
+		wantErr := strings.HasPrefix(s(it, "sk"), "OUTBOX#00000000000000000001#")
+		if s(it, "status") != "PENDING" || (s(it, "lastError") != "") != wantErr {
+			t.Errorf("event %s: status %s lastError %q; want PENDING, with an error only on the first", s(it, "sk"), s(it, "status"), s(it, "lastError"))
+		}
+	}
+	// The retry Lambda makes (from the failed record on) delivers the rest.
+	f.Faults.Reset()
+	var retry events.DynamoDBEvent
+	for i, r := range ev.Records {
+		if r.Change.SequenceNumber == first {
+			retry.Records = ev.Records[i:]
+		}
+	}
+	if resp := f.Handle(retry); len(resp.BatchItemFailures) != 0 {
+		t.Fatalf("retry failures %+v", resp.BatchItemFailures)
+	}
+	if got := len(f.Drain(f.Events)); got != 2 {
+		t.Errorf("%d events after the retry, want 2", got)
+	}
+	if n := f.EmailsTo(id + "@example.com"); n != 2 {
+		t.Errorf("%d emails, want 2 (none twice)", n)
+	}
+}
+
+func TestAnAccountWideStopBurnsNoRetries(t *testing.T) {
+	f := flowtest.New(t, nil)
+	id := unique("paused")
+	f.Command(open(id, id+"@example.com"))
+	f.Command(deposit(id, 1))
+	f.Faults.Add(faults.Fault{Match: faults.Path("/v2/email/outbound-emails"), Status: 400, Code: "SendingPausedException", Message: "sending paused"})
+	resp := f.Handle(f.Batch(id))
+	if len(resp.BatchItemFailures) != 1 {
+		t.Fatalf("failures %+v, want the batch reported failed", resp.BatchItemFailures)
+	}
+	if n := f.Faults.Injected(); n != 1 {
+		t.Errorf("SES was called %d times after SendingPaused, want 1", n)
+	}
+	for _, it := range f.Items(id) {
+		if s(it, "target") == "email" && s(it, "status") != "PENDING" {
+			t.Errorf("email %s left %s, want PENDING (lease released)", s(it, "sk"), s(it, "status"))
+		}
+	}
+	f.Drain(f.Events)
+}
+
+func TestInvalidRecordsAreParkedAndOthersIgnored(t *testing.T) {
+	f := flowtest.New(t, nil)
+	id := unique("bad")
+	mk := func(seq, sk string, img map[string]events.DynamoDBAttributeValue, name string) events.DynamoDBEventRecord {
+		return events.DynamoDBEventRecord{EventName: name, Change: events.DynamoDBStreamRecord{
+			SequenceNumber: seq, Keys: map[string]events.DynamoDBAttributeValue{"pk": events.NewStringAttribute("AGG#" + id), "sk": events.NewStringAttribute(sk)}, NewImage: img,
+		}}
+	}
+	ev := events.DynamoDBEvent{Records: []events.DynamoDBEventRecord{
+		mk("100", "STATE", nil, "INSERT"),                           // not an outbox item: ignored
+		mk("101", "OUTBOX#00000000000000000001#000", nil, "MODIFY"), // not an INSERT: ignored
+		mk("102", "OUTBOX#00000000000000000001#000", map[string]events.DynamoDBAttributeValue{"eventId": events.NewStringAttribute("e1"), "target": events.NewStringAttribute("fax"), "eventType": events.NewStringAttribute("X"), "payload": events.NewStringAttribute("{}")}, "INSERT"),
+		mk("103", "OUTBOX#garbage", map[string]events.DynamoDBAttributeValue{}, "INSERT"),
+	}}
+	resp := f.Handle(ev)
+	if len(resp.BatchItemFailures) != 0 {
+		t.Fatalf("failures %+v: an invalid record must be parked, not retried forever", resp.BatchItemFailures)
+	}
+	dlq := f.Drain(f.DLQ)
+	if len(dlq) != 2 {
+		t.Fatalf("%d DLQ messages, want 2 (the two invalid outbox inserts)", len(dlq))
+	}
+	for _, m := range dlq {
+		if m.Body["reason"] != "invalid-record" {
+			t.Errorf("parked %v", m.Body)
+		}
+	}
+}
+
+func TestConcurrentRelaysSendEachEmailOnce(t *testing.T) {
+	f := flowtest.New(t, nil)
+	g := flowtest.New(t, nil)
+	var ids []string
+	for i := range 4 {
+		id := unique(fmt.Sprintf("race%d", i))
+		ids = append(ids, id)
+		f.Command(open(id, id+"@example.com"))
+	}
+	ev := f.Batch(ids...)
+	var wg sync.WaitGroup
+	for _, h := range []*flowtest.Fixture{f, g} {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			h.Relay.Handle(context.Background(), ev)
+		}()
+	}
+	wg.Wait()
+	// Whatever a racing relay left (lease held by the other) a retry finishes.
+	f.Handle(ev)
+	for _, id := range ids {
+		if n := f.EmailsTo(id + "@example.com"); n != 1 {
+			t.Errorf("%s: %d emails, want exactly 1", id, n)
+		}
+	}
+	f.Drain(f.Events)
+}

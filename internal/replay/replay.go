@@ -1,0 +1,447 @@
+// Package replay brings back what the relay could not deliver: it reads the
+// DLQ (the relay's parked items and the event source mapping's on-failure
+// records), and sweeps the sparse index for items left undelivered longer
+// than a threshold, redelivering through the same delivery engine. It sends
+// nothing twice: every item is reloaded with a consistent read first, and a
+// DLQ message is deleted only once its items are delivered.
+package replay
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"slices"
+	"time"
+
+	"github.com/aws/aws-lambda-go/events"
+
+	"github.com/dispatcher-dev/dispatcher/internal/delivery"
+	"github.com/dispatcher-dev/dispatcher/internal/dispatch"
+	"github.com/dispatcher-dev/dispatcher/internal/dynamo"
+	"github.com/dispatcher-dev/dispatcher/internal/obs"
+)
+
+// Store is what replay needs from the table.
+type Store interface {
+	Statuses(ctx context.Context, keys []dispatch.OutboxKey) (map[dispatch.OutboxKey]dispatch.OutboxItem, error)
+	Requeue(ctx context.Context, k dispatch.OutboxKey) error
+	Undelivered(ctx context.Context, olderThan time.Time, limit int) ([]dispatch.OutboxKey, error)
+}
+
+// DLQ is the dead-letter queue.
+type DLQ interface {
+	Receive(ctx context.Context, max int, visibility time.Duration) ([]Message, error)
+	Delete(ctx context.Context, receipt string) error
+	Release(ctx context.Context, receipt string) error // visible again at once
+}
+
+// Message is one received DLQ message.
+type Message struct {
+	ID      string
+	Body    string
+	Receipt string
+}
+
+// StreamReader re-reads a sequence range of the stream.
+type StreamReader interface {
+	Range(ctx context.Context, streamArn, shardID, start, end string) ([]events.DynamoDBEventRecord, error)
+}
+
+// Deliverer is the delivery engine.
+type Deliverer interface {
+	Deliver(ctx context.Context, items []dispatch.OutboxItem) delivery.Result
+}
+
+// Request is the replay function's input.
+type Request struct {
+	Mode             string   `json:"mode,omitempty"`             // "dlq" (default), "sweep", or "all"
+	MaxMessages      int      `json:"maxMessages,omitempty"`      // DLQ messages to take; default 100
+	DryRun           bool     `json:"dryRun,omitempty"`           // report, change nothing
+	EventTypes       []string `json:"eventTypes,omitempty"`       // only these event types
+	Targets          []string `json:"targets,omitempty"`          // only these targets: events, email
+	MaxAttempts      int      `json:"maxAttempts,omitempty"`      // items with more attempts stay in the DLQ
+	OlderThanSeconds int      `json:"olderThanSeconds,omitempty"` // sweep threshold; default 900
+	MaxItems         int      `json:"maxItems,omitempty"`         // sweep: items at most; default 1000
+}
+
+// Limits of a request.
+const (
+	DefaultMaxMessages = 100
+	MaxMessagesLimit   = 10000
+	DefaultOlderThan   = 15 * time.Minute
+	DefaultSweepItems  = 1000
+)
+
+// Report is what a replay did (or, with dryRun, would do).
+type Report struct {
+	Mode             string    `json:"mode"`
+	DryRun           bool      `json:"dryRun"`
+	Messages         int       `json:"messages"`         // DLQ messages received
+	Replayed         int       `json:"replayed"`         // items delivered now
+	SkippedDelivered int       `json:"skippedDelivered"` // items found already delivered
+	FailedAgain      []Failure `json:"failedAgain"`      // items that failed again (parked anew, or left for retry)
+	Left             int       `json:"left"`             // DLQ messages left in the queue
+	LeftReasons      []Failure `json:"leftReasons,omitempty"`
+	Swept            int       `json:"swept"`         // items delivered by the sweeper
+	StreamRanges     int       `json:"streamRanges"`  // on-failure records re-read from the stream
+	RangesExpired    int       `json:"rangesExpired"` // ... whose records the stream no longer held
+	WouldReplay      int       `json:"wouldReplay"`   // dry run: items that would be redelivered
+	Unrecognized     int       `json:"unrecognized"`  // DLQ messages of no known shape (left)
+}
+
+// Failure names an item and why.
+type Failure struct {
+	EventID   string `json:"eventId,omitempty"`
+	Aggregate string `json:"aggregateId,omitempty"`
+	Reason    string `json:"reason"`
+}
+
+// Replayer runs replays.
+type Replayer struct {
+	store   Store
+	dlq     DLQ
+	streams StreamReader
+	engine  Deliverer
+	log     *slog.Logger
+	metrics *obs.Metrics
+	now     func() time.Time
+}
+
+// New returns a Replayer.
+func New(store Store, dlq DLQ, streams StreamReader, engine Deliverer, log *slog.Logger, metrics *obs.Metrics) *Replayer {
+	return &Replayer{store: store, dlq: dlq, streams: streams, engine: engine, log: log, metrics: metrics, now: time.Now}
+}
+
+// Invoke is the Lambda handler: a JSON Request, or a scheduled event (which
+// runs mode "all" with the defaults).
+func (r *Replayer) Invoke(ctx context.Context, raw json.RawMessage) (Report, error) {
+	var probe struct {
+		DetailType string `json:"detail-type"`
+		Source     string `json:"source"`
+	}
+	_ = json.Unmarshal(raw, &probe)
+	var req Request
+	if probe.DetailType == "Scheduled Event" {
+		req.Mode = "all"
+	} else if len(raw) > 0 && string(raw) != "null" {
+		if err := strictJSON(raw, &req); err != nil {
+			return Report{}, fmt.Errorf("replay request: %w", err)
+		}
+	}
+	return r.Run(ctx, req)
+}
+
+func strictJSON(raw []byte, v any) error {
+	dec := json.NewDecoder(bytesReader(raw))
+	dec.DisallowUnknownFields()
+	return dec.Decode(v)
+}
+
+// Validate checks a request and fills its defaults.
+func (req *Request) Validate() error {
+	switch req.Mode {
+	case "":
+		req.Mode = "dlq"
+	case "dlq", "sweep", "all":
+	default:
+		return fmt.Errorf("mode %q: want dlq, sweep or all", req.Mode)
+	}
+	if req.MaxMessages == 0 {
+		req.MaxMessages = DefaultMaxMessages
+	}
+	if req.MaxMessages < 1 || req.MaxMessages > MaxMessagesLimit {
+		return fmt.Errorf("maxMessages %d: want 1 to %d", req.MaxMessages, MaxMessagesLimit)
+	}
+	if req.MaxAttempts < 0 || req.OlderThanSeconds < 0 || req.MaxItems < 0 {
+		return errors.New("maxAttempts, olderThanSeconds and maxItems must not be negative")
+	}
+	if req.MaxItems == 0 {
+		req.MaxItems = DefaultSweepItems
+	}
+	for _, t := range req.Targets {
+		if t != string(dispatch.TargetEvents) && t != string(dispatch.TargetEmail) {
+			return fmt.Errorf("target %q: want events or email", t)
+		}
+	}
+	return nil
+}
+
+// Run replays the DLQ and/or sweeps.
+func (r *Replayer) Run(ctx context.Context, req Request) (Report, error) {
+	if err := req.Validate(); err != nil {
+		return Report{}, err
+	}
+	rep := Report{Mode: req.Mode, DryRun: req.DryRun, FailedAgain: []Failure{}}
+	if req.Mode == "dlq" || req.Mode == "all" {
+		if err := r.drainDLQ(ctx, req, &rep); err != nil {
+			return rep, err
+		}
+	}
+	if req.Mode == "sweep" || req.Mode == "all" {
+		if err := r.sweep(ctx, req, &rep); err != nil {
+			return rep, err
+		}
+	}
+	dims := map[string]string{"Service": "replay"}
+	r.metrics.Emit(dims,
+		obs.Metric{Name: "Replayed", Value: float64(rep.Replayed), Unit: obs.Count},
+		obs.Metric{Name: "FailedAgain", Value: float64(len(rep.FailedAgain)), Unit: obs.Count},
+		obs.Metric{Name: "LeftInDLQ", Value: float64(rep.Left), Unit: obs.Count},
+		obs.Metric{Name: "Swept", Value: float64(rep.Swept), Unit: obs.Count},
+	)
+	r.log.InfoContext(ctx, "replay done", slog.String("mode", rep.Mode), slog.Bool("dryRun", rep.DryRun),
+		slog.Int("messages", rep.Messages), slog.Int("replayed", rep.Replayed), slog.Int("skippedDelivered", rep.SkippedDelivered),
+		slog.Int("failedAgain", len(rep.FailedAgain)), slog.Int("left", rep.Left), slog.Int("swept", rep.Swept))
+	return rep, nil
+}
+
+// visibility hides a received message from other replays while this one
+// works on it; an unfinished message comes back after it.
+const visibility = 5 * time.Minute
+
+// job is one DLQ message and the outbox items it stands for.
+type job struct {
+	msg   Message
+	keys  []dispatch.OutboxKey
+	sweep bool      // its stream range expired: the sweeper covers it
+	until time.Time // ... up to the range's last arrival
+}
+
+func (r *Replayer) drainDLQ(ctx context.Context, req Request, rep *Report) error {
+	var jobs []job
+	for len(jobs)+rep.Unrecognized < req.MaxMessages {
+		msgs, err := r.dlq.Receive(ctx, min(10, req.MaxMessages-len(jobs)-rep.Unrecognized), visibility)
+		if err != nil {
+			return fmt.Errorf("receive from the DLQ: %w", err)
+		}
+		if len(msgs) == 0 {
+			break
+		}
+		for _, m := range msgs {
+			rep.Messages++
+			j, err := r.parse(ctx, m, rep)
+			if err != nil {
+				rep.Unrecognized++
+				rep.Left++
+				rep.LeftReasons = append(rep.LeftReasons, Failure{Reason: "unrecognized: " + err.Error()})
+				r.release(ctx, m, req)
+				continue
+			}
+			jobs = append(jobs, j)
+		}
+	}
+	if len(jobs) == 0 {
+		return nil
+	}
+	var keys []dispatch.OutboxKey
+	for _, j := range jobs {
+		keys = append(keys, j.keys...)
+	}
+	current, err := r.store.Statuses(ctx, keys)
+	if err != nil {
+		for _, j := range jobs {
+			r.release(ctx, j.msg, req)
+		}
+		return fmt.Errorf("read outbox items: %w", err)
+	}
+	// Decide per item; deliver what is wanted, all at once (order per
+	// aggregate is kept by the engine).
+	var deliver []dispatch.OutboxItem
+	wanted := map[dispatch.OutboxKey]bool{}
+	leftJob := make([]string, len(jobs)) // why a job's message stays, or ""
+	for ji, j := range jobs {
+		for _, k := range j.keys {
+			it, ok := current[k]
+			switch {
+			case !ok || it.Status == dispatch.Delivered:
+				rep.SkippedDelivered++
+				continue
+			case !r.selected(req, it):
+				leftJob[ji] = "filtered out"
+				continue
+			case req.MaxAttempts > 0 && it.Attempts >= req.MaxAttempts:
+				leftJob[ji] = fmt.Sprintf("over maxAttempts (%d)", it.Attempts)
+				rep.LeftReasons = append(rep.LeftReasons, Failure{EventID: it.EventID, Aggregate: it.AggregateID, Reason: leftJob[ji]})
+				continue
+			}
+			if wanted[k] {
+				continue
+			}
+			wanted[k] = true
+			if req.DryRun {
+				rep.WouldReplay++
+				continue
+			}
+			if it.Status == dispatch.Failed {
+				if err := r.store.Requeue(ctx, k); err != nil && !errors.Is(err, dispatch.ErrAlreadyDone) {
+					leftJob[ji] = "requeue failed"
+					continue
+				}
+				it.Status = dispatch.Pending
+			}
+			deliver = append(deliver, it)
+		}
+	}
+	var res delivery.Result
+	if len(deliver) > 0 {
+		res = r.engine.Deliver(ctx, deliver)
+	}
+	for _, it := range deliver {
+		switch o := res.Outcomes[it.Key()]; o {
+		case delivery.Delivered:
+			rep.Replayed++
+		case delivery.AlreadyDone:
+			rep.SkippedDelivered++
+		default:
+			rep.FailedAgain = append(rep.FailedAgain, Failure{EventID: it.EventID, Aggregate: it.AggregateID, Reason: o.String() + reasonSuffix(res.Reasons[it.Key()])})
+		}
+	}
+	for ji, j := range jobs {
+		done := leftJob[ji] == "" && !req.DryRun
+		for _, k := range j.keys {
+			if !wanted[k] {
+				continue
+			}
+			// A parked-again item has a new DLQ message: the old one goes.
+			if o := res.Outcomes[k]; o != delivery.Delivered && o != delivery.AlreadyDone && o != delivery.Parked {
+				done = false
+			}
+		}
+		if j.sweep && done {
+			// The stream no longer holds the range: sweep what was written
+			// up to its end; the message goes once nothing failed.
+			before := len(rep.FailedAgain)
+			if err := r.sweepBefore(ctx, req, rep, j.until); err != nil || len(rep.FailedAgain) > before {
+				done = false
+			}
+		}
+		if done {
+			if err := r.dlq.Delete(ctx, j.msg.Receipt); err != nil {
+				r.log.WarnContext(ctx, "could not delete a replayed DLQ message", slog.String("messageId", j.msg.ID), slog.String("error", err.Error()))
+				rep.Left++
+			}
+			continue
+		}
+		rep.Left++
+		r.release(ctx, j.msg, req)
+	}
+	return nil
+}
+
+func reasonSuffix(s string) string {
+	if s == "" {
+		return ""
+	}
+	return ": " + s
+}
+
+// release makes a message visible again at once when this run leaves it
+// (always on a dry run, so that it changes nothing).
+func (r *Replayer) release(ctx context.Context, m Message, req Request) {
+	if err := r.dlq.Release(ctx, m.Receipt); err != nil {
+		r.log.WarnContext(ctx, "could not release a DLQ message", slog.String("messageId", m.ID), slog.String("error", err.Error()))
+	}
+}
+
+// parse recognizes the two shapes of DLQ message.
+func (r *Replayer) parse(ctx context.Context, m Message, rep *Report) (job, error) {
+	if p, err := delivery.ParseParked(m.Body); err == nil {
+		return job{msg: m, keys: []dispatch.OutboxKey{p.Key()}}, nil
+	}
+	of, ok, err := ParseOnFailure(m.Body)
+	if !ok {
+		return job{}, errors.New("neither a parked item nor an on-failure record")
+	}
+	if err != nil {
+		return job{}, err
+	}
+	rep.StreamRanges++
+	b := of.DDBStreamBatchInfo
+	recs, err := r.streams.Range(ctx, b.StreamArn, b.ShardID, b.StartSequenceNumber, b.EndSequenceNumber)
+	if err != nil {
+		if isTrimmed(err) {
+			// Older than the stream's retention: the sweeper finds what
+			// is still undelivered.
+			rep.RangesExpired++
+			until, perr := time.Parse(time.RFC3339Nano, b.ApproximateArrivalOfLastRecord)
+			if perr != nil {
+				until = r.now()
+			}
+			return job{msg: m, sweep: true, until: until.Add(time.Second)}, nil
+		}
+		return job{}, fmt.Errorf("re-read stream range: %w", err)
+	}
+	j := job{msg: m}
+	for _, rec := range recs {
+		it, ok, err := dynamo.StreamRecord(rec)
+		if !ok || err != nil {
+			continue // not an outbox insert, or undecodable (the relay parked those)
+		}
+		j.keys = append(j.keys, it.Key())
+	}
+	return j, nil
+}
+
+func (r *Replayer) selected(req Request, it dispatch.OutboxItem) bool {
+	if len(req.EventTypes) > 0 && !slices.Contains(req.EventTypes, it.EventType) {
+		return false
+	}
+	if len(req.Targets) > 0 && !slices.Contains(req.Targets, string(it.Target)) {
+		return false
+	}
+	return true
+}
+
+// sweep delivers items left undelivered (PENDING, or SENDING with a lapsed
+// lease) longer than the threshold, found through the sparse index.
+func (r *Replayer) sweep(ctx context.Context, req Request, rep *Report) error {
+	older := DefaultOlderThan
+	if req.OlderThanSeconds > 0 {
+		older = time.Duration(req.OlderThanSeconds) * time.Second
+	}
+	return r.sweepBefore(ctx, req, rep, r.now().Add(-older))
+}
+
+// sweepBefore delivers the undelivered items created before a time.
+func (r *Replayer) sweepBefore(ctx context.Context, req Request, rep *Report, before time.Time) error {
+	keys, err := r.store.Undelivered(ctx, before, req.MaxItems)
+	if err != nil {
+		return fmt.Errorf("query undelivered items: %w", err)
+	}
+	if len(keys) == 0 {
+		return nil
+	}
+	current, err := r.store.Statuses(ctx, keys)
+	if err != nil {
+		return fmt.Errorf("read outbox items: %w", err)
+	}
+	var items []dispatch.OutboxItem
+	for _, k := range keys {
+		it, ok := current[k]
+		if !ok || it.Status == dispatch.Delivered || it.Status == dispatch.Failed || !r.selected(req, it) {
+			continue // FAILED items are in the DLQ: that is the other mode
+		}
+		if it.Status == dispatch.Sending && it.LeaseUntil.After(r.now()) {
+			continue // being sent right now
+		}
+		items = append(items, it)
+	}
+	if req.DryRun {
+		rep.WouldReplay += len(items)
+		return nil
+	}
+	res := r.engine.Deliver(ctx, items)
+	for _, it := range items {
+		switch o := res.Outcomes[it.Key()]; o {
+		case delivery.Delivered:
+			rep.Swept++
+		case delivery.AlreadyDone:
+			rep.SkippedDelivered++
+		default:
+			rep.FailedAgain = append(rep.FailedAgain, Failure{EventID: it.EventID, Aggregate: it.AggregateID, Reason: o.String() + reasonSuffix(res.Reasons[it.Key()])})
+		}
+	}
+	return nil
+}

@@ -1,0 +1,153 @@
+package sqs
+
+import (
+	"context"
+	"errors"
+	"net"
+	"strconv"
+	"strings"
+
+	"github.com/aws/smithy-go"
+
+	"github.com/dispatcher-dev/dispatcher/internal/dispatch"
+)
+
+// codeKinds classifies SQS error codes. SQS speaks the JSON protocol in
+// "query-compatible" mode: the SDK reports the legacy code from the
+// x-amzn-query-error header when there is one (QueueDoesNotExist arrives as
+// "AWS.SimpleQueueService.NonExistentQueue", KmsDisabled as
+// "KMS.DisabledException"), so both spellings are listed; the
+// "AWS.SimpleQueueService." prefix is dropped before the lookup (kindOf).
+//
+//   - Transient: throttling, server-side failures and expired credentials;
+//     the same request can succeed later.
+//   - Permanent: this message is refused as it is (invalid characters,
+//     parameters or attributes); sending it again cannot help.
+//   - AccountWide: the queue itself refuses everything (it does not exist,
+//     its KMS key is unusable, the credentials lack access): every message
+//     would fail the same way until an operator fixes the configuration, so
+//     the caller should stop rather than park each message.
+//   - Internal: this adapter built a bad batch (too many entries, ids not
+//     distinct, over the size limit); a bug here, not a bad message.
+var codeKinds = map[string]dispatch.Kind{
+	// Throttling. KmsThrottled is KMS throttling SQS's data key requests.
+	"RequestThrottled":         dispatch.Transient,
+	"ThrottlingException":      dispatch.Transient,
+	"Throttling":               dispatch.Transient,
+	"TooManyRequestsException": dispatch.Transient,
+	"KmsThrottled":             dispatch.Transient,
+	"KMS.ThrottlingException":  dispatch.Transient,
+	// OverLimit is a count limit (in-flight messages, permissions) that
+	// frees up as consumers drain; SQS does not list it for sends.
+	"OverLimit": dispatch.Transient,
+	// Server side.
+	"InternalError":           dispatch.Transient,
+	"InternalFailure":         dispatch.Transient,
+	"ServiceUnavailable":      dispatch.Transient,
+	"RequestTimeout":          dispatch.Transient,
+	"RequestTimeoutException": dispatch.Transient,
+	// Credentials expired mid-flight or clock skew: the SDK refreshes both.
+	"ExpiredToken":          dispatch.Transient,
+	"ExpiredTokenException": dispatch.Transient,
+	"RequestExpired":        dispatch.Transient,
+
+	// This message, as it is.
+	"InvalidMessageContents":      dispatch.Permanent,
+	"InvalidParameterValue":       dispatch.Permanent,
+	"InvalidParameterCombination": dispatch.Permanent,
+	"MissingParameter":            dispatch.Permanent,
+	"InvalidAttributeName":        dispatch.Permanent,
+	"InvalidAttributeValue":       dispatch.Permanent,
+	"MessageTooLong":              dispatch.Permanent,
+	// A parameter the queue type does not support (such as a per-message
+	// delay on a FIFO queue).
+	"UnsupportedOperation": dispatch.Permanent,
+
+	// The queue refuses everything.
+	"QueueDoesNotExist":            dispatch.AccountWide,
+	"NonExistentQueue":             dispatch.AccountWide, // its legacy code
+	"InvalidAddress":               dispatch.AccountWide, // the queue URL's account id
+	"InvalidSecurity":              dispatch.AccountWide, // not HTTPS or not SigV4
+	"KmsAccessDenied":              dispatch.AccountWide,
+	"KMS.AccessDeniedException":    dispatch.AccountWide,
+	"KmsDisabled":                  dispatch.AccountWide,
+	"KMS.DisabledException":        dispatch.AccountWide,
+	"KmsInvalidKeyUsage":           dispatch.AccountWide,
+	"KMS.InvalidKeyUsageException": dispatch.AccountWide,
+	"KmsInvalidState":              dispatch.AccountWide,
+	"KMS.InvalidStateException":    dispatch.AccountWide,
+	"KmsNotFound":                  dispatch.AccountWide,
+	"KMS.NotFoundException":        dispatch.AccountWide,
+	"KmsOptInRequired":             dispatch.AccountWide,
+	"KMS.OptInRequired":            dispatch.AccountWide,
+	"AccessDenied":                 dispatch.AccountWide,
+	"AccessDeniedException":        dispatch.AccountWide,
+	"InvalidClientTokenId":         dispatch.AccountWide,
+	"UnrecognizedClientException":  dispatch.AccountWide,
+	"SignatureDoesNotMatch":        dispatch.AccountWide,
+	"IncompleteSignature":          dispatch.AccountWide,
+	"MissingAuthenticationToken":   dispatch.AccountWide,
+	"OptInRequired":                dispatch.AccountWide,
+
+	// This adapter's batching went wrong.
+	"TooManyEntriesInBatchRequest": dispatch.Internal,
+	"EmptyBatchRequest":            dispatch.Internal,
+	"BatchEntryIdsNotDistinct":     dispatch.Internal,
+	"InvalidBatchEntryId":          dispatch.Internal,
+	"BatchRequestTooLong":          dispatch.Internal,
+}
+
+// kindOf looks code up in codeKinds, with or without SQS's legacy prefix.
+func kindOf(code string) (dispatch.Kind, bool) {
+	if kind, ok := codeKinds[code]; ok {
+		return kind, true
+	}
+	kind, ok := codeKinds[strings.TrimPrefix(code, "AWS.SimpleQueueService.")]
+	return kind, ok
+}
+
+// classify turns an error of a whole SQS call into a *dispatch.Error whose
+// Msg is log-safe: an AWS error code, "HTTP <status>", or a word for a
+// transport failure. An unknown code goes by its HTTP status: 429 and 5xx
+// are Transient, other 4xx Permanent. Anything that never got an answer
+// (timeout, reset, refused) is Transient: the send may or may not have
+// applied, and a retry with the same dedup id is safe.
+func classify(op string, err error) *dispatch.Error {
+	var ae smithy.APIError
+	isAPI := errors.As(err, &ae)
+	if isAPI {
+		if kind, ok := kindOf(ae.ErrorCode()); ok {
+			return dispatch.E(op, kind, ae.ErrorCode(), err)
+		}
+	}
+	var resp interface{ HTTPStatusCode() int }
+	if errors.As(err, &resp) && resp.HTTPStatusCode() >= 400 {
+		status := resp.HTTPStatusCode()
+		msg := "HTTP " + strconv.Itoa(status)
+		if isAPI && ae.ErrorCode() != "" && ae.ErrorCode() != "UnknownError" {
+			msg = ae.ErrorCode()
+		}
+		if status == 408 || status == 429 || status >= 500 {
+			return dispatch.E(op, dispatch.Transient, msg, err)
+		}
+		return dispatch.E(op, dispatch.Permanent, msg, err)
+	}
+	var netErr net.Error
+	var invalid smithy.InvalidParamsError
+	var unreadable *smithy.DeserializationError
+	switch {
+	case errors.Is(err, context.DeadlineExceeded) || errors.As(err, &netErr) && netErr.Timeout():
+		return dispatch.E(op, dispatch.Transient, "Timeout", err)
+	case errors.Is(err, context.Canceled):
+		return dispatch.E(op, dispatch.Transient, "Canceled", err)
+	case errors.As(err, &invalid):
+		return dispatch.E(op, dispatch.Internal, "InvalidParams", err)
+	case errors.As(err, &unreadable):
+		// An answer came but could not be read: it may have applied.
+		return dispatch.E(op, dispatch.Transient, "ResponseUnreadable", err)
+	case isAPI:
+		return dispatch.E(op, dispatch.Transient, ae.ErrorCode(), err)
+	default:
+		return dispatch.E(op, dispatch.Transient, "Network", err)
+	}
+}
