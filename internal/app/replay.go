@@ -30,7 +30,7 @@ func (d dlq) Receive(ctx context.Context, max int, visibility time.Duration) ([]
 	}
 	out := make([]replay.Message, len(got))
 	for i, m := range got {
-		out[i] = replay.Message{ID: m.ID, Body: m.Body, Receipt: m.Receipt}
+		out[i] = replay.Message{ID: m.ID, Body: m.Body, Receipt: m.Receipt, SentAt: m.SentAt}
 	}
 	return out, nil
 }

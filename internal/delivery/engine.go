@@ -331,13 +331,23 @@ func (r *run) sendEvents(ctx context.Context, lanes []*lane) {
 			case dispatch.KindOf(err) == dispatch.Permanent:
 				r.park(ctx, it, "", code(err), err.Error())
 				r.advance(lanes[i], r.outcome(it.Key()))
+			case dispatch.KindOf(err) == dispatch.AccountWide:
+				// The queue itself is unusable (missing, KMS key disabled,
+				// access denied): every message would fail alike. Stop the
+				// batch; parking each would bury a deploy mistake in the DLQ.
+				r.stopAll(ctx, it, err)
+				r.set(it.Key(), Retry, code(err))
+				r.advance(lanes[i], Retry)
 			default:
 				lastErr[i] = err
 				again = append(again, i)
 			}
 		}
 		pending = again
-		if len(pending) == 0 {
+		if len(pending) == 0 || r.isStopped() {
+			for _, i := range pending {
+				r.advance(lanes[i], NotAttempted)
+			}
 			break
 		}
 		if attempt >= e.cfg.MaxSendAttempts || !r.sleep(ctx, attempt) {
@@ -424,11 +434,7 @@ func (r *run) sendEmail(ctx context.Context, l *lane) {
 			r.advance(l, r.outcome(it.Key()))
 			return
 		case dispatch.AccountWide:
-			r.mu.Lock()
-			r.stop, r.res.AccountWide = true, true
-			r.mu.Unlock()
-			e.log.ErrorContext(ctx, "SES sending stopped account-wide; stopping the batch", itemAttrs(it, slog.String("reason", code(err)))...)
-			e.metrics.Emit(map[string]string{"Service": "relay", "Reason": code(err)}, obs.Metric{Name: "AccountWideStop", Value: 1, Unit: obs.Count})
+			r.stopAll(ctx, it, err)
 			r.release(ctx, it, err, code(err))
 			r.advance(l, NotAttempted)
 			return
@@ -451,6 +457,19 @@ func (r *run) sendEmail(ctx context.Context, l *lane) {
 		e.log.WarnContext(ctx, "email sent but not marked", itemAttrs(it, slog.String("error", err.Error()))...)
 		r.set(it.Key(), Retry, "mark-failed")
 		r.advance(l, Retry)
+	}
+}
+
+// stopAll stops the whole batch after an account- or queue-wide error:
+// nothing more is attempted and no retry is burned on what cannot succeed.
+func (r *run) stopAll(ctx context.Context, it dispatch.OutboxItem, err error) {
+	r.mu.Lock()
+	first := !r.stop
+	r.stop, r.res.AccountWide = true, true
+	r.mu.Unlock()
+	if first {
+		r.e.log.ErrorContext(ctx, "delivery stopped: the target refuses everything (account or queue-wide); stopping the batch", itemAttrs(it, slog.String("reason", code(err)))...)
+		r.e.metrics.Emit(map[string]string{"Service": "relay", "Reason": code(err)}, obs.Metric{Name: "AccountWideStop", Value: 1, Unit: obs.Count})
 	}
 }
 

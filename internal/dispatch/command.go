@@ -364,3 +364,8 @@ func collectFields(t reflect.Type, out map[string]reflect.Type) {
 		out[name] = f.Type
 	}
 }
+
+// DecodeStrict decodes exactly one JSON value into v as strictly as command
+// bodies are: no unknown, case-variant or duplicate keys, no wrong types, no
+// trailing data. Errors are *ValidationError.
+func DecodeStrict(b []byte, v any) error { return strictDecode(b, v) }

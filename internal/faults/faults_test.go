@@ -5,6 +5,7 @@ import (
 	"errors"
 	"net/http"
 	"net/http/httptest"
+	"sync"
 	"sync/atomic"
 	"syscall"
 	"testing"
@@ -241,5 +242,26 @@ func TestAfterApplyForwardsThenResets(t *testing.T) {
 	}
 	if hits.Load() != 1 {
 		t.Errorf("server saw %d requests, want 1: the write must reach it", hits.Load())
+	}
+}
+
+func TestConcurrentRequestsUseUpTimesExactly(t *testing.T) {
+	srv, hits := fakeAWS(t)
+	tr := faults.New(nil)
+	tr.Add(faults.Fault{Match: faults.Target("SendMessage"), Times: 25, Status: 500})
+	api := sqs.NewFromConfig(config(srv.URL, tr))
+	var failed atomic.Int64
+	var wg sync.WaitGroup
+	for range 100 {
+		wg.Go(func() {
+			_, err := api.SendMessage(context.Background(), &sqs.SendMessageInput{QueueUrl: aws.String(srv.URL + "/q"), MessageBody: aws.String("x")})
+			if err != nil {
+				failed.Add(1)
+			}
+		})
+	}
+	wg.Wait()
+	if failed.Load() != 25 || tr.Injected() != 25 || hits.Load() != 75 || tr.Count(nil) != 100 {
+		t.Errorf("failed %d, injected %d, server saw %d, counted %d; want 25, 25, 75, 100", failed.Load(), tr.Injected(), hits.Load(), tr.Count(nil))
 	}
 }

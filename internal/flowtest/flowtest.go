@@ -255,3 +255,38 @@ func Open(id, email string) string {
 func Deposit(id string, amount int) string {
 	return fmt.Sprintf(`{"type":"DepositFunds","aggregateId":%q,"data":{"amount":%d,"currency":"EUR","reference":"r%d"}}`, id, amount, amount)
 }
+
+// ShardOf returns the id of the stream shard that holds a sequence number
+// (the local stream has one shard per table; a real one may have several).
+func (f *Fixture) ShardOf(sequence string) string {
+	f.t.Helper()
+	r := streams.NewReader(dynamodbstreams.NewFromConfig(f.env.AWS), f.env.Stack.Attr("OutboxTable", "StreamArn"), "us-east-1")
+	shards, err := r.Shards(context.Background())
+	if err != nil {
+		f.t.Fatal(err)
+	}
+	for _, sh := range shards {
+		r := sh.SequenceNumberRange
+		if r == nil || r.StartingSequenceNumber == nil {
+			continue
+		}
+		if cmpSeq(aws.ToString(r.StartingSequenceNumber), sequence) <= 0 && (r.EndingSequenceNumber == nil || cmpSeq(sequence, aws.ToString(r.EndingSequenceNumber)) <= 0) {
+			return aws.ToString(sh.ShardId)
+		}
+	}
+	f.t.Fatalf("no shard holds sequence number %s", sequence)
+	return ""
+}
+
+func cmpSeq(a, b string) int {
+	if len(a) != len(b) {
+		return len(a) - len(b)
+	}
+	return strings.Compare(a, b)
+}
+
+// SentEmails counts every email in the SES store.
+func (f *Fixture) SentEmails() (int, error) {
+	all, err := f.env.SentEmails(context.Background())
+	return len(all), err
+}

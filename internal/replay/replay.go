@@ -21,6 +21,7 @@ import (
 	"github.com/dispatcher-dev/dispatcher/internal/dispatch"
 	"github.com/dispatcher-dev/dispatcher/internal/dynamo"
 	"github.com/dispatcher-dev/dispatcher/internal/obs"
+	"github.com/dispatcher-dev/dispatcher/internal/streams"
 )
 
 // Store is what replay needs from the table.
@@ -42,6 +43,7 @@ type Message struct {
 	ID      string
 	Body    string
 	Receipt string
+	SentAt  time.Time // when it entered the DLQ
 }
 
 // StreamReader re-reads a sequence range of the stream.
@@ -133,11 +135,7 @@ func (r *Replayer) Invoke(ctx context.Context, raw json.RawMessage) (Report, err
 	return r.Run(ctx, req)
 }
 
-func strictJSON(raw []byte, v any) error {
-	dec := json.NewDecoder(bytesReader(raw))
-	dec.DisallowUnknownFields()
-	return dec.Decode(v)
-}
+func strictJSON(raw []byte, v any) error { return dispatch.DecodeStrict(raw, v) }
 
 // Validate checks a request and fills its defaults.
 func (req *Request) Validate() error {
@@ -211,25 +209,40 @@ type job struct {
 
 func (r *Replayer) drainDLQ(ctx context.Context, req Request, rep *Report) error {
 	var jobs []job
-	for len(jobs)+rep.Unrecognized < req.MaxMessages {
-		msgs, err := r.dlq.Receive(ctx, min(10, req.MaxMessages-len(jobs)-rep.Unrecognized), visibility)
+	// Messages this run leaves are made visible again only at its end, so
+	// that it never receives (and counts) one twice.
+	var leave []Message
+	defer func() {
+		for _, m := range leave {
+			r.release(ctx, m, req)
+		}
+	}()
+	seen := map[string]bool{}
+	for rep.Messages < req.MaxMessages {
+		msgs, err := r.dlq.Receive(ctx, min(10, req.MaxMessages-rep.Messages), visibility)
 		if err != nil {
 			return fmt.Errorf("receive from the DLQ: %w", err)
 		}
-		if len(msgs) == 0 {
-			break
-		}
+		fresh := 0
 		for _, m := range msgs {
+			if seen[m.ID] {
+				continue
+			}
+			seen[m.ID] = true
+			fresh++
 			rep.Messages++
 			j, err := r.parse(ctx, m, rep)
 			if err != nil {
 				rep.Unrecognized++
 				rep.Left++
 				rep.LeftReasons = append(rep.LeftReasons, Failure{Reason: "unrecognized: " + err.Error()})
-				r.release(ctx, m, req)
+				leave = append(leave, m)
 				continue
 			}
 			jobs = append(jobs, j)
+		}
+		if fresh == 0 {
+			break
 		}
 	}
 	if len(jobs) == 0 {
@@ -242,7 +255,7 @@ func (r *Replayer) drainDLQ(ctx context.Context, req Request, rep *Report) error
 	current, err := r.store.Statuses(ctx, keys)
 	if err != nil {
 		for _, j := range jobs {
-			r.release(ctx, j.msg, req)
+			leave = append(leave, j.msg)
 		}
 		return fmt.Errorf("read outbox items: %w", err)
 	}
@@ -325,7 +338,7 @@ func (r *Replayer) drainDLQ(ctx context.Context, req Request, rep *Report) error
 			continue
 		}
 		rep.Left++
-		r.release(ctx, j.msg, req)
+		leave = append(leave, j.msg)
 	}
 	return nil
 }
@@ -360,18 +373,31 @@ func (r *Replayer) parse(ctx context.Context, m Message, rep *Report) (job, erro
 	rep.StreamRanges++
 	b := of.DDBStreamBatchInfo
 	recs, err := r.streams.Range(ctx, b.StreamArn, b.ShardID, b.StartSequenceNumber, b.EndSequenceNumber)
+	if err == nil && (len(recs) == 0 || recs[0].Change.SequenceNumber != b.StartSequenceNumber) {
+		// The range does not start where the record says: the stream no
+		// longer holds it whole (an emulator may not say "trimmed").
+		err = streams.ErrTrimmed
+	}
 	if err != nil {
-		if isTrimmed(err) {
-			// Older than the stream's retention: the sweeper finds what
-			// is still undelivered.
-			rep.RangesExpired++
-			until, perr := time.Parse(time.RFC3339Nano, b.ApproximateArrivalOfLastRecord)
-			if perr != nil {
-				until = r.now()
-			}
-			return job{msg: m, sweep: true, until: until.Add(time.Second)}, nil
+		// The stream no longer holds the range (older than its 24-hour
+		// retention), or will not give it back: the sweeper finds what of it
+		// is still undelivered. Sweeping is safe whatever the cause: it
+		// reloads every item and sends only what is not delivered.
+		if !isTrimmed(err) {
+			r.log.WarnContext(ctx, "stream range unreadable; falling back to the sweeper", slog.String("shardId", b.ShardID), slog.String("error", errCode(err)))
 		}
-		return job{}, fmt.Errorf("re-read stream range: %w", err)
+		rep.RangesExpired++
+		// Every record of the range was written before the last one arrived,
+		// and before the mapping sent this message; the later bound wins,
+		// in case a clock or an emulator got the arrival wrong.
+		until := m.SentAt
+		if last, perr := time.Parse(time.RFC3339Nano, b.ApproximateArrivalOfLastRecord); perr == nil && last.Add(time.Second).After(until) {
+			until = last.Add(time.Second)
+		}
+		if until.IsZero() {
+			until = r.now()
+		}
+		return job{msg: m, sweep: true, until: until}, nil
 	}
 	j := job{msg: m}
 	for _, rec := range recs {

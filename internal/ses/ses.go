@@ -73,10 +73,27 @@ func headers(m map[string]string) []types.MessageHeader {
 	return hs
 }
 
+// tags are metadata (event destinations, metrics dimensions): SES accepts
+// only [A-Za-z0-9_-], at most 256 characters, in names and values, and
+// rejects the whole email otherwise. A tag must never cost an email, so
+// other characters become '_' and long ones are cut.
 func tags(m map[string]string) []types.MessageTag {
 	var ts []types.MessageTag
 	for _, k := range slices.Sorted(maps.Keys(m)) {
-		ts = append(ts, types.MessageTag{Name: aws.String(k), Value: aws.String(m[k])})
+		ts = append(ts, types.MessageTag{Name: aws.String(tagSafe(k)), Value: aws.String(tagSafe(m[k]))})
 	}
 	return ts
+}
+
+func tagSafe(s string) string {
+	b := []byte(s)
+	for i, c := range b {
+		if !('a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' || c == '_' || c == '-') {
+			b[i] = '_'
+		}
+	}
+	if len(b) > 256 {
+		b = b[:256]
+	}
+	return string(b)
 }

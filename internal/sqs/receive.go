@@ -2,6 +2,7 @@ package sqs
 
 import (
 	"context"
+	"strconv"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
@@ -14,7 +15,8 @@ type Received struct {
 	ID      string
 	Body    string
 	Receipt string
-	Count   int // approximate receive count
+	Count   int       // approximate receive count
+	SentAt  time.Time // when the message was sent to the queue
 }
 
 // Receive takes up to n (at most 10) messages, hidden from other
@@ -25,7 +27,7 @@ func (c *Client) Receive(ctx context.Context, queueURL string, n int, visibility
 		MaxNumberOfMessages:         int32(min(max(n, 1), 10)),
 		VisibilityTimeout:           int32(visibility / time.Second),
 		WaitTimeSeconds:             0,
-		MessageSystemAttributeNames: []types.MessageSystemAttributeName{types.MessageSystemAttributeNameApproximateReceiveCount},
+		MessageSystemAttributeNames: []types.MessageSystemAttributeName{types.MessageSystemAttributeNameApproximateReceiveCount, types.MessageSystemAttributeNameSentTimestamp},
 	})
 	if err != nil {
 		return nil, classify("sqs.Receive", err)
@@ -33,10 +35,9 @@ func (c *Client) Receive(ctx context.Context, queueURL string, n int, visibility
 	got := make([]Received, len(out.Messages))
 	for i, m := range out.Messages {
 		got[i] = Received{ID: aws.ToString(m.MessageId), Body: aws.ToString(m.Body), Receipt: aws.ToString(m.ReceiptHandle)}
-		if n := m.Attributes[string(types.MessageSystemAttributeNameApproximateReceiveCount)]; n != "" {
-			for _, ch := range n {
-				got[i].Count = got[i].Count*10 + int(ch-'0')
-			}
+		got[i].Count, _ = strconv.Atoi(m.Attributes[string(types.MessageSystemAttributeNameApproximateReceiveCount)])
+		if ms, err := strconv.ParseInt(m.Attributes[string(types.MessageSystemAttributeNameSentTimestamp)], 10, 64); err == nil {
+			got[i].SentAt = time.UnixMilli(ms)
 		}
 	}
 	return got, nil
