@@ -40,8 +40,8 @@ deps: emulators-install py-tools ## install everything: Go modules, emulators, P
 	$(GO) mod download
 
 ## --- test --------------------------------------------------------------------
-.PHONY: test test-go test-short lint-template
-test: emulators-install py-tools lint-template test-go ## everything CI runs: template checks, unit and integration tests against the emulators
+.PHONY: test test-go test-short lint-template sam-build
+test: emulators-install py-tools lint-template sam-build test-go ## everything CI runs: template checks, sam build, unit and integration tests against the emulators
 
 test-go:
 	$(GO) test -count=1 -timeout $(TEST_TIMEOUT) ./...
@@ -52,6 +52,10 @@ test-short: ## unit tests only (no emulators)
 lint-template: py-tools ## cfn-lint and `sam validate --lint` on infra/template.yaml
 	$(VENV)/bin/cfn-lint infra/template.yaml
 	$(VENV)/bin/sam validate --lint --template-file infra/template.yaml --region us-east-1
+
+sam-build: py-tools ## `sam build` of the three functions through this Makefile (linux/arm64), into .aws-sam/
+	$(VENV)/bin/sam build --build-in-source --template-file infra/template.yaml --build-dir .aws-sam/build --region us-east-1 >/dev/null
+	@ls -l .aws-sam/build/*/bootstrap | awk '{print "  " $$5 "\t" $$9}'
 
 ## --- bench -------------------------------------------------------------------
 .PHONY: bench

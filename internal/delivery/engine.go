@@ -469,7 +469,10 @@ func (r *run) stopAll(ctx context.Context, it dispatch.OutboxItem, err error) {
 	r.mu.Unlock()
 	if first {
 		r.e.log.ErrorContext(ctx, "delivery stopped: the target refuses everything (account or queue-wide); stopping the batch", itemAttrs(it, slog.String("reason", code(err)))...)
+		// One line per dimension set: by reason for people, by service for
+		// the alarm (an alarm names one metric, not a search).
 		r.e.metrics.Emit(map[string]string{"Service": "relay", "Reason": code(err)}, obs.Metric{Name: "AccountWideStop", Value: 1, Unit: obs.Count})
+		r.e.metrics.Emit(map[string]string{"Service": "relay"}, obs.Metric{Name: "AccountWideStop", Value: 1, Unit: obs.Count})
 	}
 }
 

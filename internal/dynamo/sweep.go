@@ -2,6 +2,7 @@ package dynamo
 
 import (
 	"context"
+	"strings"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
@@ -64,4 +65,33 @@ func itoa(n int) string {
 		n /= 10
 	}
 	return string(b[i:])
+}
+
+// OldestUndelivered returns when the oldest outbox item still in the sparse
+// index (PENDING, SENDING or FAILED) was written; ok is false when there is
+// none. One single-item query per shard.
+func (s *Store) OldestUndelivered(ctx context.Context) (oldest time.Time, ok bool, err error) {
+	const op = "dynamo.OldestUndelivered"
+	for shard := 0; shard < s.shards; shard++ {
+		res, err := s.db.Query(ctx, &dynamodb.QueryInput{
+			TableName:                 aws.String(s.table),
+			IndexName:                 aws.String(UndeliveredIndex),
+			KeyConditionExpression:    aws.String("#shard = :shard"),
+			ExpressionAttributeNames:  map[string]string{"#shard": attrShard},
+			ExpressionAttributeValues: map[string]types.AttributeValue{":shard": str("PENDING#" + itoa(shard))},
+			ScanIndexForward:          aws.Bool(true),
+			Limit:                     aws.Int32(1),
+		})
+		if err != nil {
+			return time.Time{}, false, classify(op, err)
+		}
+		for _, it := range res.Items {
+			since, _, _ := strings.Cut(getS(it, attrSince), "#")
+			t, perr := time.Parse(time.RFC3339Nano, since)
+			if perr == nil && (!ok || t.Before(oldest)) {
+				oldest, ok = t, true
+			}
+		}
+	}
+	return oldest, ok, nil
 }

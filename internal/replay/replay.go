@@ -29,6 +29,7 @@ type Store interface {
 	Statuses(ctx context.Context, keys []dispatch.OutboxKey) (map[dispatch.OutboxKey]dispatch.OutboxItem, error)
 	Requeue(ctx context.Context, k dispatch.OutboxKey) error
 	Undelivered(ctx context.Context, olderThan time.Time, limit int) ([]dispatch.OutboxKey, error)
+	OldestUndelivered(ctx context.Context) (time.Time, bool, error)
 }
 
 // DLQ is the dead-letter queue.
@@ -91,6 +92,9 @@ type Report struct {
 	RangesExpired    int       `json:"rangesExpired"` // ... whose records the stream no longer held
 	WouldReplay      int       `json:"wouldReplay"`   // dry run: items that would be redelivered
 	Unrecognized     int       `json:"unrecognized"`  // DLQ messages of no known shape (left)
+	// OldestUndeliveredSeconds is the age of the oldest item still undelivered
+	// (PENDING, SENDING or FAILED) after a sweep.
+	OldestUndeliveredSeconds float64 `json:"oldestUndeliveredSeconds,omitempty"`
 }
 
 // Failure names an item and why.
@@ -180,6 +184,16 @@ func (r *Replayer) Run(ctx context.Context, req Request) (Report, error) {
 	if req.Mode == "sweep" || req.Mode == "all" {
 		if err := r.sweep(ctx, req, &rep); err != nil {
 			return rep, err
+		}
+		// The age of the oldest undelivered item is what the undelivered-age
+		// alarm watches; the scheduled sweep measures it after its pass.
+		if !req.DryRun {
+			age := 0.0
+			if oldest, ok, err := r.store.OldestUndelivered(ctx); err == nil && ok {
+				age = r.now().Sub(oldest).Seconds()
+				rep.OldestUndeliveredSeconds = age
+			}
+			r.metrics.Emit(map[string]string{"Service": "replay"}, obs.Metric{Name: "OldestUndeliveredAge", Value: age, Unit: obs.Seconds})
 		}
 	}
 	dims := map[string]string{"Service": "replay"}

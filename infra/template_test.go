@@ -1,0 +1,372 @@
+// Package infra_test checks infra/template.yaml: what users deploy and what
+// the local stack is built from. No `sam deploy` runs here, so these tests
+// are what stands between a template mistake and production.
+package infra_test
+
+import (
+	"fmt"
+	"os"
+	"path/filepath"
+	"regexp"
+	"slices"
+	"sort"
+	"strings"
+	"testing"
+
+	"github.com/dispatcher-dev/dispatcher/internal/cfn"
+)
+
+func load(t *testing.T) *cfn.Template {
+	t.Helper()
+	tmpl, err := cfn.ParseFile("template.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return tmpl
+}
+
+// resolver answers every Ref and GetAtt of a resource the template declares
+// (and of the implicit ones SAM creates), with placeholders.
+type resolver struct{ t *cfn.Template }
+
+func (r resolver) Ref(id string) (string, error) { return "ref:" + id, nil }
+func (r resolver) GetAtt(id, attr string) (any, error) {
+	return fmt.Sprintf("arn:aws:test:::%s.%s", id, attr), nil
+}
+
+// variants are the parameter sets every check runs under.
+var variants = map[string]map[string]string{
+	"defaults": nil,
+	"standard queue, IAM auth, secrets in Secrets Manager, alarm email": {
+		"EventsQueueType": "standard", "ApiAuth": "iam", "WebhookSecretsArn": "arn:aws:secretsmanager:us-east-1:123456789012:secret:hooks-AbCdEf", "AlarmEmail": "ops@example.com",
+	},
+	"secrets in SSM, no identity, no sweep": {
+		"WebhookSecretsParameter": "dispatcher/webhook-secrets", "CreateSenderIdentity": "false", "EnableSweepSchedule": "false",
+	},
+}
+
+func evaluator(t *testing.T, tmpl *cfn.Template, params map[string]string) *cfn.Evaluator {
+	t.Helper()
+	ev, err := tmpl.NewEvaluator(cfn.Stack{Name: "prod", Region: "us-east-1", AccountID: "123456789012", Parameters: params, Resolver: resolver{tmpl}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return ev
+}
+
+func props(t *testing.T, tmpl *cfn.Template, ev *cfn.Evaluator, id string) map[string]any {
+	t.Helper()
+	r, ok := tmpl.Resources[id]
+	if !ok {
+		t.Fatalf("no resource %s", id)
+	}
+	v, err := ev.Eval(r.Properties)
+	if err != nil {
+		t.Fatalf("%s: %v", id, err)
+	}
+	m, _ := v.(map[string]any)
+	return m
+}
+
+func TestEveryReferenceResolves(t *testing.T) {
+	tmpl := load(t)
+	// Refs must name a parameter, a pseudo parameter or a declared resource.
+	for name, params := range variants {
+		t.Run(name, func(t *testing.T) {
+			ev := evaluator(t, tmpl, params)
+			for id, r := range tmpl.Resources {
+				for _, dep := range append(tmpl.Dependencies(r.Properties), r.DependsOn...) {
+					if _, ok := tmpl.Resources[dep]; !ok {
+						t.Errorf("%s refers to unknown resource %s", id, dep)
+					}
+				}
+				if r.Condition != "" {
+					if _, err := ev.Condition(r.Condition); err != nil {
+						t.Errorf("%s: %v", id, err)
+					}
+				}
+				if _, err := ev.Eval(r.Properties); err != nil {
+					t.Errorf("%s: %v", id, err)
+				}
+			}
+			for id, o := range tmpl.Outputs {
+				if _, err := ev.Eval(o); err != nil {
+					t.Errorf("output %s: %v", id, err)
+				}
+			}
+		})
+	}
+}
+
+// statements returns a function's evaluated IAM statements.
+func statements(t *testing.T, tmpl *cfn.Template, ev *cfn.Evaluator, fn string) []map[string]any {
+	t.Helper()
+	var out []map[string]any
+	for _, p := range asList(props(t, tmpl, ev, fn)["Policies"]) {
+		m, ok := p.(map[string]any)
+		if !ok {
+			t.Fatalf("%s: policy %v is not an inline policy document (SAM policy templates grant more than we call)", fn, p)
+		}
+		for _, s := range asList(m["Statement"]) {
+			out = append(out, s.(map[string]any))
+		}
+	}
+	return out
+}
+
+func asList(v any) []any {
+	switch x := v.(type) {
+	case []any:
+		return x
+	case nil:
+		return nil
+	default:
+		return []any{x}
+	}
+}
+
+// The SDK operations each function's code calls, found in its source files,
+// and what IAM calls them. A function's packages are named explicitly: the
+// shared adapters hold operations of several functions, by file.
+var functionSources = map[string][]string{
+	"CommandFunction":     {"internal/apigw", "internal/command", "internal/dynamo/store.go", "internal/webhook/aws.go"},
+	"StreamRelayFunction": {"internal/relay", "internal/delivery", "internal/dynamo/outbox.go", "internal/sqs/sqs.go", "internal/ses/ses.go"},
+	"DLQReplayFunction":   {"internal/replay", "internal/delivery", "internal/dynamo/outbox.go", "internal/dynamo/sweep.go", "internal/sqs/sqs.go", "internal/sqs/receive.go", "internal/ses/ses.go", "internal/streams/streams.go"},
+}
+
+// esmExtras are granted for the event source mapping, which reads the stream
+// with the function's role; the function's own code does not call them.
+var esmExtras = map[string][]string{
+	"StreamRelayFunction": {"dynamodb:DescribeStream", "dynamodb:GetRecords", "dynamodb:GetShardIterator", "dynamodb:ListStreams"},
+}
+
+var service = map[string]string{
+	"dynamodb": "dynamodb", "dynamodbstreams": "dynamodb", "sqsapi": "sqs", "sesapi": "ses",
+	"secretsmanager": "secretsmanager", "ssm": "ssm",
+}
+
+var inputLiteral = regexp.MustCompile(`\b(\w+)\.(\w+)Input\{`)
+
+func usedActions(t *testing.T, paths []string) []string {
+	t.Helper()
+	set := map[string]bool{}
+	for _, p := range paths {
+		files := []string{filepath.Join("..", p)}
+		if !strings.HasSuffix(p, ".go") {
+			files, _ = filepath.Glob(filepath.Join("..", p, "*.go"))
+		}
+		if len(files) == 0 {
+			t.Fatalf("no source under %s", p)
+		}
+		for _, f := range files {
+			if strings.HasSuffix(f, "_test.go") {
+				continue
+			}
+			b, err := os.ReadFile(f)
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, m := range inputLiteral.FindAllStringSubmatch(string(b), -1) {
+				svc, ok := service[m[1]]
+				if !ok {
+					continue
+				}
+				op := m[2]
+				switch op {
+				case "TransactWriteItems":
+					op = "PutItem" // the command's transactions hold Puts only
+				case "SendMessageBatch":
+					op = "SendMessage"
+				}
+				set[svc+":"+op] = true
+			}
+		}
+	}
+	var out []string
+	for a := range set {
+		out = append(out, a)
+	}
+	sort.Strings(out)
+	return out
+}
+
+func TestEachFunctionIsGrantedExactlyWhatItCalls(t *testing.T) {
+	tmpl := load(t)
+	ev := evaluator(t, tmpl, map[string]string{"WebhookSecretsArn": "arn:aws:secretsmanager:us-east-1:123456789012:secret:x", "WebhookSecretsParameter": "x"})
+	for fn, src := range functionSources {
+		t.Run(fn, func(t *testing.T) {
+			granted := map[string]bool{}
+			for _, s := range statements(t, tmpl, ev, fn) {
+				if s["Effect"] != "Allow" {
+					t.Errorf("statement %v is not an Allow", s["Sid"])
+				}
+				for _, a := range asList(s["Action"]) {
+					a := a.(string)
+					if strings.Contains(a, "*") {
+						t.Errorf("wildcard action %s", a)
+					}
+					granted[a] = true
+				}
+			}
+			used := usedActions(t, src)
+			for _, a := range used {
+				if !granted[a] {
+					t.Errorf("the code calls %s but the role does not grant it", a)
+				}
+			}
+			for a := range granted {
+				if !slices.Contains(used, a) && !slices.Contains(esmExtras[fn], a) {
+					t.Errorf("the role grants %s, which the code never calls", a)
+				}
+			}
+		})
+	}
+}
+
+
+func TestPoliciesNameOnlyThisStacksResources(t *testing.T) {
+	tmpl := load(t)
+	ev := evaluator(t, tmpl, map[string]string{"WebhookSecretsArn": "arn:aws:secretsmanager:us-east-1:123456789012:secret:x", "WebhookSecretsParameter": "x"})
+	for fn := range functionSources {
+		for _, s := range statements(t, tmpl, ev, fn) {
+			for _, r := range asList(s["Resource"]) {
+				res := r.(string)
+				switch {
+				case res == "*" || strings.HasSuffix(res, ":*"):
+					t.Errorf("%s %v: resource %q is a wildcard", fn, s["Sid"], res)
+				case strings.HasPrefix(res, "arn:aws:test:::"), res == "arn:aws:secretsmanager:us-east-1:123456789012:secret:x":
+				case strings.HasPrefix(res, "arn:aws:ses:us-east-1:123456789012:identity/"), strings.HasPrefix(res, "arn:aws:ses:us-east-1:123456789012:configuration-set/ref:"):
+				case res == "arn:aws:ssm:us-east-1:123456789012:parameter/x":
+				default:
+					t.Errorf("%s %v: resource %q is not one of this stack's", fn, s["Sid"], res)
+				}
+			}
+		}
+	}
+}
+
+func TestEverythingThatStoresDataIsEncrypted(t *testing.T) {
+	tmpl := load(t)
+	ev := evaluator(t, tmpl, nil)
+	for id, r := range tmpl.Resources {
+		p := props(t, tmpl, ev, id)
+		switch r.Type {
+		case "AWS::DynamoDB::Table":
+			if sse, _ := p["SSESpecification"].(map[string]any); sse == nil || sse["SSEEnabled"] != true {
+				t.Errorf("table %s is not encrypted with KMS", id)
+			}
+		case "AWS::SQS::Queue":
+			if p["SqsManagedSseEnabled"] != true && p["KmsMasterKeyId"] == nil {
+				t.Errorf("queue %s is not encrypted", id)
+			}
+		case "AWS::SNS::Topic":
+			if p["KmsMasterKeyId"] == nil {
+				t.Errorf("topic %s is not encrypted", id)
+			}
+		}
+	}
+}
+
+func TestTheStreamTriggerIsTheOneDesignNames(t *testing.T) {
+	tmpl := load(t)
+	ev := evaluator(t, tmpl, nil)
+	events := props(t, tmpl, ev, "StreamRelayFunction")["Events"].(map[string]any)
+	e := events["OutboxStream"].(map[string]any)
+	if e["Type"] != "DynamoDB" {
+		t.Fatalf("OutboxStream is %v", e["Type"])
+	}
+	p := e["Properties"].(map[string]any)
+	num := func(k string) int64 { n, _ := p[k].(int64); return n }
+	checks := []struct {
+		name string
+		ok   bool
+	}{
+		{"reads the table's stream", p["Stream"] == "arn:aws:test:::OutboxTable.StreamArn"},
+		{"bisects a failing batch", p["BisectBatchOnFunctionError"] == true},
+		{"bounds retries (1..10)", num("MaximumRetryAttempts") >= 1 && num("MaximumRetryAttempts") <= 10},
+		{"bounds record age below the 24 h retention", num("MaximumRecordAgeInSeconds") >= 60 && num("MaximumRecordAgeInSeconds") < 86400},
+		{"reports partial batch failures", slices.Contains(asList(p["FunctionResponseTypes"]), any("ReportBatchItemFailures"))},
+		{"sends discarded batches to the DLQ", p["DestinationConfig"].(map[string]any)["OnFailure"].(map[string]any)["Destination"] == "arn:aws:test:::DeadLetterQueue.Arn"},
+		{"has a batch size and window", num("BatchSize") > 0 && num("BatchSize") <= 1000 && p["MaximumBatchingWindowInSeconds"] != nil},
+		{"sets a parallelization factor", num("ParallelizationFactor") >= 1 && num("ParallelizationFactor") <= 10},
+	}
+	for _, c := range checks {
+		if !c.ok {
+			t.Errorf("the stream trigger does not %s: %v", c.name, p)
+		}
+	}
+	filters := p["FilterCriteria"].(map[string]any)["Filters"].([]any)
+	pattern := filters[0].(map[string]any)["Pattern"].(string)
+	if !strings.Contains(pattern, `"eventName":["INSERT"]`) || !strings.Contains(pattern, `{"prefix":"OUTBOX#"}`) {
+		t.Errorf("filter %s does not keep outbox INSERTs only", pattern)
+	}
+}
+
+func TestEachAlarmWatchesItsMetric(t *testing.T) {
+	tmpl := load(t)
+	ev := evaluator(t, tmpl, nil)
+	want := map[string]struct {
+		namespace, metric string
+		threshold         string
+	}{
+		"DLQDepthAlarm":             {"AWS/SQS", "ApproximateNumberOfMessagesVisible", "0"},
+		"RelayIteratorAgeAlarm":     {"AWS/Lambda", "IteratorAge", "300000"},
+		"UndeliveredAgeAlarm":       {"Dispatcher", "OldestUndeliveredAge", "900"},
+		"SendingPausedAlarm":        {"Dispatcher", "AccountWideStop", "0"},
+		"Api5xxRateAlarm":           {"AWS/ApiGateway", "5xx", "1"},
+		"CommandErrorsAlarm":        {"AWS/Lambda", "Errors", "0"},
+		"StreamRelayErrorsAlarm":    {"AWS/Lambda", "Errors", "0"},
+		"DLQReplayErrorsAlarm":      {"AWS/Lambda", "Errors", "0"},
+		"CommandThrottlesAlarm":     {"AWS/Lambda", "Throttles", "0"},
+		"StreamRelayThrottlesAlarm": {"AWS/Lambda", "Throttles", "0"},
+		"DLQReplayThrottlesAlarm":   {"AWS/Lambda", "Throttles", "0"},
+	}
+	for id, w := range want {
+		t.Run(id, func(t *testing.T) {
+			r, ok := tmpl.Resources[id]
+			if !ok || r.Type != "AWS::CloudWatch::Alarm" {
+				t.Fatalf("no alarm %s", id)
+			}
+			p := props(t, tmpl, ev, id)
+			ns, metric := p["Namespace"], p["MetricName"]
+			if ns == nil {
+				for _, m := range asList(p["Metrics"]) {
+					if ms, ok := m.(map[string]any)["MetricStat"].(map[string]any); ok {
+						mm := ms["Metric"].(map[string]any)
+						if mm["MetricName"] == w.metric {
+							ns, metric = mm["Namespace"], mm["MetricName"]
+						}
+					}
+				}
+			}
+			th, _ := cfn.String(p["Threshold"])
+			if ns != w.namespace || metric != w.metric || th != w.threshold {
+				t.Errorf("watches %v/%v > %s, want %s/%s > %s", ns, metric, th, w.namespace, w.metric, w.threshold)
+			}
+			if len(asList(p["AlarmActions"])) == 0 || asList(p["AlarmActions"])[0] != "ref:AlarmTopic" {
+				t.Errorf("does not notify the alarm topic")
+			}
+		})
+	}
+}
+
+func TestEveryFunctionIsBuiltByTheMakefileForArm64(t *testing.T) {
+	tmpl := load(t)
+	mk, err := os.ReadFile("../Makefile")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, id := range tmpl.ResourcesOfType("AWS::Serverless::Function") {
+		r := tmpl.Resources[id]
+		if r.Metadata["BuildMethod"] != "makefile" {
+			t.Errorf("%s: BuildMethod %v", id, r.Metadata["BuildMethod"])
+		}
+		if !strings.Contains(string(mk), "\nbuild-"+id+":") {
+			t.Errorf("the Makefile has no build-%s target for sam build", id)
+		}
+	}
+	g := tmpl.Globals["Function"].(map[string]any)
+	if g["Runtime"] != "provided.al2023" || fmt.Sprint(g["Architectures"]) != "[arm64]" {
+		t.Errorf("globals: runtime %v, architectures %v", g["Runtime"], g["Architectures"])
+	}
+}
