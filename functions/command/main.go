@@ -9,20 +9,22 @@ import (
 
 	"github.com/aws/aws-lambda-go/lambda"
 
-	"github.com/dispatcher-dev/dispatcher/internal/app"
+	"github.com/aws/aws-sdk-go-v2/config"
+
+	"github.com/dispatcher-dev/dispatcher/internal/app/commandfn"
 )
 
 func main() {
 	ctx := context.Background()
-	c, err := app.LoadCommandConfig(os.Getenv)
+	c, err := commandfn.LoadConfig(os.Getenv)
 	if err != nil {
 		fail(err)
 	}
-	cfg, err := app.AWSConfig(ctx)
+	cfg, err := config.LoadDefaultConfig(ctx)
 	if err != nil {
 		fail(err)
 	}
-	h, err := app.NewCommandHandler(ctx, cfg, c)
+	h, err := commandfn.NewHandler(ctx, cfg, c)
 	if err != nil {
 		fail(err)
 	}

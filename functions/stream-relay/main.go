@@ -9,20 +9,22 @@ import (
 
 	"github.com/aws/aws-lambda-go/lambda"
 
-	"github.com/dispatcher-dev/dispatcher/internal/app"
+	"github.com/aws/aws-sdk-go-v2/config"
+
+	"github.com/dispatcher-dev/dispatcher/internal/app/deliveryfn"
 )
 
 func main() {
 	ctx := context.Background()
-	c, err := app.LoadDeliveryConfig(os.Getenv)
+	c, err := deliveryfn.LoadConfig(os.Getenv)
 	if err != nil {
 		fail(err)
 	}
-	cfg, err := app.AWSConfig(ctx)
+	cfg, err := config.LoadDefaultConfig(ctx)
 	if err != nil {
 		fail(err)
 	}
-	lambda.Start(app.NewRelayHandler(ctx, cfg, c).Handle)
+	lambda.Start(deliveryfn.NewRelayHandler(ctx, cfg, c).Handle)
 }
 
 // fail reports a cold-start error; Lambda shows it as an init error.

@@ -1,84 +1,71 @@
-// Package app builds each function's handler from its environment: typed
-// configuration read once at cold start, AWS clients, adapters. The
-// functions' main.go and the local runner call the same constructors, so
-// local and cloud run the same code.
+// Package app gathers the constructors of the three functions for callers
+// that run them all (the local runner, tests). Each function's main.go
+// imports only its own constructor package (commandfn, deliveryfn,
+// replayfn), so that its binary carries only the SDK clients it uses; they
+// and the local runner build handlers with the same code.
 package app
 
 import (
 	"context"
-	"fmt"
 	"log/slog"
-	"os"
-	"strconv"
-	"strings"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/config"
-	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 
 	"github.com/dispatcher-dev/dispatcher/internal/apigw"
-	"github.com/dispatcher-dev/dispatcher/internal/command"
+	"github.com/dispatcher-dev/dispatcher/internal/app/commandfn"
+	"github.com/dispatcher-dev/dispatcher/internal/app/deliveryfn"
+	"github.com/dispatcher-dev/dispatcher/internal/app/replayfn"
+	"github.com/dispatcher-dev/dispatcher/internal/delivery"
 	"github.com/dispatcher-dev/dispatcher/internal/dynamo"
-	"github.com/dispatcher-dev/dispatcher/internal/emails"
 	"github.com/dispatcher-dev/dispatcher/internal/obs"
-	"github.com/dispatcher-dev/dispatcher/internal/webhook"
+	"github.com/dispatcher-dev/dispatcher/internal/relay"
+	"github.com/dispatcher-dev/dispatcher/internal/replay"
 )
-
-// CommandConfig is the command function's configuration.
-type CommandConfig struct {
-	TableName string // TABLE_NAME
-	Shards    int    // UNDELIVERED_INDEX_SHARDS
-	LogLevel  slog.Level
-	getenv    func(string) string
-}
-
-// LoadCommandConfig reads and checks the command function's environment.
-func LoadCommandConfig(getenv func(string) string) (CommandConfig, error) {
-	c := CommandConfig{TableName: getenv("TABLE_NAME"), Shards: 8, getenv: getenv}
-	var problems []string
-	if c.TableName == "" {
-		problems = append(problems, "TABLE_NAME is required")
-	}
-	if s := getenv("UNDELIVERED_INDEX_SHARDS"); s != "" {
-		n, err := strconv.Atoi(s)
-		if err != nil || n < 1 || n > 64 {
-			problems = append(problems, fmt.Sprintf("UNDELIVERED_INDEX_SHARDS=%q must be a whole number from 1 to 64", s))
-		}
-		c.Shards = n
-	}
-	if s := getenv("LOG_LEVEL"); s != "" {
-		if err := c.LogLevel.UnmarshalText([]byte(s)); err != nil {
-			problems = append(problems, fmt.Sprintf("LOG_LEVEL=%q must be DEBUG, INFO, WARN or ERROR", s))
-		}
-	}
-	if len(problems) > 0 {
-		return c, fmt.Errorf("command configuration: %s", strings.Join(problems, "; "))
-	}
-	return c, nil
-}
-
-// NewCommandHandler builds the command function's handler.
-func NewCommandHandler(ctx context.Context, cfg aws.Config, c CommandConfig) (*apigw.Handler, error) {
-	secrets, err := webhook.LoadSecrets(ctx, c.getenv, webhook.NewAWSSecretSource(cfg))
-	if err != nil {
-		return nil, err
-	}
-	verifier, err := webhook.NewVerifier(secrets)
-	if err != nil {
-		return nil, err
-	}
-	tmpl, err := emails.Load()
-	if err != nil {
-		return nil, fmt.Errorf("email templates: %w", err)
-	}
-	store := dynamo.New(dynamodb.NewFromConfig(cfg), c.TableName, c.Shards)
-	log := obs.NewLogger(os.Stderr, c.LogLevel).With(slog.String("function", "command"))
-	metrics := obs.NewMetrics(os.Stdout, "Dispatcher")
-	return apigw.New(command.New(store, tmpl), store, verifier, log, metrics), nil
-}
 
 // AWSConfig loads the SDK configuration: region, credentials and the
 // standard AWS_ENDPOINT_URL* overrides, nothing Dispatcher-specific.
 func AWSConfig(ctx context.Context) (aws.Config, error) {
 	return config.LoadDefaultConfig(ctx)
+}
+
+// CommandConfig is the command function's configuration.
+type CommandConfig = commandfn.Config
+
+// LoadCommandConfig reads and checks the command function's environment.
+func LoadCommandConfig(getenv func(string) string) (CommandConfig, error) {
+	return commandfn.LoadConfig(getenv)
+}
+
+// NewCommandHandler builds the command function's handler.
+func NewCommandHandler(ctx context.Context, cfg aws.Config, c CommandConfig) (*apigw.Handler, error) {
+	return commandfn.NewHandler(ctx, cfg, c)
+}
+
+// DeliveryConfig is the relay's and the replay's configuration.
+type DeliveryConfig = deliveryfn.Config
+
+// LoadDeliveryConfig reads and checks the delivery functions' environment.
+func LoadDeliveryConfig(getenv func(string) string) (DeliveryConfig, error) {
+	return deliveryfn.LoadConfig(getenv)
+}
+
+// NewDeliveryEngine builds the delivery engine and its store.
+func NewDeliveryEngine(cfg aws.Config, c DeliveryConfig, log *slog.Logger, metrics *obs.Metrics) (*delivery.Engine, *dynamo.Store) {
+	return deliveryfn.NewEngine(cfg, c, log, metrics)
+}
+
+// NewRelayHandler builds the stream relay's handler.
+func NewRelayHandler(ctx context.Context, cfg aws.Config, c DeliveryConfig) *relay.Handler {
+	return deliveryfn.NewRelayHandler(ctx, cfg, c)
+}
+
+// NewReplayer builds the DLQ replay (and sweeper).
+func NewReplayer(cfg aws.Config, c DeliveryConfig, log *slog.Logger, metrics *obs.Metrics) *replay.Replayer {
+	return replayfn.NewReplayer(cfg, c, log, metrics)
+}
+
+// NewReplayHandler builds the dlq-replay function's handler.
+func NewReplayHandler(ctx context.Context, cfg aws.Config, c DeliveryConfig) *replay.Replayer {
+	return replayfn.NewHandler(ctx, cfg, c)
 }

@@ -1,4 +1,5 @@
-package app
+// Package replayfn builds the DLQ replay (and sweeper) from its environment.
+package replayfn
 
 import (
 	"context"
@@ -11,6 +12,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/dynamodbstreams"
 	sqsapi "github.com/aws/aws-sdk-go-v2/service/sqs"
 
+	"github.com/dispatcher-dev/dispatcher/internal/app/deliveryfn"
 	"github.com/dispatcher-dev/dispatcher/internal/obs"
 	"github.com/dispatcher-dev/dispatcher/internal/replay"
 	"github.com/dispatcher-dev/dispatcher/internal/sqs"
@@ -54,14 +56,14 @@ func (s streamRanges) Range(ctx context.Context, arn, shard, start, end string) 
 }
 
 // NewReplayer builds the DLQ replay (and sweeper).
-func NewReplayer(cfg aws.Config, c DeliveryConfig, log *slog.Logger, metrics *obs.Metrics) *replay.Replayer {
-	engine, store := NewDeliveryEngine(cfg, c, log, metrics)
+func NewReplayer(cfg aws.Config, c deliveryfn.Config, log *slog.Logger, metrics *obs.Metrics) *replay.Replayer {
+	engine, store := deliveryfn.NewEngine(cfg, c, log, metrics)
 	q := sqs.New(sqsapi.NewFromConfig(cfg))
 	return replay.New(store, dlq{q, c.Delivery.DLQURL}, streamRanges{dynamodbstreams.NewFromConfig(cfg), cfg.Region}, engine, log, metrics)
 }
 
-// NewReplayHandler builds the dlq-replay function's handler.
-func NewReplayHandler(_ context.Context, cfg aws.Config, c DeliveryConfig) *replay.Replayer {
+// NewHandler builds the dlq-replay function's handler.
+func NewHandler(_ context.Context, cfg aws.Config, c deliveryfn.Config) *replay.Replayer {
 	log := obs.NewLogger(os.Stderr, c.LogLevel).With(slog.String("function", "dlq-replay"))
 	return NewReplayer(cfg, c, log, obs.NewMetrics(os.Stdout, "Dispatcher"))
 }

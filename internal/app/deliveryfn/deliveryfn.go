@@ -1,4 +1,7 @@
-package app
+// Package deliveryfn builds the stream relay's handler and the delivery
+// engine it shares with the replay, from their environment (read once at
+// cold start). It imports only what delivery needs.
+package deliveryfn
 
 import (
 	"context"
@@ -23,17 +26,17 @@ import (
 	"github.com/dispatcher-dev/dispatcher/internal/sqs"
 )
 
-// DeliveryConfig is the configuration shared by the relay and the replay.
-type DeliveryConfig struct {
+// Config is the configuration shared by the relay and the replay.
+type Config struct {
 	TableName string
 	Shards    int
 	Delivery  delivery.Config
 	LogLevel  slog.Level
 }
 
-// LoadDeliveryConfig reads and checks the delivery functions' environment.
-func LoadDeliveryConfig(getenv func(string) string) (DeliveryConfig, error) {
-	c := DeliveryConfig{TableName: getenv("TABLE_NAME"), Shards: 8}
+// LoadConfig reads and checks the delivery functions' environment.
+func LoadConfig(getenv func(string) string) (Config, error) {
+	c := Config{TableName: getenv("TABLE_NAME"), Shards: 8}
 	d := &c.Delivery
 	d.EventsQueueURL = getenv("EVENTS_QUEUE_URL")
 	d.DLQURL = getenv("DLQ_URL")
@@ -93,10 +96,10 @@ func LoadDeliveryConfig(getenv func(string) string) (DeliveryConfig, error) {
 	return c, nil
 }
 
-// NewDeliveryEngine builds the delivery engine and its store. The SQS and
+// NewEngine builds the delivery engine and its store. The SQS and
 // SES clients do not retry on their own: the engine retries (only the failed
 // entries, within the deadline), and two retry loops would multiply attempts.
-func NewDeliveryEngine(cfg aws.Config, c DeliveryConfig, log *slog.Logger, metrics *obs.Metrics) (*delivery.Engine, *dynamo.Store) {
+func NewEngine(cfg aws.Config, c Config, log *slog.Logger, metrics *obs.Metrics) (*delivery.Engine, *dynamo.Store) {
 	store := dynamo.New(dynamodb.NewFromConfig(cfg), c.TableName, c.Shards)
 	queue := sqs.New(sqsapi.NewFromConfig(cfg, func(o *sqsapi.Options) { o.RetryMaxAttempts = 1 }))
 	mailer := ses.New(sesapi.NewFromConfig(cfg, func(o *sesapi.Options) { o.RetryMaxAttempts = 1 }))
@@ -104,8 +107,8 @@ func NewDeliveryEngine(cfg aws.Config, c DeliveryConfig, log *slog.Logger, metri
 }
 
 // NewRelayHandler builds the stream relay's handler.
-func NewRelayHandler(_ context.Context, cfg aws.Config, c DeliveryConfig) *relay.Handler {
+func NewRelayHandler(_ context.Context, cfg aws.Config, c Config) *relay.Handler {
 	log := obs.NewLogger(os.Stderr, c.LogLevel).With(slog.String("function", "stream-relay"))
-	engine, _ := NewDeliveryEngine(cfg, c, log, obs.NewMetrics(os.Stdout, "Dispatcher"))
+	engine, _ := NewEngine(cfg, c, log, obs.NewMetrics(os.Stdout, "Dispatcher"))
 	return relay.New(engine, log)
 }
