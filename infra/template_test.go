@@ -223,7 +223,6 @@ func TestEachFunctionIsGrantedExactlyWhatItCalls(t *testing.T) {
 	}
 }
 
-
 func TestPoliciesNameOnlyThisStacksResources(t *testing.T) {
 	tmpl := load(t)
 	ev := evaluator(t, tmpl, map[string]string{"WebhookSecretsArn": "arn:aws:secretsmanager:us-east-1:123456789012:secret:x", "WebhookSecretsParameter": "x"})
