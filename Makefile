@@ -65,6 +65,15 @@ bench: emulators-install ## benchmarks against the emulators; each speed is a ra
 	$(GO) test -run '^$$' -bench . -benchmem -count 1 -timeout 10m ./... | tee $(BENCH_OUT)
 	@echo "written to $(BENCH_OUT) (compare runs with: go run golang.org/x/perf/cmd/benchstat old.txt new.txt)"
 
+## --- fuzz --------------------------------------------------------------------
+.PHONY: fuzz
+FUZZTIME ?= 30s
+fuzz: ## run each fuzz target for FUZZTIME (their seed corpora also run in `make test`)
+	$(GO) test -run '^$$' -fuzz '^FuzzParse$$' -fuzztime $(FUZZTIME) ./internal/dispatch
+	$(GO) test -run '^$$' -fuzz '^FuzzVerify$$' -fuzztime $(FUZZTIME) ./internal/webhook
+	$(GO) test -run '^$$' -fuzz '^FuzzStreamRecord$$' -fuzztime $(FUZZTIME) ./internal/dynamo
+	$(GO) test -run '^$$' -fuzz '^FuzzDLQMessage$$' -fuzztime $(FUZZTIME) ./internal/replay
+
 ## --- lint --------------------------------------------------------------------
 .PHONY: lint
 lint: ## gofmt, go vet, staticcheck, and the domain-imports-only-stdlib check

@@ -277,8 +277,15 @@ func bytesReader(b []byte) *bytes.Reader { return bytes.NewReader(b) }
 func checkKeys(b []byte, t reflect.Type) error {
 	dec := json.NewDecoder(bytes.NewReader(b))
 	dec.UseNumber()
-	return walkKeys(dec, t, "")
+	if err := walkKeys(dec, t, ""); err != nil && !errors.Is(err, errMalformed) {
+		return err
+	}
+	return nil
 }
+
+// errMalformed stops the key walk; the decoder then reports the syntax
+// error with a better message.
+var errMalformed = errors.New("malformed JSON")
 
 func walkKeys(dec *json.Decoder, t reflect.Type, path string) error {
 	for t != nil && t.Kind() == reflect.Pointer {
@@ -286,7 +293,7 @@ func walkKeys(dec *json.Decoder, t reflect.Type, path string) error {
 	}
 	tok, err := dec.Token()
 	if err != nil {
-		return nil // the decoder reports malformed JSON with a better message
+		return errMalformed
 	}
 	switch tok {
 	case json.Delim('{'):
@@ -302,7 +309,7 @@ func walkKeys(dec *json.Decoder, t reflect.Type, path string) error {
 		for dec.More() {
 			kt, err := dec.Token()
 			if err != nil {
-				return nil
+				return errMalformed
 			}
 			k, _ := kt.(string)
 			if seen[k] {
@@ -328,7 +335,9 @@ func walkKeys(dec *json.Decoder, t reflect.Type, path string) error {
 				return err
 			}
 		}
-		_, _ = dec.Token()
+		if _, err := dec.Token(); err != nil {
+			return errMalformed
+		}
 	case json.Delim('['):
 		var elem reflect.Type
 		if t != nil && (t.Kind() == reflect.Slice || t.Kind() == reflect.Array) {
@@ -339,7 +348,9 @@ func walkKeys(dec *json.Decoder, t reflect.Type, path string) error {
 				return err
 			}
 		}
-		_, _ = dec.Token()
+		if _, err := dec.Token(); err != nil {
+			return errMalformed
+		}
 	}
 	return nil
 }
