@@ -229,6 +229,9 @@ func TestFiftyConcurrentDepositsEndWithTheExactSum(t *testing.T) {
 	}
 }
 
+// TestRejectedCommandsWriteNothing is the catalogue of bad requests: each
+// gets its status and problem type, and none writes anything (commands send
+// nothing themselves: no outbox item, nothing delivered).
 func TestRejectedCommandsWriteNothing(t *testing.T) {
 	f := newFixture(t)
 	id := newID("acct")
@@ -278,7 +281,42 @@ func TestRejectedCommandsWriteNothing(t *testing.T) {
 			sign(t, r, secretRetired, "retired-"+id, time.Now())
 		}), 401, "unauthorized", ""},
 		{"rejects a missing signature with 401", f.post(deposit(id, 1, "r"), func(r *events.APIGatewayV2HTTPRequest) { delete(r.Headers, "webhook-signature") }), 401, "unauthorized", ""},
+		{"rejects a missing type with 400", f.post(`{"aggregateId":"` + id + `","data":{}}`), 400, "validation-error", "type"},
+		{"rejects a missing aggregate id with 400", f.post(`{"type":"DepositFunds","data":{"amount":1,"currency":"EUR","reference":"r"}}`), 400, "validation-error", "aggregateId"},
+		{"rejects null data with 400", f.post(`{"type":"DepositFunds","aggregateId":"` + id + `","data":null}`), 400, "validation-error", "data"},
+		{"rejects a negative expectedVersion with 400", f.post(`{"type":"DepositFunds","aggregateId":"` + id + `","expectedVersion":-1,"data":{"amount":1,"currency":"EUR","reference":"r"}}`), 400, "validation-error", "expectedVersion"},
+		{"rejects a string expectedVersion with 400", f.post(`{"type":"DepositFunds","aggregateId":"` + id + `","expectedVersion":"2","data":{"amount":1,"currency":"EUR","reference":"r"}}`), 400, "validation-error", "expectedVersion"},
+		{"rejects an aggregate id over 64 characters with 400", f.post(`{"type":"DepositFunds","aggregateId":"` + strings.Repeat("a", 65) + `","data":{"amount":1,"currency":"EUR","reference":"r"}}`), 400, "validation-error", "aggregateId"},
+		{"rejects a non-ASCII aggregate id with 400", f.post(`{"type":"DepositFunds","aggregateId":"konto-ä","data":{"amount":1,"currency":"EUR","reference":"r"}}`), 400, "validation-error", "aggregateId"},
+		{"rejects an empty body with 400", f.post(``), 400, "validation-error", ""},
+		{"rejects a JSON array body with 400", f.post(`[]`), 400, "validation-error", ""},
+		{"rejects a duplicated key with 400", f.post(`{"type":"DepositFunds","aggregateId":"` + id + `","data":{"amount":1,"amount":100000,"currency":"EUR","reference":"r"}}`), 400, "validation-error", "data.amount"},
+		{"rejects a key differing only by case with 400", f.post(`{"type":"DepositFunds","aggregateId":"` + id + `","data":{"Amount":1,"currency":"EUR","reference":"r"}}`), 400, "validation-error", "data.Amount"},
+		{"rejects a zero amount with 400", f.post(deposit(id, 0, "r")), 400, "validation-error", "data.amount"},
+		{"rejects a negative amount with 400", f.post(deposit(id, -5, "r")), 400, "validation-error", "data.amount"},
+		{"rejects an amount over the limit with 400", f.post(`{"type":"DepositFunds","aggregateId":"` + id + `","data":{"amount":1000000000000001,"currency":"EUR","reference":"r"}}`), 400, "validation-error", "data.amount"},
+		{"rejects a lower-case currency with 400", f.post(`{"type":"DepositFunds","aggregateId":"` + id + `","data":{"amount":1,"currency":"eur","reference":"r"}}`), 400, "validation-error", "data.currency"},
+		{"rejects an empty reference with 400", f.post(`{"type":"DepositFunds","aggregateId":"` + id + `","data":{"amount":1,"currency":"EUR","reference":""}}`), 400, "validation-error", "data.reference"},
+		{"rejects an owner over 100 characters with 400", f.post(`{"type":"OpenAccount","aggregateId":"x-` + id + `","data":{"owner":"` + strings.Repeat("o", 101) + `","email":"o@example.com","currency":"EUR"}}`), 400, "validation-error", "data.owner"},
+		{"rejects a quoted local part that would change the address with 400", f.post(`{"type":"OpenAccount","aggregateId":"x-` + id + `","data":{"owner":"Q","email":"\"a b\"@example.com","currency":"EUR"}}`), 400, "validation-error", "data.email"},
+		{"rejects Dispatch writing an account with 400", f.post(`{"type":"Dispatch","aggregateId":"` + id + `","data":{"aggregateType":"Account","state":{"balance":-500}}}`), 400, "validation-error", "data.aggregateType"},
+		{"rejects an empty Dispatch with 400", f.post(`{"type":"Dispatch","aggregateId":"d-` + id + `","data":{"aggregateType":"Order"}}`), 400, "validation-error", "data"},
+		{"rejects too many emails with 400", f.post(`{"type":"Dispatch","aggregateId":"d-` + id + `","data":{"aggregateType":"Order","emails":[` + strings.TrimSuffix(strings.Repeat(`{"to":["a@example.com"],"template":"notification","data":{"title":"t","message":"m"}},`, dispatch.MaxEmailsPerCommand+1), ",") + `]}}`), 400, "validation-error", "data.emails"},
+		{"rejects a malformed event type with 400", f.post(`{"type":"Dispatch","aggregateId":"d-` + id + `","data":{"aggregateType":"Order","events":[{"type":"bad type!","data":{}}]}}`), 400, "validation-error", "data.events[0].type"},
+		{"rejects a template name with a path in it with 400", f.post(`{"type":"Dispatch","aggregateId":"d-` + id + `","data":{"aggregateType":"Order","emails":[{"to":["a@example.com"],"template":"../notification","data":{}}]}}`), 400, "validation-error", "data.emails[0].template"},
+		{"rejects a signature from the future with 401", f.post(deposit(id, 1, "r"), func(r *events.APIGatewayV2HTTPRequest) {
+			sign(t, r, secretNew, "future-"+id, time.Now().Add(6*time.Minute))
+		}), 401, "unauthorized", ""},
+		{"rejects a signature of an unknown version with 401", f.post(deposit(id, 1, "r"), func(r *events.APIGatewayV2HTTPRequest) {
+			r.Headers["webhook-signature"] = strings.Replace(r.Headers["webhook-signature"], "v1,", "v2,", 1)
+		}), 401, "unauthorized", ""},
+		{"rejects a non-numeric timestamp with 401", f.post(deposit(id, 1, "r"), func(r *events.APIGatewayV2HTTPRequest) { r.Headers["webhook-timestamp"] = "yesterday" }), 401, "unauthorized", ""},
+		{"rejects an idempotency key over 255 characters with 400", f.post(deposit(id, 1, "r"), func(r *events.APIGatewayV2HTTPRequest) { r.Headers["idempotency-key"] = strings.Repeat("k", 256) }), 400, "validation-error", "Idempotency-Key"},
+		{"rejects an unknown route with 404", f.post(deposit(id, 1, "r"), func(r *events.APIGatewayV2HTTPRequest) { r.RouteKey = "POST /v1/other"; r.RawPath = "/v1/other" }), 404, "not-found", ""},
 		{"rejects an idempotency key with spaces with 400", f.post(deposit(id, 1, "r"), func(r *events.APIGatewayV2HTTPRequest) { r.Headers["idempotency-key"] = "a b" }), 400, "validation-error", "Idempotency-Key"},
+	}
+	if len(tests) < 40 {
+		t.Fatalf("the catalogue has %d bad requests, want at least 40", len(tests))
 	}
 	before := f.count(id)
 	idemps := f.idempotencyRecords()
