@@ -16,6 +16,7 @@ import (
 	"math/big"
 	"sort"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"golang.org/x/time/rate"
@@ -149,6 +150,9 @@ type lane struct {
 	items   []dispatch.OutboxItem
 	next    int
 	stopped bool
+	// markFailed is set by a mark that runs behind the lane's sends: the
+	// lane sends nothing more in this invocation.
+	markFailed atomic.Bool
 }
 
 // run is the state of one Deliver call.
@@ -159,7 +163,8 @@ type run struct {
 	stop     bool // account-wide: attempt nothing more
 	deadline time.Time
 	lags     []float64
-	marks    chan struct{} // bounds concurrent marks
+	marks    chan struct{}  // bounds concurrent marks
+	marking  sync.WaitGroup // marks in flight; Deliver waits for them
 }
 
 func (r *run) set(k dispatch.OutboxKey, o Outcome, reason string) {
@@ -229,7 +234,7 @@ func (e *Engine) Deliver(ctx context.Context, items []dispatch.OutboxItem) Resul
 	for {
 		var heads []*lane
 		for _, id := range order {
-			if l := lanes[id]; !l.stopped && l.next < len(l.items) {
+			if l := lanes[id]; !l.stopped && !l.markFailed.Load() && l.next < len(l.items) {
 				heads = append(heads, l)
 			}
 		}
@@ -238,6 +243,7 @@ func (e *Engine) Deliver(ctx context.Context, items []dispatch.OutboxItem) Resul
 		}
 		r.round(ctx, heads)
 	}
+	r.marking.Wait()
 	e.emit(r)
 	return r.res
 }
@@ -304,8 +310,6 @@ func (r *run) sendEvents(ctx context.Context, lanes []*lane) {
 		pending = append(pending, i)
 	}
 	lastErr := map[int]error{}
-	var marks sync.WaitGroup
-	defer marks.Wait()
 	for attempt := 1; len(pending) > 0; attempt++ {
 		batch := make([]sqs.Message, len(pending))
 		for j, i := range pending {
@@ -321,13 +325,18 @@ func (r *run) sendEvents(ctx context.Context, lanes []*lane) {
 			it := lanes[i].items[lanes[i].next]
 			switch {
 			case err == nil:
-				marks.Add(1)
-				go func(l *lane) {
-					defer marks.Done()
+				// Sent: the queue keeps the group's order from here, so the
+				// aggregate's next event may go in the next round while
+				// this one is marked.
+				l := lanes[i]
+				l.next++
+				r.marking.Add(1)
+				go func() {
+					defer r.marking.Done()
 					r.marks <- struct{}{}
 					defer func() { <-r.marks }()
 					r.markEvent(ctx, l, it)
-				}(lanes[i])
+				}()
 			case dispatch.KindOf(err) == dispatch.Permanent:
 				r.park(ctx, it, "", code(err), err.Error())
 				r.advance(lanes[i], r.outcome(it.Key()))
@@ -363,23 +372,24 @@ func (r *run) sendEvents(ctx context.Context, lanes []*lane) {
 }
 
 // markEvent marks a sent event delivered. Marks set the pace on DynamoDB,
-// so they run concurrently, bounded by their own pool.
+// so they run concurrently, bounded by their own pool, behind the sends:
+// the lane has already moved on.
 func (r *run) markEvent(ctx context.Context, l *lane, it dispatch.OutboxItem) {
 	err := r.e.outbox.MarkDelivered(ctx, it.Key(), "", r.e.now(), r.e.cfg.KeepDelivered)
 	switch {
 	case err == nil:
 		r.delivered(it)
-		r.advance(l, Delivered)
 	case errors.Is(err, dispatch.ErrAlreadyDone):
 		// Another worker marked it (or failed it) first; it was sent either way.
 		r.set(it.Key(), AlreadyDone, "")
-		r.advance(l, AlreadyDone)
 	default:
-		// Sent but not marked: a retry will send it again, with the same
-		// dedup id. Stop the lane so that order holds for what follows.
+		// Sent but not marked: the batch's retry starts at this item and
+		// sends it again, with the same dedup id (FIFO drops it); later
+		// events already sent and marked are skipped then. Send nothing
+		// more of this aggregate now.
 		r.e.log.WarnContext(ctx, "delivered but not marked", itemAttrs(it, slog.String("error", err.Error()))...)
 		r.set(it.Key(), Retry, "mark-failed")
-		r.advance(l, Retry)
+		l.markFailed.Store(true)
 	}
 }
 

@@ -283,3 +283,51 @@ func TestConcurrentRelaysSendEachEmailOnce(t *testing.T) {
 	}
 	f.Drain(f.Events)
 }
+
+func TestAnEventSentButNotMarkedIsReportedAndNotDuplicatedByTheRetry(t *testing.T) {
+	f := flowtest.New(t, nil)
+	id := unique("unmarked")
+	f.Command(`{"type":"Dispatch","aggregateId":"` + id + `","data":{"aggregateType":"Order","events":[{"type":"A","data":{}}]}}`)
+	f.Command(`{"type":"Dispatch","aggregateId":"` + id + `","data":{"aggregateType":"Order","events":[{"type":"B","data":{}}]}}`)
+	f.Command(`{"type":"Dispatch","aggregateId":"` + id + `","data":{"aggregateType":"Order","events":[{"type":"C","data":{}}]}}`)
+	ev := f.Batch(id)
+	// The first event's mark fails through the SDK's own retries.
+	f.Faults.Add(faults.Fault{
+		Match: faults.All(faults.Target("UpdateItem"), faults.BodyContains("OUTBOX#00000000000000000001#000"), faults.BodyContains("DELIVERED")),
+		Status: 500, Code: "InternalServerError", Message: "boom",
+	})
+	resp := f.Handle(ev)
+	f.Faults.Reset()
+	var first string
+	for _, r := range ev.Records {
+		if r.Change.Keys["sk"].String() == "OUTBOX#00000000000000000001#000" {
+			first = r.Change.SequenceNumber
+		}
+	}
+	if len(resp.BatchItemFailures) != 1 || resp.BatchItemFailures[0].ItemIdentifier != first {
+		t.Fatalf("failures %+v, want the unmarked event's record %s", resp.BatchItemFailures, first)
+	}
+	var retry events.DynamoDBEvent
+	for i, r := range ev.Records {
+		if r.Change.SequenceNumber == first {
+			retry.Records = ev.Records[i:]
+		}
+	}
+	if resp := f.Handle(retry); len(resp.BatchItemFailures) != 0 {
+		t.Fatalf("retry failures %+v", resp.BatchItemFailures)
+	}
+	var types []string
+	for _, m := range f.Drain(f.Events) {
+		if m.Body["subject"] == id {
+			types = append(types, m.Body["type"].(string))
+		}
+	}
+	if strings.Join(types, ",") != "A,B,C" {
+		t.Errorf("the queue holds %v, want A,B,C once each in order (FIFO drops the resent A)", types)
+	}
+	for _, it := range f.Items(id) {
+		if s(it, "status") != "DELIVERED" {
+			t.Errorf("%s is %s", s(it, "sk"), s(it, "status"))
+		}
+	}
+}
