@@ -293,7 +293,7 @@ func TestAnEventSentButNotMarkedIsReportedAndNotDuplicatedByTheRetry(t *testing.
 	ev := f.Batch(id)
 	// The first event's mark fails through the SDK's own retries.
 	f.Faults.Add(faults.Fault{
-		Match: faults.All(faults.Target("UpdateItem"), faults.BodyContains("OUTBOX#00000000000000000001#000"), faults.BodyContains("DELIVERED")),
+		Match:  faults.All(faults.Target("UpdateItem"), faults.BodyContains("OUTBOX#00000000000000000001#000"), faults.BodyContains("DELIVERED")),
 		Status: 500, Code: "InternalServerError", Message: "boom",
 	})
 	resp := f.Handle(ev)
