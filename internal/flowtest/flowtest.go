@@ -179,6 +179,9 @@ func (f *Fixture) Drain(url string) []Received {
 	for empty := 0; empty < 2; {
 		res, err := f.SQS.ReceiveMessage(context.Background(), &sqsapi.ReceiveMessageInput{
 			QueueUrl: aws.String(url), MaxNumberOfMessages: 10, WaitTimeSeconds: 0,
+			// Short: a response the SDK loses and retries must not hide messages
+			// (and lock their FIFO groups) for the queue's whole 60 s.
+			VisibilityTimeout: 2,
 			MessageSystemAttributeNames: []sqstypes.MessageSystemAttributeName{sqstypes.MessageSystemAttributeNameMessageGroupId},
 		})
 		if err != nil {
