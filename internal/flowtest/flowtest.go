@@ -181,7 +181,7 @@ func (f *Fixture) Drain(url string) []Received {
 			QueueUrl: aws.String(url), MaxNumberOfMessages: 10, WaitTimeSeconds: 0,
 			// Short: a response the SDK loses and retries must not hide messages
 			// (and lock their FIFO groups) for the queue's whole 60 s.
-			VisibilityTimeout: 2,
+			VisibilityTimeout:           2,
 			MessageSystemAttributeNames: []sqstypes.MessageSystemAttributeName{sqstypes.MessageSystemAttributeNameMessageGroupId},
 		})
 		if err != nil {
