@@ -133,6 +133,9 @@ clean: ## remove build output, the venv, node_modules and local state
 FORCE:
 
 ## --- run ---------------------------------------------------------------------
-.PHONY: dev
-dev: emulators-install ## run the local stack in the foreground (emulators + resources from the template); Ctrl-C stops it
-	$(GO) run ./cmd/dispatcher-local emulators up
+.PHONY: dev dev-binary
+dev: emulators-install ## the whole flow locally: emulators, resources, API on 127.0.0.1:3000, stream trigger, replay (docs/local.md); Ctrl-C stops it
+	$(GO) run ./cmd/dispatcher-local dev
+
+dev-binary: emulators-install ## as dev, but the built bootstrap binaries run under the Lambda Runtime Interface Emulator
+	$(GO) run ./cmd/dispatcher-local dev -binary

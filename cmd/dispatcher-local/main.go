@@ -3,6 +3,8 @@
 //	dispatcher-local emulators up [-detach] [-no-provision]
 //	dispatcher-local emulators down
 //	dispatcher-local provision [-stack NAME] [-param Key=Value ...]
+//	dispatcher-local dev [-port 3000] [-endpoint URL] [-binary] [...]
+//	dispatcher-local replay ['{"mode":"all"}']
 //
 // `emulators up` starts DynamoDB Local, fauxqs and aws-ses-v2-local on
 // loopback (ports from DISPATCHER_DYNAMODB_PORT, DISPATCHER_SQS_PORT,
@@ -10,6 +12,11 @@
 // infra/template.yaml into them and prints the variables that point the AWS
 // SDK and CLI at them. `provision` applies the template to whatever the
 // AWS_ENDPOINT_URL* variables point at (LocalStack, for instance).
+//
+// `dev` runs the whole flow in the foreground: emulators, resources, the
+// API Gateway emulation on 127.0.0.1:3000 and the DynamoDB Streams event
+// source mapping (internal/runner), until Ctrl-C. `replay` asks a running
+// `dev` to invoke the replay function (or runs it once). See docs/local.md.
 package main
 
 import (
@@ -35,7 +42,10 @@ import (
 const usage = `usage:
   dispatcher-local emulators up [-detach] [-no-provision] [-stack NAME]
   dispatcher-local emulators down
-  dispatcher-local provision [-stack NAME] [-template PATH] [-param Key=Value ...]`
+  dispatcher-local provision [-stack NAME] [-template PATH] [-param Key=Value ...]
+  dispatcher-local dev [-port 3000] [-endpoint URL] [-binary] [-poll 250ms] [-stack NAME] [-schedules=false]
+                       [-dynamodb-port 8000] [-sqs-port 9324] [-ses-port 8005]
+  dispatcher-local replay [-api http://127.0.0.1:3000] ['{"mode":"all"}']`
 
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
@@ -54,6 +64,10 @@ func run(ctx context.Context, args []string) error {
 		return emulatorsDown()
 	case len(args) >= 1 && args[0] == "provision":
 		return provisionCmd(ctx, args[1:])
+	case len(args) >= 1 && args[0] == "dev":
+		return devCmd(ctx, args[1:])
+	case len(args) >= 1 && args[0] == "replay":
+		return replayCmd(ctx, args[1:])
 	}
 	return errors.New(usage)
 }

@@ -1,0 +1,416 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/config"
+	"github.com/aws/smithy-go/logging"
+
+	"github.com/dispatcher-dev/dispatcher/internal/emulator"
+	"github.com/dispatcher-dev/dispatcher/internal/provision"
+	"github.com/dispatcher-dev/dispatcher/internal/runner"
+	"github.com/dispatcher-dev/dispatcher/internal/webhook"
+)
+
+// devOptions are the flags of `dev`.
+type devOptions struct {
+	port      int
+	stack     string
+	endpoint  string
+	poll      time.Duration
+	binary    bool
+	schedules bool
+	ports     map[emulator.Name]int
+}
+
+func devCmd(ctx context.Context, args []string) error {
+	fs := flag.NewFlagSet("dev", flag.ContinueOnError)
+	o := devOptions{ports: map[emulator.Name]int{}}
+	apiPort, err := portFromEnv("DISPATCHER_API_PORT", 3000)
+	if err != nil {
+		return err
+	}
+	fs.IntVar(&o.port, "port", apiPort, "API port on 127.0.0.1 (env DISPATCHER_API_PORT)")
+	fs.StringVar(&o.stack, "stack", "dispatcher-local", "stack name for resource names")
+	fs.StringVar(&o.endpoint, "endpoint", os.Getenv("AWS_ENDPOINT_URL"), "use this already running AWS endpoint (LocalStack, ...) instead of starting the emulators (env AWS_ENDPOINT_URL)")
+	fs.DurationVar(&o.poll, "poll", runner.DefaultPollInterval, "stream poll interval per shard")
+	fs.BoolVar(&o.binary, "binary", false, "run the built bootstrap binaries under the Lambda Runtime Interface Emulator instead of in-process")
+	fs.BoolVar(&o.schedules, "schedules", true, "run the template's rate() schedules (the sweeper)")
+	ports := map[emulator.Name]*int{}
+	for _, p := range emulatorPorts {
+		def, err := portFromEnv(p.env, p.def)
+		if err != nil {
+			return err
+		}
+		ports[p.n] = fs.Int(p.flag, def, fmt.Sprintf("%s port on 127.0.0.1 (env %s)", p.n, p.env))
+	}
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	for n, v := range ports {
+		o.ports[n] = *v
+	}
+	return dev(ctx, o)
+}
+
+var emulatorPorts = []struct {
+	n    emulator.Name
+	env  string
+	flag string
+	def  int
+}{
+	{emulator.DynamoDB, "DISPATCHER_DYNAMODB_PORT", "dynamodb-port", 8000},
+	{emulator.SQS, "DISPATCHER_SQS_PORT", "sqs-port", 9324},
+	{emulator.SES, "DISPATCHER_SES_PORT", "ses-port", 8005},
+}
+
+func dev(ctx context.Context, o devOptions) error {
+	started := time.Now()
+	dir, err := emulator.FindDir()
+	if err != nil {
+		return err
+	}
+	root := filepath.Dir(dir)
+	addr := net.JoinHostPort("127.0.0.1", strconv.Itoa(o.port))
+	if l, err := net.Listen("tcp", addr); err != nil {
+		return fmt.Errorf("API port %d is taken (%v): stop what listens there or use -port / DISPATCHER_API_PORT", o.port, err)
+	} else {
+		l.Close()
+	}
+	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelInfo}))
+
+	// Where AWS is: a given endpoint, emulators already started by
+	// `make emulators-up`, or emulators started (and stopped) here.
+	var where awsPlace
+	switch {
+	case o.endpoint != "":
+		where = awsPlace{kind: "endpoint", endpoint: strings.TrimRight(o.endpoint, "/")}
+		os.Setenv("AWS_ENDPOINT_URL", where.endpoint)
+		setDefault("AWS_REGION", "us-east-1")
+		setDefault("AWS_ACCESS_KEY_ID", "test")
+		setDefault("AWS_SECRET_ACCESS_KEY", "test")
+	default:
+		if st, ok := detachedEmulators(); ok {
+			where = awsPlace{kind: "detached", endpoints: st.Endpoints}
+		} else {
+			fmt.Println("Starting the emulators (DynamoDB Local, fauxqs, aws-ses-v2-local)...")
+			s, err := emulator.Start(ctx, emulator.Options{Dir: dir, Ports: o.ports, LogDir: filepath.Join(root, ".local", "emulator-logs")})
+			if err != nil {
+				return err
+			}
+			defer func() {
+				s.Stop()
+				fmt.Println("emulators stopped")
+			}()
+			where = awsPlace{kind: "started", endpoints: s.Endpoints(), logDir: s.LogDir}
+		}
+		for k, v := range where.endpoints {
+			os.Setenv(k, v)
+		}
+	}
+	cfg, err := config.LoadDefaultConfig(ctx, config.WithLogger(quietLogger{}))
+	if err != nil {
+		return err
+	}
+	stack, err := provision.Apply(ctx, cfg, provision.Options{TemplatePath: filepath.Join(root, "infra", "template.yaml"), StackName: o.stack})
+	if err != nil {
+		return fmt.Errorf("provision infra/template.yaml: %w", err)
+	}
+	spec, err := runner.ReadSpec(stack)
+	if err != nil {
+		return err
+	}
+	dirs, err := runner.FunctionDirs(root)
+	if err != nil {
+		return err
+	}
+	extra := runner.LocalEnv(os.Getenv)
+	var fns map[string]runner.Function
+	mode := "in-process"
+	if o.binary {
+		mode = "bootstrap binaries under the Runtime Interface Emulator"
+		bin, err := runner.StartBinaries(ctx, runner.BinaryOptions{
+			Root: root, Spec: spec, Dirs: dirs, Extra: extra, StackName: o.stack, Log: os.Stderr,
+			Progress: func(s string) { fmt.Println(s) },
+		})
+		if err != nil {
+			return err
+		}
+		defer bin.Stop()
+		fns = bin.Functions
+	} else {
+		fns, err = runner.InProcessFunctions(ctx, cfg, spec, o.stack, dirs, extra)
+		if err != nil {
+			return err
+		}
+	}
+	r, err := runner.New(runner.Options{Stack: stack, AWS: cfg, Functions: fns, Addr: addr, PollInterval: o.poll, Log: log, Schedules: o.schedules})
+	if err != nil {
+		return err
+	}
+	if err := r.Start(ctx); err != nil {
+		return err
+	}
+	defer r.Close()
+	printBanner(os.Stdout, banner{runner: r, stack: stack, where: where, secret: extra["WEBHOOK_SECRETS"], mode: mode, took: time.Since(started)})
+	<-ctx.Done()
+	fmt.Println("\nstopping...")
+	return nil
+}
+
+type awsPlace struct {
+	kind      string // endpoint, detached, started
+	endpoint  string
+	endpoints map[string]string
+	logDir    string
+}
+
+func (p awsPlace) url(service string) string {
+	if p.kind == "endpoint" {
+		return p.endpoint
+	}
+	return p.endpoints["AWS_ENDPOINT_URL_"+service]
+}
+
+func setDefault(k, v string) {
+	if os.Getenv(k) == "" {
+		os.Setenv(k, v)
+	}
+}
+
+// detachedEmulators returns the emulators `make emulators-up` left running.
+func detachedEmulators() (state, bool) {
+	sp, err := statePath()
+	if err != nil {
+		return state{}, false
+	}
+	b, err := os.ReadFile(sp)
+	if err != nil {
+		return state{}, false
+	}
+	var st state
+	if json.Unmarshal(b, &st) != nil || len(st.PIDs) == 0 {
+		return state{}, false
+	}
+	for _, pid := range st.PIDs {
+		if !emulator.Alive(pid) {
+			return state{}, false
+		}
+	}
+	return st, true
+}
+
+// quietLogger drops the SDK's checksum warning that DynamoDB Local provokes
+// (harmless; see README) and keeps the rest.
+type quietLogger struct{}
+
+func (quietLogger) Logf(c logging.Classification, format string, v ...any) {
+	msg := fmt.Sprintf(format, v...)
+	if strings.Contains(msg, "response did not match expected checksum") {
+		return
+	}
+	fmt.Fprintf(os.Stderr, "SDK %s %s\n", c, msg)
+}
+
+type banner struct {
+	runner *runner.Runner
+	stack  *provision.Stack
+	where  awsPlace
+	secret string
+	mode   string
+	took   time.Duration
+}
+
+func printBanner(w io.Writer, b banner) {
+	api := b.runner.URL()
+	p := func(format string, a ...any) { fmt.Fprintf(w, format+"\n", a...) }
+	p("")
+	p("Dispatcher is running locally (functions: %s; ready in %s). Ctrl-C stops everything it started.", b.mode, b.took.Round(100*time.Millisecond))
+	p("")
+	p("API (API Gateway HTTP API emulation): %s", api)
+	for _, l := range b.runner.Describe() {
+		p("  %s", l)
+	}
+	p("")
+	ses := b.where.url("SESV2")
+	switch b.where.kind {
+	case "endpoint":
+		p("AWS endpoint: %s (nothing started here; LocalStack shows sent mail at %s/_aws/ses)", b.where.endpoint, b.where.endpoint)
+	default:
+		p("Sent mail (SES emulator): %s/   (JSON: %s/store)", ses, ses)
+		if b.where.kind == "detached" {
+			p("  (using the emulators started by `make emulators-up`; `make emulators-down` stops them)")
+		} else {
+			p("  emulator logs: %s", b.where.logDir)
+		}
+	}
+	p("")
+
+	// A ready-to-paste signed request, valid five minutes.
+	secrets, _ := webhook.ParseSecrets(b.secret)
+	secret := b.secret
+	if len(secrets) > 0 {
+		secret = secrets[0]
+	}
+	if secret == runner.DevWebhookSecret {
+		p("Webhook secret (a fixed LOCAL DEV secret, never use it anywhere else; set WEBHOOK_SECRETS to change it):")
+	} else {
+		p("Webhook secret (from WEBHOOK_SECRETS):")
+	}
+	p("  %s", secret)
+	p("")
+	now := time.Now()
+	agg := fmt.Sprintf("acc-%d", now.Unix())
+	body := fmt.Sprintf(`{"type":"OpenAccount","aggregateId":%q,"data":{"owner":"Ada Lovelace","email":"ada@example.com","currency":"EUR"}}`, agg)
+	id := fmt.Sprintf("msg_%d", now.UnixNano())
+	sig, err := webhook.Sign(secret, id, now, []byte(body))
+	if err == nil {
+		p("Try it: a signed OpenAccount command (the signature is valid for 5 minutes, until %s):", now.Add(5*time.Minute).Format("15:04:05"))
+		p("  curl -i %s/v1/commands \\", api)
+		p("    -H 'content-type: application/json' \\")
+		p("    -H 'webhook-id: %s' \\", id)
+		p("    -H 'webhook-timestamp: %d' \\", now.Unix())
+		p("    -H 'webhook-signature: %s' \\", sig)
+		p("    --data-raw '%s'", body)
+		gid := id + "_get"
+		gsig, _ := webhook.Sign(secret, gid, now, nil)
+		p("Then read it back (GET routes are signed too; empty body):")
+		p("  curl -s %s/v1/aggregates/%s/outbox -H 'webhook-id: %s' -H 'webhook-timestamp: %d' -H 'webhook-signature: %s'", api, agg, gid, now.Unix(), gsig)
+	} else {
+		p("(cannot sign an example with this secret: %v)", err)
+	}
+	p("")
+	p("Sign new requests yourself (bash + openssl):")
+	p(`  secret='%s'`, secret)
+	p(`  id="msg_$(date +%%s%%N)"; ts=$(date +%%s)`)
+	p(`  body='{"type":"OpenAccount","aggregateId":"acc-'$ts'","data":{"owner":"Ada Lovelace","email":"ada@example.com","currency":"EUR"}}'`)
+	p(`  key=$(printf '%%s' "${secret#whsec_}" | base64 -d | od -An -tx1 | tr -d ' \n')`)
+	p(`  sig=$(printf '%%s' "$id.$ts.$body" | openssl dgst -sha256 -mac HMAC -macopt "hexkey:$key" -binary | base64)`)
+	p(`  curl -i %s/v1/commands -H 'content-type: application/json' -H "webhook-id: $id" -H "webhook-timestamp: $ts" -H "webhook-signature: v1,$sig" --data-raw "$body"`, api)
+	p("")
+
+	sqsURL := b.where.url("SQS")
+	events, dlq := b.stack.Physical("EventsQueue"), b.stack.Physical("DeadLetterQueue")
+	p("Read the events queue (and the DLQ) with the AWS CLI:")
+	p("  AWS_ACCESS_KEY_ID=local AWS_SECRET_ACCESS_KEY=local aws --endpoint-url %s --region us-east-1 \\", sqsURL)
+	p("    sqs receive-message --queue-url %s --max-number-of-messages 10 --attribute-names All --message-attribute-names All", events)
+	p("  (DLQ: --queue-url %s)", dlq)
+	if b.where.kind != "endpoint" {
+		p("or peek without consuming (fauxqs's inspection endpoint):")
+		p("  curl -s %s/_fauxqs/queues/%s", sqsURL, b.stack.Attr("EventsQueue", "QueueName"))
+		p("  curl -s %s/_fauxqs/queues/%s", sqsURL, b.stack.Attr("DeadLetterQueue", "QueueName"))
+	}
+	p("")
+	p("Replay the DLQ (and sweep undelivered items):")
+	p(`  curl -s -X POST %s%s -d '{"mode":"all"}'`, api, runner.ReplayPath)
+	p(`  go run ./cmd/dispatcher-local replay '{"mode":"all"}'`)
+	p("")
+}
+
+// replayCmd sends a replay request to a running `dev`, or, when none
+// answers, runs the replay function once against the emulators that
+// `make emulators-up` started (or AWS_ENDPOINT_URL).
+func replayCmd(ctx context.Context, args []string) error {
+	fs := flag.NewFlagSet("replay", flag.ContinueOnError)
+	port, err := portFromEnv("DISPATCHER_API_PORT", 3000)
+	if err != nil {
+		return err
+	}
+	api := fs.String("api", "http://127.0.0.1:"+strconv.Itoa(port), "the running `dev` API")
+	stackName := fs.String("stack", "dispatcher-local", "stack name (one-shot mode)")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	reqBody := `{"mode":"dlq"}`
+	if fs.NArg() > 0 {
+		reqBody = strings.Join(fs.Args(), " ")
+	}
+	if !json.Valid([]byte(reqBody)) {
+		return fmt.Errorf("the replay request must be JSON, e.g. '{\"mode\":\"all\"}'")
+	}
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, strings.TrimRight(*api, "/")+runner.ReplayPath, strings.NewReader(reqBody))
+	if err != nil {
+		return err
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err == nil {
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		printJSON(b)
+		if resp.StatusCode != http.StatusOK {
+			return fmt.Errorf("replay failed: %s", resp.Status)
+		}
+		return nil
+	}
+	if !errors.Is(err, syscall.ECONNREFUSED) {
+		return err
+	}
+	return replayOnce(ctx, *stackName, reqBody)
+}
+
+func replayOnce(ctx context.Context, stackName, reqBody string) error {
+	if st, ok := detachedEmulators(); ok {
+		for k, v := range st.Endpoints {
+			os.Setenv(k, v)
+		}
+	} else if os.Getenv("AWS_ENDPOINT_URL") == "" {
+		return errors.New("nothing to replay against: no `dev` answers and no emulators run; start `make dev` (or `make emulators-up`, or set AWS_ENDPOINT_URL)")
+	}
+	fmt.Fprintln(os.Stderr, "no `dev` answers: running the replay function once against the emulators")
+	dir, err := emulator.FindDir()
+	if err != nil {
+		return err
+	}
+	root := filepath.Dir(dir)
+	cfg, err := config.LoadDefaultConfig(ctx, config.WithLogger(quietLogger{}))
+	if err != nil {
+		return err
+	}
+	stack, err := provision.Apply(ctx, cfg, provision.Options{TemplatePath: filepath.Join(root, "infra", "template.yaml"), StackName: stackName})
+	if err != nil {
+		return err
+	}
+	spec, err := runner.ReadSpec(stack)
+	if err != nil {
+		return err
+	}
+	dirs, err := runner.FunctionDirs(root)
+	if err != nil {
+		return err
+	}
+	only := &runner.Spec{Functions: map[string]runner.FunctionSpec{runner.ReplayFunction: spec.Functions[runner.ReplayFunction]}}
+	fns, err := runner.InProcessFunctions(ctx, cfg, only, stackName, dirs, runner.LocalEnv(os.Getenv))
+	if err != nil {
+		return err
+	}
+	out, err := fns[runner.ReplayFunction].Invoke(ctx, "replay-once", []byte(reqBody))
+	if err != nil {
+		return err
+	}
+	printJSON(out)
+	return nil
+}
+
+func printJSON(b []byte) {
+	var buf bytes.Buffer
+	if json.Indent(&buf, b, "", "  ") == nil {
+		fmt.Println(buf.String())
+		return
+	}
+	fmt.Println(string(b))
+}
