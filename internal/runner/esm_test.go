@@ -4,7 +4,9 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"os"
+	"path/filepath"
 	"reflect"
 	"regexp"
 	"slices"
@@ -18,6 +20,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 	ddbtypes "github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
 
+	"github.com/dispatcher-dev/dispatcher/internal/provision"
 	"github.com/dispatcher-dev/dispatcher/internal/replay"
 	"github.com/dispatcher-dev/dispatcher/internal/runner"
 	"github.com/dispatcher-dev/dispatcher/internal/testenv"
@@ -276,4 +279,32 @@ func shape(t *testing.T, b []byte) map[string]string {
 	}
 	walk("", v)
 	return out
+}
+
+func TestAChangedTemplateSettingIsWhatTheRunnerUses(t *testing.T) {
+	env := testenv.Get(t)
+	src, err := os.ReadFile(filepath.Join(env.Root, "infra", "template.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	changed := strings.Replace(string(src), "BatchSize: 100", "BatchSize: 7", 1)
+	changed = strings.Replace(changed, "MaximumRetryAttempts: 5", "MaximumRetryAttempts: 2", 1)
+	if changed == string(src) {
+		t.Fatal("the template no longer says BatchSize: 100; update this test")
+	}
+	path := filepath.Join(t.TempDir(), "template.yaml")
+	if err := os.WriteFile(path, []byte(changed), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	s, err := provision.Apply(context.Background(), env.AWS, provision.Options{TemplatePath: path, StackName: fmt.Sprintf("chg%d", os.Getpid()%100000)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	spec, err := runner.ReadSpec(s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if m := spec.Streams[0]; m.BatchSize != 7 || m.MaxRetryAttempts != 2 {
+		t.Errorf("the runner uses batch size %d and %d retries, want the template's 7 and 2", m.BatchSize, m.MaxRetryAttempts)
+	}
 }
