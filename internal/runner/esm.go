@@ -313,13 +313,7 @@ type pending struct {
 	recs    []record
 	retries int // retries used; bisection does not use any
 	invokes int // invocations of these records so far
-	last    responseContext
-}
-
-type responseContext struct {
-	StatusCode      int    `json:"statusCode"`
-	ExecutedVersion string `json:"executedVersion"`
-	FunctionError   string `json:"functionError,omitempty"`
+	last    streams.ResponseContext
 }
 
 type outcome int
@@ -354,7 +348,7 @@ func (w *shardWorker) process(ctx context.Context, batch []record) bool {
 			return false
 		}
 		p.invokes++
-		p.last = responseContext{StatusCode: 200, ExecutedVersion: "$LATEST"}
+		p.last = streams.ResponseContext{StatusCode: 200, ExecutedVersion: "$LATEST"}
 		switch res {
 		case succeeded:
 			e.count(func(s *Stats) { s.Delivered += len(p.recs) })
@@ -491,7 +485,7 @@ func (w *shardWorker) discard(ctx context.Context, recs []record, condition stri
 			"startSequenceNumber", first.Change.SequenceNumber, "endSequenceNumber", last.Change.SequenceNumber)
 		return
 	}
-	rec := OnFailureRecord{Version: "1.0", Timestamp: e.now().UTC().Format("2006-01-02T15:04:05.000Z")}
+	rec := streams.OnFailure{Version: "1.0", Timestamp: e.now().UTC().Format("2006-01-02T15:04:05.000Z")}
 	rec.RequestContext.RequestID = newRequestID()
 	rec.RequestContext.FunctionArn = e.functionArn
 	rec.RequestContext.Condition = condition
@@ -500,7 +494,7 @@ func (w *shardWorker) discard(ctx context.Context, recs []record, condition stri
 	if rec.ResponseContext.ExecutedVersion == "" {
 		rec.ResponseContext.ExecutedVersion = "$LATEST"
 	}
-	rec.DDBStreamBatchInfo = BatchInfo{
+	rec.DDBStreamBatchInfo = &streams.BatchInfo{
 		ShardID:                         w.st.id,
 		StartSequenceNumber:             first.Change.SequenceNumber,
 		EndSequenceNumber:               last.Change.SequenceNumber,
@@ -529,32 +523,6 @@ func arrival(r events.DynamoDBEventRecord) string {
 		return ""
 	}
 	return t.UTC().Format("2006-01-02T15:04:05Z")
-}
-
-// OnFailureRecord is the record a DynamoDB Streams event source mapping
-// sends to its on-failure destination, field for field as AWS documents it.
-type OnFailureRecord struct {
-	RequestContext struct {
-		RequestID              string `json:"requestId"`
-		FunctionArn            string `json:"functionArn"`
-		Condition              string `json:"condition"`
-		ApproximateInvokeCount int    `json:"approximateInvokeCount"`
-	} `json:"requestContext"`
-	ResponseContext    responseContext `json:"responseContext"`
-	Version            string          `json:"version"`
-	Timestamp          string          `json:"timestamp"`
-	DDBStreamBatchInfo BatchInfo       `json:"DDBStreamBatchInfo"`
-}
-
-// BatchInfo locates the discarded records in the stream.
-type BatchInfo struct {
-	ShardID                         string `json:"shardId"`
-	StartSequenceNumber             string `json:"startSequenceNumber"`
-	EndSequenceNumber               string `json:"endSequenceNumber"`
-	ApproximateArrivalOfFirstRecord string `json:"approximateArrivalOfFirstRecord"`
-	ApproximateArrivalOfLastRecord  string `json:"approximateArrivalOfLastRecord"`
-	BatchSize                       int    `json:"batchSize"`
-	StreamArn                       string `json:"streamArn"`
 }
 
 func sleep(ctx context.Context, d time.Duration) {

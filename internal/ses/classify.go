@@ -1,15 +1,13 @@
 package ses
 
 import (
-	"context"
 	"errors"
-	"net"
 	"regexp"
-	"strconv"
 	"strings"
 
 	"github.com/aws/smithy-go"
 
+	"github.com/dispatcher-dev/dispatcher/internal/awserr"
 	"github.com/dispatcher-dev/dispatcher/internal/dispatch"
 )
 
@@ -78,38 +76,7 @@ func classify(op string, err error) *dispatch.Error {
 			return dispatch.E(op, kind, code, err)
 		}
 	}
-	var resp interface{ HTTPStatusCode() int }
-	if errors.As(err, &resp) && resp.HTTPStatusCode() >= 400 {
-		status := resp.HTTPStatusCode()
-		msg := "HTTP " + strconv.Itoa(status)
-		if isAPI && ae.ErrorCode() != "" && ae.ErrorCode() != "UnknownError" {
-			msg = ae.ErrorCode()
-		}
-		if status == 408 || status == 429 || status >= 500 {
-			return dispatch.E(op, dispatch.Transient, msg, err)
-		}
-		return dispatch.E(op, dispatch.Permanent, msg, err)
-	}
-	var netErr net.Error
-	var invalid smithy.InvalidParamsError
-	var unreadable *smithy.DeserializationError
-	switch {
-	case errors.Is(err, context.DeadlineExceeded) || errors.As(err, &netErr) && netErr.Timeout():
-		return dispatch.E(op, dispatch.Transient, "Timeout", err)
-	case errors.Is(err, context.Canceled):
-		return dispatch.E(op, dispatch.Transient, "Canceled", err)
-	case errors.As(err, &invalid):
-		// The SDK's own check of required fields: an Email this adapter
-		// turned into an incomplete request.
-		return dispatch.E(op, dispatch.Internal, "InvalidParams", err)
-	case errors.As(err, &unreadable):
-		// An answer came but could not be read: the email may be accepted.
-		return dispatch.E(op, dispatch.Transient, "ResponseUnreadable", err)
-	case isAPI:
-		return dispatch.E(op, dispatch.Transient, ae.ErrorCode(), err)
-	default:
-		return dispatch.E(op, dispatch.Transient, "Network", err)
-	}
+	return awserr.Classify(op, err)
 }
 
 // redacted hides email addresses in an SES error's text (MessageRejected

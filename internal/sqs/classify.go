@@ -1,14 +1,12 @@
 package sqs
 
 import (
-	"context"
 	"errors"
-	"net"
-	"strconv"
 	"strings"
 
 	"github.com/aws/smithy-go"
 
+	"github.com/dispatcher-dev/dispatcher/internal/awserr"
 	"github.com/dispatcher-dev/dispatcher/internal/dispatch"
 )
 
@@ -120,34 +118,5 @@ func classify(op string, err error) *dispatch.Error {
 			return dispatch.E(op, kind, ae.ErrorCode(), err)
 		}
 	}
-	var resp interface{ HTTPStatusCode() int }
-	if errors.As(err, &resp) && resp.HTTPStatusCode() >= 400 {
-		status := resp.HTTPStatusCode()
-		msg := "HTTP " + strconv.Itoa(status)
-		if isAPI && ae.ErrorCode() != "" && ae.ErrorCode() != "UnknownError" {
-			msg = ae.ErrorCode()
-		}
-		if status == 408 || status == 429 || status >= 500 {
-			return dispatch.E(op, dispatch.Transient, msg, err)
-		}
-		return dispatch.E(op, dispatch.Permanent, msg, err)
-	}
-	var netErr net.Error
-	var invalid smithy.InvalidParamsError
-	var unreadable *smithy.DeserializationError
-	switch {
-	case errors.Is(err, context.DeadlineExceeded) || errors.As(err, &netErr) && netErr.Timeout():
-		return dispatch.E(op, dispatch.Transient, "Timeout", err)
-	case errors.Is(err, context.Canceled):
-		return dispatch.E(op, dispatch.Transient, "Canceled", err)
-	case errors.As(err, &invalid):
-		return dispatch.E(op, dispatch.Internal, "InvalidParams", err)
-	case errors.As(err, &unreadable):
-		// An answer came but could not be read: it may have applied.
-		return dispatch.E(op, dispatch.Transient, "ResponseUnreadable", err)
-	case isAPI:
-		return dispatch.E(op, dispatch.Transient, ae.ErrorCode(), err)
-	default:
-		return dispatch.E(op, dispatch.Transient, "Network", err)
-	}
+	return awserr.Classify(op, err)
 }
