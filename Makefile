@@ -139,3 +139,16 @@ dev: emulators-install ## the whole flow locally: emulators, resources, API on 1
 
 dev-binary: emulators-install ## as dev, but the built bootstrap binaries run under the Lambda Runtime Interface Emulator
 	$(GO) run ./cmd/dispatcher-local dev -binary
+
+## --- chaos -------------------------------------------------------------------
+.PHONY: chaos
+CHAOS_SEEDS ?= 11,22,33,44,55
+CHAOS_N ?= 80
+chaos: emulators-install ## the outbox against the dual-write anti-patterns under seeded faults (CHAOS_SEEDS, CHAOS_N); writes docs/chaos.png
+	CHAOS_SEEDS=$(CHAOS_SEEDS) CHAOS_N=$(CHAOS_N) CHAOS_CHART=$(CURDIR)/docs/chaos.png $(GO) test -count=1 -v -timeout 20m -run '^TestChaos' ./internal/chaos
+
+.PHONY: load
+LOAD_DURATION ?= 20s
+LOAD_CLIENTS ?= 8
+load: emulators-install ## LOAD_CLIENTS signed clients against the local API for LOAD_DURATION; every event and email accounted for; requests/s, p50/p99, errors (must be 0)
+	LOAD_DURATION=$(LOAD_DURATION) LOAD_CLIENTS=$(LOAD_CLIENTS) $(GO) test -count=1 -v -timeout 10m -run '^TestLoad' ./internal/load

@@ -1,0 +1,61 @@
+package chaos_test
+
+import (
+	"os"
+	"strconv"
+	"strings"
+	"testing"
+
+	"github.com/dispatcher-dev/dispatcher/internal/chaos"
+	"github.com/dispatcher-dev/dispatcher/internal/testenv"
+)
+
+func TestMain(m *testing.M) { testenv.Main(m) }
+
+// env reads a setting of the long run (`make chaos`), or its default: the
+// short run inside `make test`.
+func env(name, def string) string {
+	if v := os.Getenv(name); v != "" {
+		return v
+	}
+	return def
+}
+
+func TestChaosTheOutboxLosesAndInventsNothingWhereTheAntiPatternsDo(t *testing.T) {
+	n, err := strconv.Atoi(env("CHAOS_N", "30"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var results []chaos.Result
+	for _, s := range strings.Split(env("CHAOS_SEEDS", "7"), ",") {
+		seed, err := strconv.ParseUint(strings.TrimSpace(s), 10, 64)
+		if err != nil {
+			t.Fatal(err)
+		}
+		rows := chaos.Run(t, seed, n, chaos.DefaultRates)
+		t.Log("\n" + chaos.Format(seed, rows))
+		results = append(results, chaos.Result{Seed: seed, Rows: rows})
+		for _, r := range rows {
+			if r.BadDuplicates != 0 {
+				t.Errorf("seed %d, %s: %d duplicates under another id", seed, r.Strategy, r.BadDuplicates)
+			}
+			if r.Strategy == chaos.Outbox {
+				if r.Lost() != 0 || r.Phantom() != 0 || r.Undelivered != 0 || r.DLQLeft != 0 {
+					t.Errorf("seed %d, outbox: %d lost, %d phantom, %d undelivered, %d left in the DLQ; want all 0", seed, r.Lost(), r.Phantom(), r.Undelivered, r.DLQLeft)
+				}
+				if r.Interrupts == 0 || r.Faults == 0 {
+					t.Errorf("seed %d, outbox: %d interrupts, %d faults: the schedule did nothing", seed, r.Interrupts, r.Faults)
+				}
+				continue
+			}
+			if r.Lost()+r.Phantom() == 0 {
+				t.Errorf("seed %d, %s: no loss and no phantom: the schedule is too weak", seed, r.Strategy)
+			}
+		}
+	}
+	if path := os.Getenv("CHAOS_CHART"); path != "" {
+		if err := chaos.WriteChart(path, results); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
