@@ -61,9 +61,7 @@ sam-build: py-tools ## `sam build` of the three functions through this Makefile 
 .PHONY: bench
 BENCH_OUT := .local/bench.txt
 bench: emulators-install ## benchmarks against the emulators; each speed is a ratio to a baseline from the same run
-	@mkdir -p .local
-	$(GO) test -run '^$$' -bench . -benchmem -count 1 -timeout 10m ./... | tee $(BENCH_OUT)
-	@echo "written to $(BENCH_OUT) (compare runs with: go run golang.org/x/perf/cmd/benchstat old.txt new.txt)"
+	$(GO) run ./cmd/benchreport -o $(dir $(BENCH_OUT))
 
 ## --- fuzz --------------------------------------------------------------------
 .PHONY: fuzz
