@@ -64,6 +64,13 @@ type outcome struct {
 	attempts                    int
 	replayed                    bool
 	err                         error
+	problem                     *Problem // the answer, when it is an error
+}
+
+// fail answers with a problem and remembers it for the log and metrics.
+func (o *outcome) fail(p Problem) events.APIGatewayV2HTTPResponse {
+	o.problem = &p
+	return problemResponse(p)
 }
 
 // Handle serves one API Gateway request.
@@ -75,13 +82,10 @@ func (h *Handler) Handle(ctx context.Context, req events.APIGatewayV2HTTPRequest
 	}
 	var o outcome
 	resp := h.serve(ctx, req, &o)
-	if resp.StatusCode >= 400 {
-		var p Problem
-		_ = json.Unmarshal([]byte(resp.Body), &p)
-		if resp.StatusCode >= 500 {
-			p.RequestID = reqID
-			resp.Body = p.body()
-		}
+	if o.problem != nil && o.problem.Status >= 500 {
+		// Only the request id, to quote to the operators; the cause is logged.
+		o.problem.RequestID = reqID
+		resp.Body = o.problem.body()
 	}
 	h.record(ctx, reqID, o, resp, h.now().Sub(start))
 	return resp, nil
@@ -93,25 +97,25 @@ func (h *Handler) serve(ctx context.Context, req events.APIGatewayV2HTTPRequest,
 	switch route {
 	case RouteCommands, RouteAggregate, RouteAggregateOutbox:
 	default:
-		return problemResponse(problem(http.StatusNotFound, "not-found", "No such route", req.RequestContext.HTTP.Method+" "+req.RawPath))
+		return o.fail(problem(http.StatusNotFound, "not-found", "No such route", req.RequestContext.HTTP.Method+" "+req.RawPath))
 	}
 	if base64Len(req) > dispatch.MaxBodyBytes {
 		o.err = errTooLarge
-		return problemResponse(problem(http.StatusRequestEntityTooLarge, "too-large", "The request exceeds a limit", "the body exceeds "+strconv.Itoa(dispatch.MaxBodyBytes)+" bytes"))
+		return o.fail(problem(http.StatusRequestEntityTooLarge, "too-large", "The request exceeds a limit", "the body exceeds "+strconv.Itoa(dispatch.MaxBodyBytes)+" bytes"))
 	}
 	body, err := bodyOf(req)
 	if err != nil {
 		o.err = err
-		return problemResponse(problem(http.StatusBadRequest, "validation-error", "The request is not valid", "the body is not valid base64"))
+		return o.fail(problem(http.StatusBadRequest, "validation-error", "The request is not valid", "the body is not valid base64"))
 	}
 	if len(body) > dispatch.MaxBodyBytes {
 		o.err = errTooLarge
-		return problemResponse(problem(http.StatusRequestEntityTooLarge, "too-large", "The request exceeds a limit", "the body exceeds "+strconv.Itoa(dispatch.MaxBodyBytes)+" bytes"))
+		return o.fail(problem(http.StatusRequestEntityTooLarge, "too-large", "The request exceeds a limit", "the body exceeds "+strconv.Itoa(dispatch.MaxBodyBytes)+" bytes"))
 	}
 	scope, webhookID, err := h.authenticate(req, body)
 	if err != nil {
 		o.err = err
-		return problemResponse(problemFor(err))
+		return o.fail(problemFor(err))
 	}
 	switch route {
 	case RouteCommands:
@@ -147,7 +151,7 @@ func (h *Handler) command(ctx context.Context, req events.APIGatewayV2HTTPReques
 	}
 	if err := checkKey(key); err != nil {
 		o.err = err
-		return problemResponse(problemFor(err))
+		return o.fail(problemFor(err))
 	}
 	res, err := h.exec.Execute(ctx, command.Request{
 		Body: body, Scope: scope, IdempotencyKey: key, Traceparent: header(req.Headers, "traceparent"),
@@ -155,7 +159,7 @@ func (h *Handler) command(ctx context.Context, req events.APIGatewayV2HTTPReques
 	o.cmdType, o.aggregateID, o.attempts, o.replayed = res.Type, res.AggregateID, res.Attempts, res.Replayed
 	if err != nil {
 		o.err = err
-		return problemResponse(problemFor(err))
+		return o.fail(problemFor(err))
 	}
 	b, _ := json.Marshal(res.Accepted)
 	hdr := map[string]string{
@@ -197,7 +201,7 @@ func (h *Handler) aggregate(ctx context.Context, req events.APIGatewayV2HTTPRequ
 	o.aggregateID = id
 	if err != nil {
 		o.err = err
-		return problemResponse(problemFor(err))
+		return o.fail(problemFor(err))
 	}
 	a, err := h.reader.Load(ctx, id)
 	if err == nil && !a.Exists() {
@@ -205,9 +209,9 @@ func (h *Handler) aggregate(ctx context.Context, req events.APIGatewayV2HTTPRequ
 	}
 	if err != nil {
 		o.err = err
-		return problemResponse(problemFor(err))
+		return o.fail(problemFor(err))
 	}
-	return jsonResponse(http.StatusOK, aggregateView{id, a.Type, a.Version, a.Data, a.CreatedAt, a.UpdatedAt})
+	return jsonResponse(o, http.StatusOK, aggregateView{id, a.Type, a.Version, a.Data, a.CreatedAt, a.UpdatedAt})
 }
 
 type outboxView struct {
@@ -233,21 +237,21 @@ func (h *Handler) outbox(ctx context.Context, req events.APIGatewayV2HTTPRequest
 	o.aggregateID = id
 	if err != nil {
 		o.err = err
-		return problemResponse(problemFor(err))
+		return o.fail(problemFor(err))
 	}
 	limit := DefaultOutboxLimit
 	if s := req.QueryStringParameters["limit"]; s != "" {
 		n, err := strconv.Atoi(s)
 		if err != nil || n < 1 || n > MaxOutboxLimit {
 			o.err = dispatch.InvalidField("limit", "must be a whole number from 1 to %d", MaxOutboxLimit)
-			return problemResponse(problemFor(o.err))
+			return o.fail(problemFor(o.err))
 		}
 		limit = n
 	}
 	items, next, err := h.reader.ListOutbox(ctx, id, limit, req.QueryStringParameters["cursor"])
 	if err != nil {
 		o.err = err
-		return problemResponse(problemFor(err))
+		return o.fail(problemFor(err))
 	}
 	views := make([]outboxView, len(items))
 	for i, it := range items {
@@ -258,7 +262,7 @@ func (h *Handler) outbox(ctx context.Context, req events.APIGatewayV2HTTPRequest
 	if next != "" {
 		out["nextCursor"] = next
 	}
-	return jsonResponse(http.StatusOK, out)
+	return jsonResponse(o, http.StatusOK, out)
 }
 
 func pathID(req events.APIGatewayV2HTTPRequest) (string, error) {
@@ -322,10 +326,11 @@ func header(h map[string]string, name string) string {
 	return ""
 }
 
-func jsonResponse(status int, v any) events.APIGatewayV2HTTPResponse {
+func jsonResponse(o *outcome, status int, v any) events.APIGatewayV2HTTPResponse {
 	b, err := json.Marshal(v)
 	if err != nil {
-		return problemResponse(problem(http.StatusInternalServerError, "internal", "Internal error", ""))
+		o.err = err
+		return o.fail(problem(http.StatusInternalServerError, "internal", "Internal error", ""))
 	}
 	return events.APIGatewayV2HTTPResponse{StatusCode: status, Headers: map[string]string{"Content-Type": "application/json"}, Body: string(b)}
 }
@@ -359,10 +364,10 @@ func (h *Handler) record(ctx context.Context, reqID string, o outcome, resp even
 	}
 	var p Problem
 	if resp.StatusCode >= 400 {
-		p = problemFor(o.err)
-		if o.err == nil || p.Status != resp.StatusCode {
-			_ = json.Unmarshal([]byte(resp.Body), &p)
-			p.slug = strings.TrimPrefix(p.Type, ProblemBase)
+		if o.problem != nil {
+			p = *o.problem
+		} else {
+			p = problem(resp.StatusCode, "internal", "", "")
 		}
 		attrs = append(attrs, slog.String("outcome", "rejected"), slog.String("reason", p.slug))
 	} else {

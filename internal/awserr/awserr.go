@@ -15,10 +15,41 @@ import (
 	"github.com/dispatcher-dev/dispatcher/internal/dispatch"
 )
 
-// Classify sorts an error that no service code table matched.
+// commonKinds are the error codes every AWS service may answer with:
+// server-side failures and expired credentials (Transient: the same request
+// can succeed later; the SDK refreshes credentials), and refused credentials
+// or access (AccountWide: nothing will succeed until an operator acts).
+var commonKinds = map[string]dispatch.Kind{
+	"InternalError":           dispatch.Transient,
+	"InternalFailure":         dispatch.Transient,
+	"ServiceUnavailable":      dispatch.Transient,
+	"RequestTimeout":          dispatch.Transient,
+	"RequestTimeoutException": dispatch.Transient,
+	"ExpiredToken":            dispatch.Transient,
+	"ExpiredTokenException":   dispatch.Transient,
+	"RequestExpired":          dispatch.Transient,
+
+	"AccessDenied":                dispatch.AccountWide,
+	"AccessDeniedException":       dispatch.AccountWide,
+	"InvalidClientTokenId":        dispatch.AccountWide,
+	"UnrecognizedClientException": dispatch.AccountWide,
+	"SignatureDoesNotMatch":       dispatch.AccountWide,
+	"IncompleteSignature":         dispatch.AccountWide,
+	"MissingAuthenticationToken":  dispatch.AccountWide,
+	"OptInRequired":               dispatch.AccountWide,
+}
+
+// Classify sorts an error that no service code table matched: first the
+// codes common to AWS services, then by HTTP status, then by what went
+// wrong on the way.
 func Classify(op string, err error) *dispatch.Error {
 	var ae smithy.APIError
 	isAPI := errors.As(err, &ae)
+	if isAPI {
+		if kind, ok := commonKinds[ae.ErrorCode()]; ok {
+			return dispatch.E(op, kind, ae.ErrorCode(), err)
+		}
+	}
 	var resp interface{ HTTPStatusCode() int }
 	if errors.As(err, &resp) && resp.HTTPStatusCode() >= 400 {
 		status := resp.HTTPStatusCode()

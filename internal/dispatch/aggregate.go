@@ -1,6 +1,7 @@
 package dispatch
 
 import (
+	"bytes"
 	"encoding/json"
 	"regexp"
 	"time"
@@ -51,7 +52,7 @@ func encodeData(v any) (map[string]any, error) {
 // DecodeJSONObject decodes a JSON object with numbers as json.Number.
 func DecodeJSONObject(b []byte) (map[string]any, error) {
 	var m map[string]any
-	dec := json.NewDecoder(bytesReader(b))
+	dec := json.NewDecoder(bytes.NewReader(b))
 	dec.UseNumber()
 	if err := dec.Decode(&m); err != nil {
 		return nil, err

@@ -269,8 +269,6 @@ func hasControl(s string) bool {
 	return false
 }
 
-func bytesReader(b []byte) *bytes.Reader { return bytes.NewReader(b) }
-
 // checkKeys walks a JSON value alongside the Go type it decodes into and
 // refuses duplicate keys anywhere, and keys that differ from a struct's JSON
 // field names only by case. Malformed JSON is left to the decoder.

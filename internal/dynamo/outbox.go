@@ -198,6 +198,7 @@ func (s *Store) MarkDelivered(ctx context.Context, k dispatch.OutboxKey, leaseOw
 		":one":       num(1),
 		":at":        str(now.UTC().Format(time.RFC3339Nano)),
 		":exp":       num(now.Add(keepFor).Unix()),
+		":zero":      num(0),
 	}
 	if leaseOwner != "" {
 		cond += " AND #owner = :owner"
@@ -211,7 +212,7 @@ func (s *Store) MarkDelivered(ctx context.Context, k dispatch.OutboxKey, leaseOw
 		UpdateExpression:          aws.String("SET #st = :delivered, #att = if_not_exists(#att, :zero) + :one, #at = :at, #exp = :exp REMOVE #shard, #since, #owner, #until, #err"),
 		ConditionExpression:       aws.String(cond),
 		ExpressionAttributeNames:  names,
-		ExpressionAttributeValues: withZero(vals),
+		ExpressionAttributeValues: vals,
 	})
 	return conditional(op, err)
 }
@@ -240,48 +241,40 @@ func (s *Store) Claim(ctx context.Context, k dispatch.OutboxKey, owner string, n
 // last error, status back to PENDING and the lease dropped (when held by
 // owner, or when no lease is involved).
 func (s *Store) Release(ctx context.Context, k dispatch.OutboxKey, owner, lastError string) error {
-	const op = "dynamo.Release"
-	cond := "attribute_exists(pk) AND #st <> :delivered AND #st <> :failed"
-	vals := map[string]types.AttributeValue{
-		":pending": str(string(dispatch.Pending)), ":delivered": str(string(dispatch.Delivered)),
-		":failed": str(string(dispatch.Failed)), ":one": num(1), ":err": str(truncate(lastError, 1000)),
-	}
-	if owner != "" {
-		cond += " AND #owner = :owner"
-		vals[":owner"] = str(owner)
-	}
-	_, err := s.db.UpdateItem(ctx, &dynamodb.UpdateItemInput{
-		TableName:                 aws.String(s.table),
-		Key:                       key(k),
-		UpdateExpression:          aws.String("SET #st = :pending, #att = if_not_exists(#att, :zero) + :one, #err = :err REMOVE #owner, #until"),
-		ConditionExpression:       aws.String(cond),
-		ExpressionAttributeNames:  map[string]string{"#st": attrStatus, "#att": attrAttempts, "#err": attrLastError, "#owner": attrLeaseOwner, "#until": attrLeaseUntil},
-		ExpressionAttributeValues: withZero(vals),
-	})
-	return conditional(op, err)
+	return s.recordAttempt(ctx, "dynamo.Release", k, dispatch.Pending, "#st <> :failed", "#owner = :owner", owner, lastError)
 }
 
 // MarkFailed records a permanent failure: status FAILED, attempts + 1, the
 // error. The sparse index keys stay (the item is not delivered) and the DLQ
 // holds the message that replay works from.
 func (s *Store) MarkFailed(ctx context.Context, k dispatch.OutboxKey, owner, lastError string) error {
-	const op = "dynamo.MarkFailed"
+	return s.recordAttempt(ctx, "dynamo.MarkFailed", k, dispatch.Failed, "", "(#owner = :owner OR attribute_not_exists(#owner))", owner, lastError)
+}
+
+// recordAttempt sets an undelivered item's status after a failed attempt,
+// counting the attempt, keeping its error and dropping any lease. extra is
+// a further condition; ownerCond applies when owner is set.
+func (s *Store) recordAttempt(ctx context.Context, op string, k dispatch.OutboxKey, status dispatch.Status, extra, ownerCond, owner, lastError string) error {
 	cond := "attribute_exists(pk) AND #st <> :delivered"
 	vals := map[string]types.AttributeValue{
-		":failed": str(string(dispatch.Failed)), ":delivered": str(string(dispatch.Delivered)),
-		":one": num(1), ":err": str(truncate(lastError, 1000)),
+		":status": str(string(status)), ":delivered": str(string(dispatch.Delivered)),
+		":one": num(1), ":zero": num(0), ":err": str(truncate(lastError, 1000)),
+	}
+	if extra != "" {
+		cond += " AND " + extra
+		vals[":failed"] = str(string(dispatch.Failed))
 	}
 	if owner != "" {
-		cond += " AND (#owner = :owner OR attribute_not_exists(#owner))"
+		cond += " AND " + ownerCond
 		vals[":owner"] = str(owner)
 	}
 	_, err := s.db.UpdateItem(ctx, &dynamodb.UpdateItemInput{
 		TableName:                 aws.String(s.table),
 		Key:                       key(k),
-		UpdateExpression:          aws.String("SET #st = :failed, #att = if_not_exists(#att, :zero) + :one, #err = :err REMOVE #owner, #until"),
+		UpdateExpression:          aws.String("SET #st = :status, #att = if_not_exists(#att, :zero) + :one, #err = :err REMOVE #owner, #until"),
 		ConditionExpression:       aws.String(cond),
 		ExpressionAttributeNames:  map[string]string{"#st": attrStatus, "#att": attrAttempts, "#err": attrLastError, "#owner": attrLeaseOwner, "#until": attrLeaseUntil},
-		ExpressionAttributeValues: withZero(vals),
+		ExpressionAttributeValues: vals,
 	})
 	return conditional(op, err)
 }
@@ -299,11 +292,6 @@ func (s *Store) Requeue(ctx context.Context, k dispatch.OutboxKey) error {
 		ExpressionAttributeValues: map[string]types.AttributeValue{":pending": str(string(dispatch.Pending)), ":failed": str(string(dispatch.Failed))},
 	})
 	return conditional(op, err)
-}
-
-func withZero(v map[string]types.AttributeValue) map[string]types.AttributeValue {
-	v[":zero"] = num(0)
-	return v
 }
 
 // conditional maps a lost condition to dispatch.ErrAlreadyDone.

@@ -11,7 +11,8 @@ import (
 	"github.com/dispatcher-dev/dispatcher/internal/dispatch"
 )
 
-// codeKinds classifies SES v2 error codes (and the common AWS ones).
+// codeKinds classifies SES v2 error codes; the codes every AWS service
+// shares (server failures, credentials) are awserr's.
 //
 //   - Permanent: SES refuses this email (its content, its sender's domain,
 //     a missing configuration set, identity or template, an invalid
@@ -36,25 +37,9 @@ var codeKinds = map[string]dispatch.Kind{
 	"Throttling":                      dispatch.Transient,
 	"InternalServiceErrorException":   dispatch.Transient,
 	"ConcurrentModificationException": dispatch.Transient,
-	"InternalFailure":                 dispatch.Transient,
-	"InternalError":                   dispatch.Transient,
-	"ServiceUnavailable":              dispatch.Transient,
-	"RequestTimeout":                  dispatch.Transient,
-	"RequestTimeoutException":         dispatch.Transient,
-	"ExpiredToken":                    dispatch.Transient,
-	"ExpiredTokenException":           dispatch.Transient,
-	"RequestExpired":                  dispatch.Transient,
 
-	"SendingPausedException":      dispatch.AccountWide,
-	"AccountSuspendedException":   dispatch.AccountWide,
-	"AccessDenied":                dispatch.AccountWide,
-	"AccessDeniedException":       dispatch.AccountWide,
-	"InvalidClientTokenId":        dispatch.AccountWide,
-	"UnrecognizedClientException": dispatch.AccountWide,
-	"SignatureDoesNotMatch":       dispatch.AccountWide,
-	"IncompleteSignature":         dispatch.AccountWide,
-	"MissingAuthenticationToken":  dispatch.AccountWide,
-	"OptInRequired":               dispatch.AccountWide,
+	"SendingPausedException":    dispatch.AccountWide,
+	"AccountSuspendedException": dispatch.AccountWide,
 }
 
 // classify turns an SES error into a *dispatch.Error whose Msg is log-safe:

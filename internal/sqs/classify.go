@@ -38,18 +38,7 @@ var codeKinds = map[string]dispatch.Kind{
 	// OverLimit is a count limit (in-flight messages, permissions) that
 	// frees up as consumers drain; SQS does not list it for sends.
 	"OverLimit": dispatch.Transient,
-	// Server side.
-	"InternalError":           dispatch.Transient,
-	"InternalFailure":         dispatch.Transient,
-	"ServiceUnavailable":      dispatch.Transient,
-	"RequestTimeout":          dispatch.Transient,
-	"RequestTimeoutException": dispatch.Transient,
-	// Credentials expired mid-flight or clock skew: the SDK refreshes both.
-	"ExpiredToken":          dispatch.Transient,
-	"ExpiredTokenException": dispatch.Transient,
-	"RequestExpired":        dispatch.Transient,
-
-	// This message, as it is.
+	// Server-side failures and credentials: see awserr (common to every service).
 	"InvalidMessageContents":      dispatch.Permanent,
 	"InvalidParameterValue":       dispatch.Permanent,
 	"InvalidParameterCombination": dispatch.Permanent,
@@ -78,16 +67,6 @@ var codeKinds = map[string]dispatch.Kind{
 	"KMS.NotFoundException":        dispatch.AccountWide,
 	"KmsOptInRequired":             dispatch.AccountWide,
 	"KMS.OptInRequired":            dispatch.AccountWide,
-	"AccessDenied":                 dispatch.AccountWide,
-	"AccessDeniedException":        dispatch.AccountWide,
-	"InvalidClientTokenId":         dispatch.AccountWide,
-	"UnrecognizedClientException":  dispatch.AccountWide,
-	"SignatureDoesNotMatch":        dispatch.AccountWide,
-	"IncompleteSignature":          dispatch.AccountWide,
-	"MissingAuthenticationToken":   dispatch.AccountWide,
-	"OptInRequired":                dispatch.AccountWide,
-
-	// This adapter's batching went wrong.
 	"TooManyEntriesInBatchRequest": dispatch.Internal,
 	"EmptyBatchRequest":            dispatch.Internal,
 	"BatchEntryIdsNotDistinct":     dispatch.Internal,
