@@ -90,3 +90,44 @@ func TestTheCommandHandlerRefusesToStartWithoutSecrets(t *testing.T) {
 		t.Fatalf("err = %v, want it to name WEBHOOK_SECRETS", err)
 	}
 }
+
+func TestLoadDeliveryConfig(t *testing.T) {
+	base := map[string]string{"TABLE_NAME": "t", "EVENTS_QUEUE_URL": "q", "DLQ_URL": "d", "SENDER_ADDRESS": "no-reply@example.com"}
+	with := func(k, v string) map[string]string {
+		m := map[string]string{k: v}
+		for bk, bv := range base {
+			m[bk] = bv
+		}
+		return m
+	}
+	tests := []struct {
+		name      string
+		env       map[string]string
+		wantLease time.Duration
+		wantErr   string
+	}{
+		{"no EMAIL_LEASE_SECONDS leaves the engine's default (2 minutes)", base, 0, ""},
+		{"EMAIL_LEASE_SECONDS sets the lease", with("EMAIL_LEASE_SECONDS", "1.5"), 1500 * time.Millisecond, ""},
+		{"a lease under 1 s is refused", with("EMAIL_LEASE_SECONDS", "0.5"), 0, "EMAIL_LEASE_SECONDS"},
+		{"a lease over an hour is refused", with("EMAIL_LEASE_SECONDS", "3601"), 0, "EMAIL_LEASE_SECONDS"},
+		{"a lease that is not a number is refused", with("EMAIL_LEASE_SECONDS", "2m"), 0, "EMAIL_LEASE_SECONDS"},
+		{"names every missing variable", map[string]string{}, 0, "is required"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			c, err := app.LoadDeliveryConfig(envOf(tt.env))
+			if tt.wantErr != "" {
+				if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
+					t.Fatalf("err = %v, want it to mention %q", err, tt.wantErr)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got := c.Delivery.Lease; got != tt.wantLease {
+				t.Errorf("lease %v, want %v", got, tt.wantLease)
+			}
+		})
+	}
+}

@@ -27,6 +27,7 @@ func TestChaosTheOutboxLosesAndInventsNothingWhereTheAntiPatternsDo(t *testing.T
 		t.Fatal(err)
 	}
 	var results []chaos.Result
+	parked := 0
 	for _, s := range strings.Split(env("CHAOS_SEEDS", "7"), ",") {
 		seed, err := strconv.ParseUint(strings.TrimSpace(s), 10, 64)
 		if err != nil {
@@ -43,8 +44,15 @@ func TestChaosTheOutboxLosesAndInventsNothingWhereTheAntiPatternsDo(t *testing.T
 				if r.Lost() != 0 || r.Phantom() != 0 || r.Undelivered != 0 || r.DLQLeft != 0 {
 					t.Errorf("seed %d, outbox: %d lost, %d phantom, %d undelivered, %d left in the DLQ; want all 0", seed, r.Lost(), r.Phantom(), r.Undelivered, r.DLQLeft)
 				}
-				if r.Interrupts == 0 || r.Faults == 0 {
-					t.Errorf("seed %d, outbox: %d interrupts, %d faults: the schedule did nothing", seed, r.Interrupts, r.Faults)
+				if r.KillsMidBatch == 0 || r.Faults == 0 || r.SQSDown == 0 {
+					t.Errorf("seed %d, outbox: %d relay kills mid-batch, %d faults, SQS down %s: the schedule did not do its part", seed, r.KillsMidBatch, r.Faults, r.SQSDown)
+				}
+				parked += r.Parked
+				if r.ParkedMissing != 0 {
+					t.Errorf("seed %d, outbox: %d permanently failed items were not in the DLQ", seed, r.ParkedMissing)
+				}
+				if r.Committed < r.Accepted {
+					t.Errorf("seed %d, outbox: %d commands answered 202 but only %d committed", seed, r.Accepted, r.Committed)
 				}
 				continue
 			}
@@ -52,6 +60,9 @@ func TestChaosTheOutboxLosesAndInventsNothingWhereTheAntiPatternsDo(t *testing.T
 				t.Errorf("seed %d, %s: no loss and no phantom: the schedule is too weak", seed, r.Strategy)
 			}
 		}
+	}
+	if parked == 0 {
+		t.Error("no permanent failure reached the DLQ in any outbox run: the DLQ check checked nothing")
 	}
 	if path := os.Getenv("CHAOS_CHART"); path != "" {
 		if err := chaos.WriteChart(path, results); err != nil {

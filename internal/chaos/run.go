@@ -2,13 +2,11 @@ package chaos
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"strings"
 	"testing"
 	"time"
 
-	"github.com/aws/aws-lambda-go/events"
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 	ddbtypes "github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
@@ -16,9 +14,6 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/sqs"
 
 	"github.com/dispatcher-dev/dispatcher/internal/app"
-	"github.com/dispatcher-dev/dispatcher/internal/command"
-	"github.com/dispatcher-dev/dispatcher/internal/dynamo"
-	"github.com/dispatcher-dev/dispatcher/internal/emails"
 	"github.com/dispatcher-dev/dispatcher/internal/faults"
 	"github.com/dispatcher-dev/dispatcher/internal/flowtest"
 	"github.com/dispatcher-dev/dispatcher/internal/testenv"
@@ -35,10 +30,19 @@ type Row struct {
 	PhantomEmails int // not committed, and an email arrived
 	Duplicates    int // effects delivered more than once, all copies with one id
 	BadDuplicates int // effects delivered more than once under different ids
-	Interrupts    int // relay invocations cut short (outbox only)
 	Undelivered   int // outbox items not DELIVERED after the final replay
 	DLQLeft       int // DLQ messages left after the final replay
 	Faults        int // faults injected
+
+	// The outbox run only.
+	Accepted      int           // commands answered 202
+	Unanswered    int           // commands answered 5xx or not at all: the client cannot know
+	Kills         int           // relay bootstraps killed (SIGKILL)
+	KillsMidBatch int           // relay invocations that ended with their runtime killed
+	SQSDown       time.Duration // how long the SQS emulator was stopped
+	Refused       int           // requests refused by the stopped SQS emulator
+	Parked        int           // FAILED outbox items found in the DLQ before the replay
+	ParkedMissing int           // FAILED outbox items not in the DLQ
 }
 
 // Lost and Phantom sum events and emails.
@@ -58,12 +62,13 @@ func Run(t testing.TB, seed uint64, n int, rates Rates) []Row {
 	for i := range 4 {
 		sched := NewSchedule(seed, rates)
 		tr := faults.New(nil)
-		sched.Install(tr)
 		cfg := env.AWS.Copy()
 		cfg.HTTPClient, cfg.RetryMaxAttempts = tr, 1
 		cl := &Clients{DB: dynamodb.NewFromConfig(cfg), SQS: sqs.NewFromConfig(cfg), SES: sesv2.NewFromConfig(cfg), Table: f.Table, Queue: f.Events}
 		s := AntiPatterns(cl, sched)[i]
 		cmds := commands(seed, s.Name, n)
+		sched.RejectRecipients(tr, cmds)
+		sched.Install(tr)
 		ctx := context.Background()
 		for _, c := range cmds {
 			s.S.Apply(ctx, c)
@@ -85,92 +90,6 @@ func commands(seed uint64, strategy string, n int) []Cmd {
 		cmds[i] = Cmd{ID: id, Email: id + "@example.com"}
 	}
 	return cmds
-}
-
-// runOutbox applies the commands through the real command path, runs the
-// real relay on what the stream holds (interrupting it at seeded points, and
-// retrying from the reported record as Lambda does), then, once the faults
-// stop, the real replay and sweep.
-func runOutbox(t testing.TB, env *testenv.Env, f *flowtest.Fixture, seed uint64, n int, rates Rates) Row {
-	t.Helper()
-	sched := NewSchedule(seed, rates)
-	tr := faults.New(nil)
-	sched.Install(tr)
-	sched.Install(f.Faults)
-	cfg := env.AWS.Copy()
-	cfg.HTTPClient, cfg.RetryMaxAttempts = tr, 1
-	tmpl, err := emails.Load()
-	if err != nil {
-		t.Fatal(err)
-	}
-	svc := command.New(dynamo.New(dynamodb.NewFromConfig(cfg), f.Table, 8), tmpl)
-	cmds := commands(seed, Outbox, n)
-	ids := make([]string, n)
-	for i, c := range cmds {
-		ids[i] = c.ID
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		// The caller tries once: a lost answer leaves it not knowing whether
-		// the command committed, which is the point.
-		_, _ = svc.Execute(ctx, command.Request{Body: []byte(flowtest.Open(c.ID, c.Email)), Scope: "chaos", IdempotencyKey: c.ID})
-		cancel()
-	}
-	recs := flowtest.OutboxRecords(f.Batch(ids...))
-	row := Row{}
-	rng := sched.Rand("relay interrupt")
-	for len(recs) > 0 {
-		size := min(10, len(recs))
-		batch := recs[:size]
-		recs = recs[size:]
-		for try := 0; len(batch) > 0 && try < 4; try++ {
-			ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
-			if rng.Float64() < 0.35 {
-				row.Interrupts++
-				time.AfterFunc(time.Duration(1+rng.IntN(15))*time.Millisecond, cancel)
-			}
-			resp, err := f.Relay.Handle(ctx, events.DynamoDBEvent{Records: batch})
-			cancel()
-			if err == nil && len(resp.BatchItemFailures) == 0 {
-				break
-			}
-			if err == nil {
-				batch = from(batch, resp.BatchItemFailures[0].ItemIdentifier)
-			}
-			time.Sleep(20 * time.Millisecond)
-		}
-	}
-	row.Faults = tr.Injected() + f.Faults.Injected()
-	// The outage ends: wait out the leases and the sweep threshold, then
-	// replay the DLQ and sweep, as the scheduled replay does.
-	f.Faults.Reset()
-	time.Sleep(1100 * time.Millisecond)
-	for range 2 {
-		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-		if _, err := f.Replay.Invoke(ctx, json.RawMessage(`{"mode":"all","olderThanSeconds":1,"maxMessages":1000}`)); err != nil {
-			t.Errorf("replay: %v", err)
-		}
-		cancel()
-	}
-	row.DLQLeft = len(f.Drain(f.DLQ))
-	for _, id := range ids {
-		for _, it := range f.Items(id) {
-			if flowtest.S(it, "status") != "DELIVERED" {
-				row.Undelivered++
-			}
-		}
-	}
-	tallied := tally(t, env, f, cmds)
-	tallied.Strategy, tallied.Interrupts, tallied.Faults, tallied.Undelivered, tallied.DLQLeft = Outbox, row.Interrupts, row.Faults, row.Undelivered, row.DLQLeft
-	return tallied
-}
-
-// from keeps the records from the one with a sequence number on.
-func from(recs []events.DynamoDBEventRecord, seq string) []events.DynamoDBEventRecord {
-	for i, r := range recs {
-		if r.Change.SequenceNumber == seq {
-			return recs[i:]
-		}
-	}
-	return recs
 }
 
 // tally counts, against the table, the events queue (which it drains) and
@@ -237,10 +156,19 @@ func b2i(b bool) int {
 // Format renders the table as Markdown.
 func Format(seed uint64, rows []Row) string {
 	var b strings.Builder
-	fmt.Fprintf(&b, "seed %d\n\n| strategy | commands | committed | lost (events+emails) | phantom (events+emails) | duplicates (same id) | duplicates with another id | faults | relay interrupts |\n| --- | --- | --- | --- | --- | --- | --- | --- | --- |\n", seed)
+	fmt.Fprintf(&b, "seed %d\n\n| strategy | commands | committed | lost (events+emails) | phantom (events+emails) | duplicates (same id) | duplicates with another id | faults | relay kills (mid-batch) |\n| --- | --- | --- | --- | --- | --- | --- | --- | --- |\n", seed)
 	for _, r := range rows {
-		fmt.Fprintf(&b, "| %s | %d | %d | %d (%d+%d) | %d (%d+%d) | %d | %d | %d | %d |\n", r.Strategy, r.Commands, r.Committed,
-			r.Lost(), r.LostEvents, r.LostEmails, r.Phantom(), r.PhantomEvents, r.PhantomEmails, r.Duplicates, r.BadDuplicates, r.Faults, r.Interrupts)
+		kills := "–"
+		if r.Strategy == Outbox {
+			kills = fmt.Sprintf("%d (%d)", r.Kills, r.KillsMidBatch)
+		}
+		fmt.Fprintf(&b, "| %s | %d | %d | %d (%d+%d) | %d (%d+%d) | %d | %d | %d | %s |\n", r.Strategy, r.Commands, r.Committed,
+			r.Lost(), r.LostEvents, r.LostEmails, r.Phantom(), r.PhantomEvents, r.PhantomEmails, r.Duplicates, r.BadDuplicates, r.Faults, kills)
+	}
+	for _, r := range rows {
+		if r.Strategy == Outbox {
+			fmt.Fprintf(&b, "\noutbox: %s\n", describe(r))
+		}
 	}
 	return b.String()
 }

@@ -22,11 +22,12 @@ type Rates struct {
 	Error    float64 // one 5xx answer
 	Burst    float64 // a run of 3 to 6 throttles or 5xx on the same operation
 	Crash    float64 // the process dies between two steps of a command
+	Reject   float64 // SES only: a permanent MessageRejected, for the DLQ path
 }
 
 // DefaultRates is strong enough that every anti-pattern shows losses or
 // phantoms at N = 40 on every seed tried.
-var DefaultRates = Rates{Lost: 0.08, Throttle: 0.05, Error: 0.05, Burst: 0.03, Crash: 0.06}
+var DefaultRates = Rates{Lost: 0.08, Throttle: 0.05, Error: 0.05, Burst: 0.03, Crash: 0.06, Reject: 0.05}
 
 // Ops are the faulted operations: the writes of every strategy.
 var Ops = []string{"TransactWriteItems", "PutItem", "UpdateItem", "SendMessage", "SendMessageBatch", sesPath}
@@ -40,6 +41,7 @@ const (
 	lost
 	throttle
 	serverError
+	reject
 )
 
 // Schedule decides, from a seed, what happens to each request of a faulted
@@ -119,6 +121,8 @@ func (s *Schedule) decide(op string) kind {
 		}
 		s.burst[op] = burst{left: 2 + rng.IntN(4), k: k}
 		return k
+	case op == sesPath && x < r.Lost+r.Throttle+r.Error+r.Burst+r.Reject:
+		return reject
 	}
 	return none
 }
@@ -145,7 +149,7 @@ func (s *Schedule) match(k kind, first, last bool) func(*http.Request) bool {
 			delete(s.pending, r)
 		}
 		if got == k {
-			s.Injected[opOf(r)+" "+[]string{"", "lost", "throttled", "5xx"}[k]]++
+			s.Injected[opOf(r)+" "+[]string{"", "lost", "throttled", "5xx", "rejected"}[k]]++
 		}
 		return got == k
 	}
@@ -156,5 +160,23 @@ func (s *Schedule) Install(tr *faults.Transport) {
 	tr.Add(faults.Fault{Match: s.match(lost, true, false), AfterApply: true})
 	tr.Add(faults.Fault{Match: faults.All(faults.Path(sesPath), s.match(throttle, false, false)), Status: 429, Code: "TooManyRequestsException", Message: "Maximum sending rate exceeded"})
 	tr.Add(faults.Fault{Match: s.match(throttle, false, false), Status: 400, Code: "ThrottlingException", Message: "Rate exceeded"})
+	tr.Add(faults.Fault{Match: s.match(reject, false, false), Status: 400, Code: "MessageRejected", Message: "Email address is not verified (injected)"})
 	tr.Add(faults.Fault{Match: s.match(serverError, false, true), Status: 500, Code: "InternalFailure", Message: "injected 5xx"})
+}
+
+// RejectRecipients makes SES reject, permanently (MessageRejected), every
+// email to the recipients of seeded commands, 1 in 10 and at least one,
+// for as long as tr's faults last: an unverified or suppressed address, the
+// failure that must end in the DLQ rather than in retries. It is added
+// before Install, so it takes those requests first, and returns the
+// addresses.
+func (s *Schedule) RejectRecipients(tr *faults.Transport, cmds []Cmd) []string {
+	rng := s.Rand("rejected recipients")
+	var out []string
+	for _, i := range rng.Perm(len(cmds))[:min(len(cmds), max(1, len(cmds)/10))] {
+		addr := cmds[i].Email
+		tr.Add(faults.Fault{Match: faults.All(faults.Path(sesPath), faults.BodyContains(`"`+addr+`"`)), Status: 400, Code: "MessageRejected", Message: "Email address is not verified (injected)"})
+		out = append(out, addr)
+	}
+	return out
 }

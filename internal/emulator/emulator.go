@@ -7,6 +7,13 @@
 // started; with Options.Detach unset the kernel also kills it when the parent
 // process dies (PR_SET_PDEATHSIG), which covers a test binary killed by
 // `go test -timeout` or by SIGKILL, where no deferred cleanup runs.
+//
+// Stack.StopOne and Stack.StartOne take one emulator down and bring it back on
+// the same port, for chaos tests. Only fauxqs keeps its state across that, as
+// the durable SQS would across an outage: it writes its queues and messages to
+// SQSStateFile when stopped gracefully and reads them back when started.
+// DynamoDB Local (-inMemory) and aws-ses-v2-local keep nothing: restarted,
+// they come back empty.
 package emulator
 
 import (
@@ -50,6 +57,15 @@ const (
 // DefaultStartTimeout bounds how long one emulator may take to answer.
 const DefaultStartTimeout = 60 * time.Second
 
+// stopGrace is how long an emulator has to exit after SIGTERM before it is
+// killed. fauxqs needs it to write its state.
+const stopGrace = 5 * time.Second
+
+// SQSStateFile is the file in Options.LogDir where fauxqs keeps its queues
+// and messages between a StopOne and a StartOne. Start deletes it, so a new
+// stack starts empty, like the in-memory DynamoDB Local beside it.
+const SQSStateFile = "fauxqs-state.json"
+
 // Options configures Start.
 type Options struct {
 	// Dir is the localstack/ folder holding package.json and node_modules.
@@ -83,8 +99,13 @@ type Process struct {
 // Stack is the set of running emulators.
 type Stack struct {
 	LogDir string
-	procs  map[Name]*Process
-	once   sync.Once
+	opts   Options // as completed by Start; StartOne launches with them again
+
+	mu       sync.Mutex
+	procs    map[Name]*Process // the latest process of each emulator, running or stopped by StopOne
+	starting map[Name]bool     // StartOne in progress
+	stopped  bool              // Stop was called
+	once     sync.Once
 }
 
 // SetupError is a problem with the machine or the configuration, as opposed
@@ -145,8 +166,13 @@ func Start(ctx context.Context, opts Options) (*Stack, error) {
 	} else if err := os.MkdirAll(opts.LogDir, 0o755); err != nil {
 		return nil, err
 	}
+	// A state file left by an earlier stack in the same LogDir must not leak
+	// into this one.
+	if err := os.Remove(filepath.Join(opts.LogDir, SQSStateFile)); err != nil && !errors.Is(err, os.ErrNotExist) {
+		return nil, fmt.Errorf("%s: remove old state: %w", SQS, err)
+	}
 
-	s := &Stack{LogDir: opts.LogDir, procs: map[Name]*Process{}}
+	s := &Stack{LogDir: opts.LogDir, opts: opts, procs: map[Name]*Process{}, starting: map[Name]bool{}}
 	var (
 		mu   sync.Mutex
 		errs []error
@@ -242,6 +268,7 @@ func launch(n Name, port int, opts Options) (*Process, error) {
 	cmd.Env = append(os.Environ(),
 		"FAUXQS_PORT="+strconv.Itoa(port),
 		"FAUXQS_LOGGER=true",
+		"FAUXQS_STATE_FILE="+filepath.Join(opts.LogDir, SQSStateFile),
 		"NODE_NO_WARNINGS=1",
 	)
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
@@ -345,32 +372,57 @@ func tail(b []byte, n int) string {
 	return strings.Join(lines, "\n")
 }
 
-// stop sends SIGTERM to the process group, then SIGKILL after a grace period.
-func (p *Process) stop() {
+// running reports whether the process has not exited yet.
+func (p *Process) running() bool {
 	select {
 	case <-p.done:
-		return
+		return false
 	default:
+		return true
+	}
+}
+
+// stop sends SIGTERM to the process group, then SIGKILL after a grace period.
+// It reports whether the SIGKILL was needed; false also when the process had
+// exited already.
+func (p *Process) stop() (killed bool) {
+	if !p.running() {
+		return false
 	}
 	_ = syscall.Kill(-p.PID, syscall.SIGTERM)
 	select {
 	case <-p.done:
-	case <-time.After(5 * time.Second):
+	case <-time.After(stopGrace):
 		_ = syscall.Kill(-p.PID, syscall.SIGKILL)
 		<-p.done
+		killed = true
 	}
 	// Anything the emulator forked into its group goes too.
 	_ = syscall.Kill(-p.PID, syscall.SIGKILL)
+	return killed
 }
 
-// Get returns one running emulator.
-func (s *Stack) Get(n Name) *Process { return s.procs[n] }
+// Get returns one emulator: the running one, or after StopOne the stopped
+// one, whose URL is where StartOne will bring it back.
+func (s *Stack) Get(n Name) *Process {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.procs[n]
+}
 
-// Stop stops every emulator; it is safe to call more than once.
+// Stop stops every emulator; it is safe to call more than once. A StartOne
+// still waiting for its emulator to answer stops it and fails.
 func (s *Stack) Stop() {
 	s.once.Do(func() {
-		var wg sync.WaitGroup
+		s.mu.Lock()
+		s.stopped = true
+		procs := make([]*Process, 0, len(s.procs))
 		for _, p := range s.procs {
+			procs = append(procs, p)
+		}
+		s.mu.Unlock()
+		var wg sync.WaitGroup
+		for _, p := range procs {
 			wg.Add(1)
 			go func() { defer wg.Done(); p.stop() }()
 		}
@@ -378,10 +430,92 @@ func (s *Stack) Stop() {
 	})
 }
 
+// StopOne stops one emulator gracefully, as Stop does: SIGTERM to its process
+// group, SIGKILL if it has not exited after a grace period. When it returns,
+// the emulator's port refuses connections. Stopping one that is stopped
+// already does nothing.
+//
+// fauxqs writes its queues and messages to SQSStateFile as it stops, so
+// StartOne brings them back. DynamoDB Local and aws-ses-v2-local are
+// in-memory: their tables and sent mail are gone for good.
+//
+// The error says that the stop was not clean, which for fauxqs means its
+// state was not saved; the emulator is stopped all the same.
+func (s *Stack) StopOne(n Name) error {
+	s.mu.Lock()
+	p, busy := s.procs[n], s.starting[n]
+	s.mu.Unlock()
+	switch {
+	case p == nil:
+		return fmt.Errorf("stop %s: not an emulator of this stack", n)
+	case busy:
+		return fmt.Errorf("stop %s: it is being started", n)
+	}
+	wasRunning := p.running()
+	if p.stop() {
+		return fmt.Errorf("stop %s: it did not exit within %s of SIGTERM and was killed; its log %s ends with:\n%s", n, stopGrace, p.LogPath, p.Tail(20))
+	}
+	// Only fauxqs exits 0 on SIGTERM, after saving its state; the others
+	// die of the signal, which is a clean stop for them.
+	if n == SQS && wasRunning && p.waitErr != nil {
+		return fmt.Errorf("stop %s: it exited with %v, so its state may not be saved; its log %s ends with:\n%s", n, p.waitErr, p.LogPath, p.Tail(20))
+	}
+	return nil
+}
+
+// StartOne starts an emulator stopped by StopOne again, on the same port and
+// with the options the stack was started with, and waits until it answers.
+// The stack then holds the new process (its PID differs), and Stop stops it.
+// fauxqs comes back with the queues and messages it saved when it stopped;
+// a state file it cannot read makes it exit, and StartOne fail with the
+// file's name in the log tail it quotes, rather than start empty.
+func (s *Stack) StartOne(ctx context.Context, n Name) error {
+	s.mu.Lock()
+	old := s.procs[n]
+	switch {
+	case old == nil:
+		s.mu.Unlock()
+		return fmt.Errorf("start %s: not an emulator of this stack", n)
+	case s.stopped:
+		s.mu.Unlock()
+		return fmt.Errorf("start %s: the stack is stopped", n)
+	case s.starting[n]:
+		s.mu.Unlock()
+		return fmt.Errorf("start %s: it is being started already", n)
+	case old.running():
+		s.mu.Unlock()
+		return fmt.Errorf("start %s: it is running already (pid %d)", n, old.PID)
+	}
+	s.starting[n] = true
+	s.mu.Unlock()
+
+	p, err := launch(n, old.Port, s.opts)
+	if err == nil {
+		if err = p.waitReady(ctx, s.opts.StartTimeout); err != nil {
+			p.stop()
+		}
+	}
+
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	delete(s.starting, n)
+	if err != nil {
+		return fmt.Errorf("start %s again on port %d: %w", n, old.Port, err)
+	}
+	if s.stopped {
+		p.stop()
+		return fmt.Errorf("start %s: the stack was stopped meanwhile", n)
+	}
+	s.procs[n] = p
+	return nil
+}
+
 // Endpoints returns the standard AWS SDK endpoint variables that point the
 // SDK at the emulators, plus a region and dummy credentials. The code under
 // test reads nothing else: the same variables point it at LocalStack or AWS.
 func (s *Stack) Endpoints() map[string]string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
 	ddb := s.procs[DynamoDB].URL
 	return map[string]string{
 		"AWS_ENDPOINT_URL_DYNAMODB":         ddb,
@@ -397,16 +531,17 @@ func (s *Stack) Endpoints() map[string]string {
 // Tails returns the last n log lines of every emulator, labelled.
 func (s *Stack) Tails(n int) string {
 	var b strings.Builder
-	for _, name := range All {
-		if p := s.procs[name]; p != nil {
-			fmt.Fprintf(&b, "--- %s (%s), last %d lines:\n%s\n", name, p.LogPath, n, p.Tail(n))
-		}
+	for _, p := range s.Processes() {
+		fmt.Fprintf(&b, "--- %s (%s), last %d lines:\n%s\n", p.Name, p.LogPath, n, p.Tail(n))
 	}
 	return b.String()
 }
 
-// Processes returns the running emulators in the usual order.
+// Processes returns the stack's emulators in the usual order; after StopOne
+// that includes the stopped one.
 func (s *Stack) Processes() []*Process {
+	s.mu.Lock()
+	defer s.mu.Unlock()
 	var out []*Process
 	for _, n := range All {
 		if p := s.procs[n]; p != nil {

@@ -43,6 +43,7 @@ type BinaryOptions struct {
 type Binaries struct {
 	Functions map[string]Function
 	procs     []*rieProcess
+	byID      map[string]*rieProcess
 	once      sync.Once
 }
 
@@ -86,7 +87,7 @@ func StartBinaries(ctx context.Context, o BinaryOptions) (*Binaries, error) {
 	if err != nil {
 		return nil, err
 	}
-	b := &Binaries{Functions: map[string]Function{}}
+	b := &Binaries{Functions: map[string]Function{}, byID: map[string]*rieProcess{}}
 	for _, id := range ids {
 		fs := o.Spec.Functions[id]
 		env := mergeEnv(lambdaEnv(), fs.Env, o.Extra, map[string]string{
@@ -104,6 +105,7 @@ func StartBinaries(ctx context.Context, o BinaryOptions) (*Binaries, error) {
 			return nil, fmt.Errorf("function %s: %w", id, err)
 		}
 		b.procs = append(b.procs, p)
+		b.byID[id] = p
 		b.Functions[id] = &RIEFunction{URL: p.url, Client: &http.Client{Timeout: fs.Timeout + 10*time.Second}}
 		progress(fmt.Sprintf("%s: functions/%s/bootstrap under the emulator at %s", id, o.Dirs[id], p.url))
 	}
@@ -120,6 +122,60 @@ func (b *Binaries) Stop() {
 		}
 		wg.Wait()
 	})
+}
+
+// Kill sends SIGKILL to a function's runtime process, its bootstrap (not
+// the emulator around it), as a crash or an out-of-memory kill would. The
+// invocation in flight fails with Runtime.ExitError, and the emulator starts
+// a fresh bootstrap for the next one, as Lambda gives the next invocation a
+// fresh execution environment. It returns the pids killed: none if no
+// bootstrap was running at that moment.
+func (b *Binaries) Kill(id string) ([]int, error) {
+	p := b.byID[id]
+	if p == nil {
+		return nil, fmt.Errorf("no function %s runs under the emulator", id)
+	}
+	kids, err := childrenOf(p.cmd.Process.Pid)
+	if err != nil {
+		return nil, err
+	}
+	var killed []int
+	for _, pid := range kids {
+		if syscall.Kill(pid, syscall.SIGKILL) == nil {
+			killed = append(killed, pid)
+		}
+	}
+	return killed, nil
+}
+
+// childrenOf lists the processes whose parent is pid, from /proc.
+func childrenOf(pid int) ([]int, error) {
+	entries, err := os.ReadDir("/proc")
+	if err != nil {
+		return nil, err
+	}
+	var out []int
+	for _, e := range entries {
+		child, err := strconv.Atoi(e.Name())
+		if err != nil {
+			continue
+		}
+		b, err := os.ReadFile("/proc/" + e.Name() + "/stat")
+		if err != nil {
+			continue // gone since the listing
+		}
+		// pid (comm) state ppid ...: comm may hold spaces and parentheses,
+		// so read after the last ')'.
+		i := bytes.LastIndexByte(b, ')')
+		if i < 0 {
+			continue
+		}
+		f := strings.Fields(string(b[i+1:]))
+		if len(f) > 1 && f[1] == strconv.Itoa(pid) {
+			out = append(out, child)
+		}
+	}
+	return out, nil
 }
 
 // lambdaEnv keeps, of this process's environment, what reaches a function

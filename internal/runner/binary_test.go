@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"os"
 	"slices"
+	"syscall"
 	"testing"
 	"time"
 
@@ -55,6 +56,22 @@ func TestTheBuiltBinariesRunTheFlowUnderTheRuntimeInterfaceEmulator(t *testing.T
 	eventually(t, 30*time.Second, "every outbox item DELIVERED", func() bool { return allDelivered(outboxStatuses(t, r.URL(), id)) })
 	if n := len(receiveAll(t, s.Physical("EventsQueue"))); n != 1 {
 		t.Errorf("%d events, want 1", n)
+	}
+
+	// kill -9 of the relay's bootstrap: the next batch gets a fresh one.
+	pids, err := bin.Kill("StreamRelayFunction")
+	if err != nil || len(pids) != 1 {
+		t.Fatalf("Kill: pids %v, err %v; want the one bootstrap", pids, err)
+	}
+	eventually(t, 5*time.Second, "the killed bootstrap gone", func() bool { return syscall.Kill(pids[0], 0) != nil })
+	idk := id + "-k"
+	if resp, body := do(t, signed(t, http.MethodPost, r.URL()+"/v1/commands", openAccount(idk, idk+"@example.com"))); resp.StatusCode != 202 {
+		t.Fatalf("POST: %d %s", resp.StatusCode, body)
+	}
+	eventually(t, 30*time.Second, "the email after the kill", func() bool { return emailsTo(t, idk+"@example.com") == 1 })
+	eventually(t, 30*time.Second, "its outbox items DELIVERED", func() bool { return allDelivered(outboxStatuses(t, r.URL(), idk)) })
+	if _, err := bin.Kill("NoSuchFunction"); err == nil {
+		t.Error("Kill of an unknown function: no error")
 	}
 
 	// A forced failure: the mapping gives up, the replay delivers.

@@ -113,7 +113,11 @@ func (f *RIEFunction) Invoke(ctx context.Context, requestID string, payload []by
 		return nil, err
 	}
 	if resp.StatusCode != http.StatusOK {
-		// 502: the runtime crashed or failed its init; the body says why.
+		// 502: the runtime crashed (Runtime.ExitError) or failed its init;
+		// the body says which, in the runtime's error document.
+		if fe, ok := asErrorPayload(body); ok && fe.Type != "" {
+			return nil, fe
+		}
 		return nil, &FunctionError{Type: "Runtime.Failure", Message: fmt.Sprintf("emulator answered %s: %s", resp.Status, bytes.TrimSpace(body))}
 	}
 	if bytes.HasPrefix(body, []byte("Task timed out after")) {

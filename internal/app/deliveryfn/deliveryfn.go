@@ -71,6 +71,13 @@ func LoadConfig(getenv func(string) string) (Config, error) {
 	}
 	d.Workers = int(num("RELAY_WORKERS", 1, 256))
 	d.MaxSendAttempts = int(num("RELAY_MAX_SEND_ATTEMPTS", 1, 20))
+	// An email claimed by a relay that then died (timeout, crash, kill)
+	// is left alone this long before another relay or the replay sends it.
+	// Shorter retries sooner; it must stay above the worst time from claim
+	// to SES's answer, or two relays may both send.
+	if s := num("EMAIL_LEASE_SECONDS", 1, 3600); s > 0 {
+		d.Lease = time.Duration(s * float64(time.Second))
+	}
 	if days := num("OUTBOX_RETENTION_DAYS", 1, 365); days > 0 {
 		d.KeepDelivered = time.Duration(days * float64(24*time.Hour))
 	}

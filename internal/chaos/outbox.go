@@ -1,0 +1,425 @@
+package chaos
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"math/rand/v2"
+	"net/http"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	sqsapi "github.com/aws/aws-sdk-go-v2/service/sqs"
+
+	"github.com/dispatcher-dev/dispatcher/internal/delivery"
+	"github.com/dispatcher-dev/dispatcher/internal/emulator"
+	"github.com/dispatcher-dev/dispatcher/internal/faults"
+	"github.com/dispatcher-dev/dispatcher/internal/flowtest"
+	"github.com/dispatcher-dev/dispatcher/internal/provision"
+	"github.com/dispatcher-dev/dispatcher/internal/runner"
+	"github.com/dispatcher-dev/dispatcher/internal/testenv"
+	"github.com/dispatcher-dev/dispatcher/internal/webhook"
+)
+
+// The outbox run's knobs, beside the schedule's rates.
+const (
+	relayFunction = "StreamRelayFunction"
+	// KillRate is the share of relay invocations during which the relay's
+	// bootstrap gets a SIGKILL, at its 1st to 4th AWS request (seeded);
+	// every batch makes at least 4 (status read, claim, send, mark).
+	KillRate = 0.5
+	// emailLease is EMAIL_LEASE_SECONDS for the run: an email claimed by a
+	// killed relay is free again after it.
+	emailLease  = time.Second
+	chaosSecret = "whsec_Y2hhb3MtaGFybmVzcy1zZWNyZXQtbm90LWZvci1wcm9k"
+)
+
+// runOutbox runs the product as deployed, on a stack of its own: the
+// built bootstraps under the Lambda Runtime Interface Emulator, behind the
+// local runner's HTTP API and stream mapping. The bootstraps reach DynamoDB,
+// SQS and SES through fault-injecting proxies that apply the seed's
+// schedule; the relay's bootstrap is killed (SIGKILL) at seeded points,
+// mid-batch; the SQS emulator is stopped for a seeded while and restarted
+// in the middle of the run. The client sends each command once. When the
+// outage is over, the faults stop, and the replay function runs the DLQ and
+// the sweep as its schedule would.
+func runOutbox(t testing.TB, env *testenv.Env, f *flowtest.Fixture, seed uint64, n int, rates Rates) Row {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
+	defer cancel()
+	stack, err := provision.Apply(ctx, env.AWS, provision.Options{
+		TemplatePath: filepath.Join(env.Root, "infra", "template.yaml"),
+		StackName:    fmt.Sprintf("cx%d-%d", seed, time.Now().UnixNano()%1e9),
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	g := *f // the fixture's readers, on this stack's table and queues
+	g.Table, g.Events, g.DLQ = stack.Physical("OutboxTable"), stack.Physical("EventsQueue"), stack.Physical("DeadLetterQueue")
+
+	sched := NewSchedule(seed, rates)
+	k := &killer{rng: sched.Rand("relay kill"), rate: KillRate}
+	io := &ioKiller{next: http.DefaultTransport, k: k}
+	tr := faults.New(io)
+	cmds := commands(seed, Outbox, n)
+	sched.RejectRecipients(tr, cmds)
+	sched.Install(tr)
+	extra := map[string]string{"WEBHOOK_SECRETS": chaosSecret, "EMAIL_LEASE_SECONDS": strconv.Itoa(int(emailLease / time.Second))}
+	for name, env := range map[emulator.Name]string{emulator.DynamoDB: "AWS_ENDPOINT_URL_DYNAMODB", emulator.SQS: "AWS_ENDPOINT_URL_SQS", emulator.SES: "AWS_ENDPOINT_URL_SESV2"} {
+		p, err := faults.NewProxy(envOf(t, name), tr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer p.Close()
+		extra[env] = p.URL
+	}
+
+	spec, err := runner.ReadSpec(stack)
+	if err != nil {
+		t.Fatal(err)
+	}
+	dirs, err := runner.FunctionDirs(env.Root)
+	if err != nil {
+		t.Fatal(err)
+	}
+	logs := &tail{max: 64 << 10}
+	bin, err := runner.StartBinaries(ctx, runner.BinaryOptions{Root: env.Root, Spec: spec, Dirs: dirs, StackName: stack.Eval.StackName(), Extra: extra, Log: logs})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer bin.Stop()
+	k.inner, k.bin = bin.Functions[relayFunction], bin
+	fns := map[string]runner.Function{}
+	for id, fn := range bin.Functions {
+		fns[id] = fn
+	}
+	fns[relayFunction] = k
+	r, err := runner.New(runner.Options{Stack: stack, AWS: env.AWS, Functions: fns, Addr: "127.0.0.1:0", PollInterval: 50 * time.Millisecond,
+		Log: slogTo(logs)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := r.Start(ctx); err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	defer func() {
+		if t.Failed() {
+			t.Logf("the outbox run's functions and runner, last lines:\n%s", logs.String())
+		}
+	}()
+
+	// The commands, once each, with the SQS outage starting at a seeded one.
+	ids := make([]string, n)
+	rng := sched.Rand("sqs outage")
+	outageAt := n/4 + rng.IntN(max(1, n/2))
+	down := time.Duration(1000+rng.IntN(1500)) * time.Millisecond
+	var outage sync.WaitGroup
+	row := Row{SQSDown: down}
+	client := &http.Client{Timeout: 30 * time.Second}
+	for i, c := range cmds {
+		ids[i] = c.ID
+		if i == outageAt {
+			outage.Add(1)
+			go func() {
+				defer outage.Done()
+				if err := env.Emulators.StopOne(emulator.SQS); err != nil {
+					t.Errorf("stop the SQS emulator: %v", err)
+					return
+				}
+				time.Sleep(down)
+				if err := env.Emulators.StartOne(ctx, emulator.SQS); err != nil {
+					t.Errorf("restart the SQS emulator: %v", err)
+				}
+			}()
+		}
+		status, err := post(ctx, client, r.URL()+"/v1/commands", c.ID, flowtest.Open(c.ID, c.Email))
+		switch {
+		case err != nil:
+			row.Unanswered++
+		case status == http.StatusAccepted:
+			row.Accepted++
+		case status >= 500:
+			row.Unanswered++
+		default:
+			t.Errorf("command %s: answered %d, want 202 or a 5xx", c.ID, status)
+		}
+	}
+	outage.Wait()
+	if !quiet(ctx, r, 90*time.Second) {
+		t.Logf("the stream mapping was still busy after 90 s; the replay will sweep what it left")
+	}
+
+	// The outage ends.
+	k.stop.Store(true)
+	row.Faults = tr.Injected()
+	row.Kills, row.KillsMidBatch, row.Refused = int(k.kills.Load()), int(k.midBatch.Load()), int(io.refused.Load())
+	tr.Reset()
+	row.Parked, row.ParkedMissing = parked(t, &g, ids)
+	time.Sleep(emailLease + 200*time.Millisecond) // leases and the sweep's 1 s threshold lapse
+	for range 2 {
+		status, body, err := postJSON(ctx, client, r.URL()+runner.ReplayPath, `{"mode":"all","olderThanSeconds":1,"maxMessages":1000}`)
+		if err != nil || status != http.StatusOK {
+			t.Errorf("replay: %d %s %v", status, body, err)
+		}
+	}
+	row.DLQLeft = len(g.Drain(g.DLQ))
+	for _, id := range ids {
+		for _, it := range g.Items(id) {
+			if st := flowtest.S(it, "status"); st != "DELIVERED" {
+				row.Undelivered++
+				t.Logf("not delivered after the replay: %s %s: status %s, lease until %s by %s", id, flowtest.S(it, "sk"), st, flowtest.S(it, "leaseUntil"), flowtest.S(it, "leaseOwner"))
+			}
+		}
+	}
+	t.Logf("seed %d, outbox faults: %v", seed, sched.Injected)
+	tallied := tally(t, env, &g, cmds)
+	tallied.Strategy = Outbox
+	tallied.Faults, tallied.Kills, tallied.KillsMidBatch, tallied.SQSDown, tallied.Refused = row.Faults, row.Kills, row.KillsMidBatch, row.SQSDown, row.Refused
+	tallied.Accepted, tallied.Unanswered, tallied.Parked, tallied.ParkedMissing = row.Accepted, row.Unanswered, row.Parked, row.ParkedMissing
+	tallied.Undelivered, tallied.DLQLeft = row.Undelivered, row.DLQLeft
+	return tallied
+}
+
+func envOf(t testing.TB, n emulator.Name) string {
+	p := testenv.Get(t).Emulators.Get(n)
+	if p == nil {
+		t.Fatalf("no %s emulator", n)
+	}
+	return p.URL
+}
+
+// post sends a command as a Standard Webhooks client does, signed, with its
+// idempotency key, once.
+func post(ctx context.Context, c *http.Client, url, key, body string) (int, error) {
+	id := "msg_" + key
+	now := time.Now()
+	sig, err := webhook.Sign(chaosSecret, id, now, []byte(body))
+	if err != nil {
+		return 0, err
+	}
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, url, strings.NewReader(body))
+	if err != nil {
+		return 0, err
+	}
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("Idempotency-Key", key)
+	req.Header.Set("webhook-id", id)
+	req.Header.Set("webhook-timestamp", strconv.FormatInt(now.Unix(), 10))
+	req.Header.Set("webhook-signature", sig)
+	resp, err := c.Do(req)
+	if err != nil {
+		return 0, err
+	}
+	defer resp.Body.Close()
+	_, _ = io.Copy(io.Discard, resp.Body)
+	return resp.StatusCode, nil
+}
+
+func postJSON(ctx context.Context, c *http.Client, url, body string) (int, string, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, url, strings.NewReader(body))
+	if err != nil {
+		return 0, "", err
+	}
+	req.Header.Set("Content-Type", "application/json")
+	resp, err := c.Do(req)
+	if err != nil {
+		return 0, "", err
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, string(b), nil
+}
+
+// quiet waits until the relay's mapping has settled every record it read
+// (delivered, filtered or discarded) and has read nothing new for a while.
+func quiet(ctx context.Context, r *runner.Runner, within time.Duration) bool {
+	deadline := time.Now().Add(within)
+	last, since := -1, time.Now()
+	for time.Now().Before(deadline) && ctx.Err() == nil {
+		s := r.Stats(relayFunction)
+		if s.Read != last {
+			last, since = s.Read, time.Now()
+		}
+		if s.Read == s.Filtered+s.Delivered+s.Discarded && time.Since(since) > 1500*time.Millisecond {
+			return true
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	return false
+}
+
+// parked checks the permanent failures: every FAILED outbox item of the run
+// has its message in the DLQ. It peeks (the messages come back after a
+// second) and returns how many FAILED items were found there and how many
+// were not.
+func parked(t testing.TB, g *flowtest.Fixture, ids []string) (found, missing int) {
+	t.Helper()
+	inDLQ := map[string]bool{}
+	for empty := 0; empty < 2; {
+		res, err := g.SQS.ReceiveMessage(context.Background(), &sqsapi.ReceiveMessageInput{QueueUrl: aws.String(g.DLQ), MaxNumberOfMessages: 10, VisibilityTimeout: 1})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(res.Messages) == 0 {
+			empty++
+			continue
+		}
+		for _, m := range res.Messages {
+			if p, err := delivery.ParseParked(aws.ToString(m.Body)); err == nil {
+				inDLQ[p.AggregateID+" "+p.EventID] = true
+			}
+		}
+	}
+	for _, id := range ids {
+		for _, it := range g.Items(id) {
+			if flowtest.S(it, "status") != "FAILED" {
+				continue
+			}
+			if inDLQ[id+" "+flowtest.S(it, "eventId")] {
+				found++
+			} else {
+				missing++
+				t.Errorf("outbox item %s/%s is FAILED and not in the DLQ", id, flowtest.S(it, "sk"))
+			}
+		}
+	}
+	return found, missing
+}
+
+// killer kills the relay's bootstrap (SIGKILL) in the middle of seeded
+// invocations: such an invocation is armed with a countdown, and the
+// relay's AWS request that brings it to zero (a status read, a send, a
+// mark) triggers the kill, before or after the request reaches the
+// emulator (seeded): the relay dies between two steps of its batch,
+// possibly with a send applied and not marked.
+type killer struct {
+	inner runner.Function
+	bin   *runner.Binaries
+	rate  float64
+
+	mu          sync.Mutex
+	rng         *rand.Rand
+	armed       int // relay requests left before the kill; 0 = not armed
+	invocations int
+	after       bool // kill once the request has been answered
+	stop        atomic.Bool
+	kills       atomic.Int64 // processes killed
+	midBatch    atomic.Int64 // invocations that ended with their runtime killed
+}
+
+func (k *killer) Invoke(ctx context.Context, requestID string, payload []byte) ([]byte, error) {
+	k.mu.Lock()
+	// The first invocation is always armed, so that every run has a kill.
+	if first := k.invocations == 0; !k.stop.Load() && (k.rng.Float64() < k.rate || first) {
+		k.armed, k.after = 1+k.rng.IntN(4), k.rng.IntN(2) == 0
+	}
+	k.invocations++
+	k.mu.Unlock()
+	out, err := k.inner.Invoke(ctx, requestID, payload)
+	k.mu.Lock()
+	k.armed = 0
+	k.mu.Unlock()
+	var fe *runner.FunctionError
+	if errors.As(err, &fe) && fe.Type == "Runtime.ExitError" {
+		k.midBatch.Add(1)
+	}
+	return out, err
+}
+
+// relayOps are the requests only the relay (and the replay) makes.
+var relayOps = []func(*http.Request) bool{
+	faults.Target("BatchGetItem"), faults.Target("UpdateItem"), faults.Target("SendMessageBatch"), faults.Target("SendMessage"), faults.Path(sesPath),
+}
+
+// due says whether this request triggers the kill, and when.
+func (k *killer) due(r *http.Request) (now, after bool) {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	if k.armed == 0 || k.stop.Load() {
+		return false, false
+	}
+	for _, op := range relayOps {
+		if op(r) {
+			k.armed--
+			if k.armed == 0 {
+				return true, k.after
+			}
+			return false, false
+		}
+	}
+	return false, false
+}
+
+func (k *killer) kill() {
+	if pids, err := k.bin.Kill(relayFunction); err == nil {
+		k.kills.Add(int64(len(pids)))
+	}
+}
+
+// ioKiller is the proxies' way to the emulators; it kills the relay where
+// the killer says.
+type ioKiller struct {
+	next    http.RoundTripper
+	k       *killer
+	refused atomic.Int64 // requests refused by a stopped emulator
+}
+
+func (x *ioKiller) RoundTrip(r *http.Request) (*http.Response, error) {
+	now, after := x.k.due(r)
+	if now && !after {
+		x.k.kill()
+	}
+	resp, err := x.next.RoundTrip(r)
+	if now && after {
+		x.k.kill()
+	}
+	if errors.Is(err, syscall.ECONNREFUSED) {
+		x.refused.Add(1)
+	}
+	return resp, err
+}
+
+// tail keeps the last max bytes written to it.
+type tail struct {
+	mu  sync.Mutex
+	max int
+	b   []byte
+}
+
+func (w *tail) Write(p []byte) (int, error) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.b = append(w.b, p...)
+	if len(w.b) > w.max {
+		w.b = w.b[len(w.b)-w.max:]
+	}
+	return len(p), nil
+}
+
+func (w *tail) String() string {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if i := bytes.IndexByte(w.b, '\n'); i >= 0 && len(w.b) == w.max {
+		return string(w.b[i+1:])
+	}
+	return string(w.b)
+}
+
+// describe says, for the test log, what the run did to the outbox.
+func describe(r Row) string {
+	return fmt.Sprintf("%d commands: %d answered 202, %d unanswered (5xx or reset); relay bootstrap killed %d times (%d mid-batch); SQS emulator down %s (%d requests refused); %d permanent failures parked in the DLQ (%d missing); %d faults",
+		r.Commands, r.Accepted, r.Unanswered, r.Kills, r.KillsMidBatch, r.SQSDown.Round(time.Millisecond), r.Refused, r.Parked, r.ParkedMissing, r.Faults)
+}
+
+func slogTo(w io.Writer) *slog.Logger { return slog.New(slog.NewTextHandler(w, nil)) }
