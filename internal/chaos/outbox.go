@@ -19,6 +19,7 @@ import (
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
+	ddbtypes "github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
 	sqsapi "github.com/aws/aws-sdk-go-v2/service/sqs"
 
 	"github.com/dispatcher-dev/dispatcher/internal/delivery"
@@ -178,7 +179,17 @@ func runOutbox(t testing.TB, env *testenv.Env, f *flowtest.Fixture, seed uint64,
 		for _, it := range g.Items(id) {
 			if st := flowtest.S(it, "status"); st != "DELIVERED" {
 				row.Undelivered++
-				t.Logf("not delivered after the replay: %s %s: status %s, lease until %s by %s", id, flowtest.S(it, "sk"), st, flowtest.S(it, "leaseUntil"), flowtest.S(it, "leaseOwner"))
+				item := map[string]string{}
+				for k, v := range it {
+					switch v := v.(type) {
+					case *ddbtypes.AttributeValueMemberS:
+						item[k] = v.Value
+					case *ddbtypes.AttributeValueMemberN:
+						item[k] = v.Value
+					}
+				}
+				delete(item, "payload")
+				t.Logf("not delivered after the replay (now %s): %s %s: %v", time.Now().UTC().Format(time.RFC3339Nano), id, st, item)
 			}
 		}
 	}
