@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"math/rand/v2"
 	"net/http"
+	"os"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -70,8 +71,9 @@ func runOutbox(t testing.TB, env *testenv.Env, f *flowtest.Fixture, seed uint64,
 
 	sched := NewSchedule(seed, rates)
 	k := &killer{rng: sched.Rand("relay kill"), rate: KillRate}
-	io := &ioKiller{next: http.DefaultTransport, k: k}
-	tr := faults.New(io)
+	out := &sqsOutage{ctx: ctx, stack: env.Emulators}
+	via := &ioKiller{next: http.DefaultTransport, k: k, outage: out}
+	tr := faults.New(via)
 	cmds := commands(seed, Outbox, n)
 	sched.RejectRecipients(tr, cmds)
 	sched.Install(tr)
@@ -93,8 +95,15 @@ func runOutbox(t testing.TB, env *testenv.Env, f *flowtest.Fixture, seed uint64,
 	if err != nil {
 		t.Fatal(err)
 	}
+	// The functions' and the runner's logs go to a file, kept when the run
+	// fails, and their last lines to the test log.
+	logFile, err := os.CreateTemp("", fmt.Sprintf("dispatcher-chaos-seed%d-*.log", seed))
+	if err != nil {
+		t.Fatal(err)
+	}
 	logs := &tail{max: 64 << 10}
-	bin, err := runner.StartBinaries(ctx, runner.BinaryOptions{Root: env.Root, Spec: spec, Dirs: dirs, StackName: stack.Eval.StackName(), Extra: extra, Log: logs})
+	logTo := io.MultiWriter(logFile, logs)
+	bin, err := runner.StartBinaries(ctx, runner.BinaryOptions{Root: env.Root, Spec: spec, Dirs: dirs, StackName: stack.Eval.StackName(), Extra: extra, Log: logTo})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -106,7 +115,7 @@ func runOutbox(t testing.TB, env *testenv.Env, f *flowtest.Fixture, seed uint64,
 	}
 	fns[relayFunction] = k
 	r, err := runner.New(runner.Options{Stack: stack, AWS: env.AWS, Functions: fns, Addr: "127.0.0.1:0", PollInterval: 50 * time.Millisecond,
-		Log: slogTo(logs)})
+		Log: slogTo(logTo)})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -114,35 +123,19 @@ func runOutbox(t testing.TB, env *testenv.Env, f *flowtest.Fixture, seed uint64,
 		t.Fatal(err)
 	}
 	defer r.Close()
-	defer func() {
-		if t.Failed() {
-			t.Logf("the outbox run's functions and runner, last lines:\n%s", logs.String())
-		}
-	}()
 
-	// The commands, once each, with the SQS outage starting at a seeded one.
+	// The commands, once each. From a seeded one on, the relay's next send
+	// to SQS stops the SQS emulator, for a seeded while.
 	ids := make([]string, n)
 	rng := sched.Rand("sqs outage")
 	outageAt := n/4 + rng.IntN(max(1, n/2))
-	down := time.Duration(1000+rng.IntN(1500)) * time.Millisecond
-	var outage sync.WaitGroup
-	row := Row{SQSDown: down}
+	out.down = time.Duration(1000+rng.IntN(1500)) * time.Millisecond
+	row := Row{SQSDown: out.down}
 	client := &http.Client{Timeout: 30 * time.Second}
 	for i, c := range cmds {
 		ids[i] = c.ID
 		if i == outageAt {
-			outage.Add(1)
-			go func() {
-				defer outage.Done()
-				if err := env.Emulators.StopOne(emulator.SQS); err != nil {
-					t.Errorf("stop the SQS emulator: %v", err)
-					return
-				}
-				time.Sleep(down)
-				if err := env.Emulators.StartOne(ctx, emulator.SQS); err != nil {
-					t.Errorf("restart the SQS emulator: %v", err)
-				}
-			}()
+			out.arm()
 		}
 		status, err := post(ctx, client, r.URL()+"/v1/commands", c.ID, flowtest.Open(c.ID, c.Email))
 		switch {
@@ -156,7 +149,9 @@ func runOutbox(t testing.TB, env *testenv.Env, f *flowtest.Fixture, seed uint64,
 			t.Errorf("command %s: answered %d, want 202 or a 5xx", c.ID, status)
 		}
 	}
-	outage.Wait()
+	if err := out.wait(); err != nil {
+		t.Error(err)
+	}
 	if !quiet(ctx, r, 90*time.Second) {
 		t.Logf("the stream mapping was still busy after 90 s; the replay will sweep what it left")
 	}
@@ -164,7 +159,7 @@ func runOutbox(t testing.TB, env *testenv.Env, f *flowtest.Fixture, seed uint64,
 	// The outage ends.
 	k.stop.Store(true)
 	row.Faults = tr.Injected()
-	row.Kills, row.KillsMidBatch, row.Refused = int(k.kills.Load()), int(k.midBatch.Load()), int(io.refused.Load())
+	row.Kills, row.KillsMidBatch, row.Refused = int(k.kills.Load()), int(k.midBatch.Load()), int(via.refused.Load())
 	tr.Reset()
 	row.Parked, row.ParkedMissing = parked(t, &g, ids)
 	time.Sleep(emailLease + 200*time.Millisecond) // leases and the sweep's 1 s threshold lapse
@@ -173,6 +168,9 @@ func runOutbox(t testing.TB, env *testenv.Env, f *flowtest.Fixture, seed uint64,
 		if err != nil || status != http.StatusOK {
 			t.Errorf("replay: %d %s %v", status, body, err)
 		}
+	}
+	if !quiet(ctx, r, 90*time.Second) {
+		t.Errorf("the stream mapping was still busy 90 s after the replay")
 	}
 	row.DLQLeft = len(g.Drain(g.DLQ))
 	for _, id := range ids {
@@ -195,6 +193,13 @@ func runOutbox(t testing.TB, env *testenv.Env, f *flowtest.Fixture, seed uint64,
 	}
 	t.Logf("seed %d, outbox faults: %v", seed, sched.Injected)
 	tallied := tally(t, env, &g, cmds)
+	if tallied.Lost()+tallied.Phantom()+row.Undelivered+row.DLQLeft+row.ParkedMissing > 0 || t.Failed() {
+		t.Logf("the outbox run's functions and runner, last lines (all of it in %s):\n%s", logFile.Name(), logs.String())
+		logFile.Close()
+	} else {
+		logFile.Close()
+		os.Remove(logFile.Name())
+	}
 	tallied.Strategy = Outbox
 	tallied.Faults, tallied.Kills, tallied.KillsMidBatch, tallied.SQSDown, tallied.Refused = row.Faults, row.Kills, row.KillsMidBatch, row.SQSDown, row.Refused
 	tallied.Accepted, tallied.Unanswered, tallied.Parked, tallied.ParkedMissing = row.Accepted, row.Unanswered, row.Parked, row.ParkedMissing
@@ -252,20 +257,22 @@ func postJSON(ctx context.Context, c *http.Client, url, body string) (int, strin
 	return resp.StatusCode, string(b), nil
 }
 
-// quiet waits until the relay's mapping has settled every record it read
-// (delivered, filtered or discarded) and has read nothing new for a while.
+// quiet waits until the relay's mapping has read the stream to its end and
+// settled every record (delivered, or handed to the on-failure
+// destination), and stays so for a few polls: nothing is in flight.
 func quiet(ctx context.Context, r *runner.Runner, within time.Duration) bool {
 	deadline := time.Now().Add(within)
-	last, since := -1, time.Now()
+	var since time.Time
 	for time.Now().Before(deadline) && ctx.Err() == nil {
-		s := r.Stats(relayFunction)
-		if s.Read != last {
-			last, since = s.Read, time.Now()
-		}
-		if s.Read == s.Filtered+s.Delivered+s.Discarded && time.Since(since) > 1500*time.Millisecond {
+		switch {
+		case !r.CaughtUp(relayFunction):
+			since = time.Time{}
+		case since.IsZero():
+			since = time.Now()
+		case time.Since(since) > 500*time.Millisecond:
 			return true
 		}
-		time.Sleep(100 * time.Millisecond)
+		time.Sleep(50 * time.Millisecond)
 	}
 	return false
 }
@@ -383,10 +390,73 @@ func (k *killer) kill() {
 type ioKiller struct {
 	next    http.RoundTripper
 	k       *killer
+	outage  *sqsOutage
 	refused atomic.Int64 // requests refused by a stopped emulator
 }
 
+// sqsSend matches the relay's sends to SQS (events, parked items).
+func sqsSend(r *http.Request) bool {
+	return faults.Target("SendMessageBatch")(r) || faults.Target("SendMessage")(r)
+}
+
+// sqsOutage stops the SQS emulator at the first send to SQS after it is
+// armed (so that the outage meets the relay at work: that send is refused),
+// and starts it again after down.
+type sqsOutage struct {
+	ctx   context.Context
+	stack *emulator.Stack
+	down  time.Duration
+
+	mu      sync.Mutex
+	armed   bool
+	started bool
+	done    chan struct{}
+	err     error
+}
+
+func (o *sqsOutage) arm() {
+	o.mu.Lock()
+	o.armed = true
+	o.mu.Unlock()
+}
+
+// start stops the emulator, if armed and not done yet, and returns once it
+// is down; it comes back up in the background.
+func (o *sqsOutage) start() {
+	o.mu.Lock()
+	if !o.armed || o.started {
+		o.mu.Unlock()
+		return
+	}
+	o.started, o.done = true, make(chan struct{})
+	o.mu.Unlock()
+	if err := o.stack.StopOne(emulator.SQS); err != nil {
+		o.err = fmt.Errorf("stop the SQS emulator: %w", err)
+		close(o.done)
+		return
+	}
+	go func() {
+		defer close(o.done)
+		time.Sleep(o.down)
+		if err := o.stack.StartOne(o.ctx, emulator.SQS); err != nil {
+			o.err = fmt.Errorf("restart the SQS emulator: %w", err)
+		}
+	}()
+}
+
+// wait waits until the emulator is back; if no send came after arm, the
+// outage happens now.
+func (o *sqsOutage) wait() error {
+	o.arm()
+	o.start()
+	<-o.done
+	return o.err
+}
+
 func (x *ioKiller) RoundTrip(r *http.Request) (*http.Response, error) {
+	if sqsSend(r) {
+		x.outage.start()
+	}
 	now, after := x.k.due(r)
 	if now && !after {
 		x.k.kill()
@@ -433,4 +503,6 @@ func describe(r Row) string {
 		r.Commands, r.Accepted, r.Unanswered, r.Kills, r.KillsMidBatch, r.SQSDown.Round(time.Millisecond), r.Refused, r.Parked, r.ParkedMissing, r.Faults)
 }
 
-func slogTo(w io.Writer) *slog.Logger { return slog.New(slog.NewTextHandler(w, nil)) }
+func slogTo(w io.Writer) *slog.Logger {
+	return slog.New(slog.NewTextHandler(w, &slog.HandlerOptions{Level: slog.LevelDebug}))
+}

@@ -403,6 +403,15 @@ func (r *run) sendEmail(ctx context.Context, l *lane) {
 		r.advance(l, r.outcome(it.Key()))
 		return
 	}
+	// Wait for the send rate before claiming, so that the lease covers the
+	// send and the mark, not the queue for the rate: a batch of emails
+	// behind a low rate would otherwise see its last leases lapse before
+	// they are sent, and another relay or the replay send them too.
+	if err := e.limiter.Wait(ctx); err != nil {
+		r.release(ctx, it, err, "")
+		r.advance(l, Retry)
+		return
+	}
 	now := e.now()
 	if err := e.outbox.Claim(ctx, it.Key(), e.owner, now, now.Add(e.cfg.Lease)); err != nil {
 		if errors.Is(err, dispatch.ErrAlreadyDone) {
@@ -428,10 +437,12 @@ func (r *run) sendEmail(ctx context.Context, l *lane) {
 			r.advance(l, NotAttempted)
 			return
 		}
-		if err := e.limiter.Wait(ctx); err != nil {
-			r.release(ctx, it, err, "")
-			r.advance(l, Retry)
-			return
+		if attempt > 1 {
+			if err := e.limiter.Wait(ctx); err != nil {
+				r.release(ctx, it, err, "")
+				r.advance(l, Retry)
+				return
+			}
 		}
 		_, err := e.mailer.Send(ctx, email)
 		if err == nil {

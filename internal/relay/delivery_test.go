@@ -3,9 +3,11 @@ package relay_test
 import (
 	"context"
 	"fmt"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/aws/aws-lambda-go/events"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
@@ -330,4 +332,54 @@ func TestAnEventSentButNotMarkedIsReportedAndNotDuplicatedByTheRetry(t *testing.
 			t.Errorf("%s is %s", s(it, "sk"), s(it, "status"))
 		}
 	}
+}
+
+// An email's lease covers its send, not its wait for the SES send rate: a
+// batch of emails behind a low rate never shows an email SENDING under a
+// lease that has already lapsed (which would let another relay, or the
+// replay, send it too).
+func TestAnEmailLeaseIsTakenAfterTheRateWait(t *testing.T) {
+	const lease = 300 * time.Millisecond
+	// 2 emails a second (burst 2): the last of 6 waits about 2 s.
+	f := flowtest.New(t, func(c *app.DeliveryConfig) { c.Delivery.EmailRate, c.Delivery.Lease = 2, lease })
+	var ids []string
+	for i := range 6 {
+		id := unique(fmt.Sprintf("rate%d", i))
+		ids = append(ids, id)
+		f.Command(open(id, id+"@example.com"))
+	}
+	ev := f.Batch(ids...)
+	done := make(chan struct{})
+	go func() { defer close(done); f.Handle(ev) }()
+	lapsed := map[string]bool{}
+	for polling := true; polling; {
+		select {
+		case <-done:
+			polling = false
+		case <-time.After(20 * time.Millisecond):
+		}
+		now := time.Now()
+		for _, id := range ids {
+			for _, it := range f.Items(id) {
+				n, ok := it["leaseUntil"].(*types.AttributeValueMemberN)
+				if s(it, "status") != "SENDING" || !ok {
+					continue
+				}
+				ms, _ := strconv.ParseInt(n.Value, 10, 64)
+				// 100 ms of slack for the send itself and this poll.
+				if until := time.UnixMilli(ms); now.Sub(until) > 100*time.Millisecond {
+					lapsed[id] = true
+				}
+			}
+		}
+	}
+	if len(lapsed) > 0 {
+		t.Errorf("emails of %v were SENDING under a lapsed lease while they waited for the rate", lapsed)
+	}
+	for _, id := range ids {
+		if n := f.EmailsTo(id + "@example.com"); n != 1 {
+			t.Errorf("%s: %d emails, want 1", id, n)
+		}
+	}
+	f.Drain(f.Events)
 }

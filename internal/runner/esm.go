@@ -69,6 +69,7 @@ type shardState struct {
 	parent   string
 	started  bool
 	finished bool
+	idle     bool // read to its current end, nothing buffered, no batch in flight
 }
 
 // record is a stream record with its JSON form, which filters match and
@@ -176,6 +177,21 @@ func (e *esm) count(f func(*Stats)) {
 	e.mu.Unlock()
 }
 
+// caughtUp reports whether every shard is finished, or started and idle.
+func (e *esm) caughtUp() bool {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if len(e.shards) == 0 {
+		return false
+	}
+	for _, st := range e.shards {
+		if !st.finished && !(st.started && st.idle) {
+			return false
+		}
+	}
+	return true
+}
+
 func (e *esm) snapshot() Stats {
 	e.mu.Lock()
 	defer e.mu.Unlock()
@@ -226,6 +242,9 @@ func (w *shardWorker) run(ctx context.Context) {
 			e.log.Debug("shard drained", "function", e.m.Function, "shard", w.st.id)
 			return
 		}
+		e.mu.Lock()
+		w.st.idle = got == 0 && len(w.buf) == 0
+		e.mu.Unlock()
 		if got == 0 {
 			wait := e.poll
 			if len(w.buf) > 0 {
@@ -289,7 +308,13 @@ func (w *shardWorker) read(ctx context.Context) (int, error) {
 		}
 		w.buf = append(w.buf, record{ev: r, json: b, readAt: e.now()})
 	}
-	e.count(func(s *Stats) { s.Read += len(recs); s.Filtered += filtered })
+	e.count(func(s *Stats) {
+		s.Read += len(recs)
+		s.Filtered += filtered
+		if len(recs) > 0 {
+			w.st.idle = false // under e.mu, as caughtUp reads it
+		}
+	})
 	return len(recs), nil
 }
 

@@ -308,3 +308,39 @@ func TestAChangedTemplateSettingIsWhatTheRunnerUses(t *testing.T) {
 		t.Errorf("the runner uses batch size %d and %d retries, want the template's 7 and 2", m.BatchSize, m.MaxRetryAttempts)
 	}
 }
+
+// CaughtUp is what a caller waits for to know that everything written so
+// far has been handled: false while a batch waits in the window or runs,
+// true once it is settled and the shard is read to its end.
+func TestCaughtUpHoldsOnlyWhenEveryRecordIsSettled(t *testing.T) {
+	s := freshStack(t)
+	release := make(chan struct{})
+	var calls atomic.Int32
+	relay := funcOf(func(ctx context.Context, ev events.DynamoDBEvent) (events.DynamoDBEventResponse, error) {
+		if calls.Add(1) == 1 {
+			select {
+			case <-release:
+			case <-ctx.Done():
+			}
+		}
+		return events.DynamoDBEventResponse{}, nil
+	})
+	r := start(t, s, map[string]runner.Function{"CommandFunction": stub, "StreamRelayFunction": relay}, func(m *runner.StreamMapping) { m.BatchingWindow = 0 })
+	eventually(t, 10*time.Second, "caught up on an empty stream", func() bool { return r.CaughtUp("StreamRelayFunction") })
+	putItems(t, s, "c1", outbox(1))
+	eventually(t, 10*time.Second, "the first batch in flight", func() bool { return calls.Load() == 1 })
+	for range 5 { // several polls while the batch runs
+		if r.CaughtUp("StreamRelayFunction") {
+			t.Fatal("CaughtUp while a batch is in flight")
+		}
+		time.Sleep(30 * time.Millisecond)
+	}
+	close(release)
+	eventually(t, 10*time.Second, "caught up after the batch", func() bool { return r.CaughtUp("StreamRelayFunction") })
+	if st := r.Stats("StreamRelayFunction"); st.Delivered != 1 {
+		t.Errorf("stats %+v, want the one record delivered", st)
+	}
+	if r.CaughtUp("NoSuchFunction") {
+		t.Error("CaughtUp for a function with no mapping")
+	}
+}

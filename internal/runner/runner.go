@@ -253,6 +253,25 @@ func (r *Runner) Stats(function string) Stats {
 	return s
 }
 
+// CaughtUp reports whether the function's stream mappings have read every
+// shard to its current end and settled every record they read (delivered,
+// filtered out, or handed to the on-failure destination), with no batch
+// waiting or in flight. Records written after the last poll are not seen:
+// a caller that wants "everything written so far is handled" stops writing,
+// then waits for CaughtUp to hold for a few poll intervals.
+func (r *Runner) CaughtUp(function string) bool {
+	found := false
+	for _, e := range r.esms {
+		if e.m.Function == function {
+			found = true
+			if !e.caughtUp() {
+				return false
+			}
+		}
+	}
+	return found
+}
+
 // Describe lists the routes and mappings in a few lines, for a banner.
 func (r *Runner) Describe() []string {
 	var out []string
