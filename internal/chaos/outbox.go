@@ -15,7 +15,6 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
-	"syscall"
 	"testing"
 	"time"
 
@@ -149,7 +148,7 @@ func runOutbox(t testing.TB, env *testenv.Env, f *flowtest.Fixture, seed uint64,
 			t.Errorf("command %s: answered %d, want 202 or a 5xx", c.ID, status)
 		}
 	}
-	if err := out.wait(); err != nil {
+	if err := out.wait(time.Minute); err != nil {
 		t.Error(err)
 	}
 	if !quiet(ctx, r, 90*time.Second) {
@@ -159,7 +158,7 @@ func runOutbox(t testing.TB, env *testenv.Env, f *flowtest.Fixture, seed uint64,
 	// The outage ends.
 	k.stop.Store(true)
 	row.Faults = tr.Injected()
-	row.Kills, row.KillsMidBatch, row.Refused = int(k.kills.Load()), int(k.midBatch.Load()), int(via.refused.Load())
+	row.Kills, row.KillsMidBatch, row.SQSFailed = int(k.kills.Load()), int(k.midBatch.Load()), int(via.sqsFailed.Load())
 	tr.Reset()
 	row.Parked, row.ParkedMissing = parked(t, &g, ids)
 	time.Sleep(emailLease + 200*time.Millisecond) // leases and the sweep's 1 s threshold lapse
@@ -201,7 +200,7 @@ func runOutbox(t testing.TB, env *testenv.Env, f *flowtest.Fixture, seed uint64,
 		os.Remove(logFile.Name())
 	}
 	tallied.Strategy = Outbox
-	tallied.Faults, tallied.Kills, tallied.KillsMidBatch, tallied.SQSDown, tallied.Refused = row.Faults, row.Kills, row.KillsMidBatch, row.SQSDown, row.Refused
+	tallied.Faults, tallied.Kills, tallied.KillsMidBatch, tallied.SQSDown, tallied.SQSFailed = row.Faults, row.Kills, row.KillsMidBatch, row.SQSDown, row.SQSFailed
 	tallied.Accepted, tallied.Unanswered, tallied.Parked, tallied.ParkedMissing = row.Accepted, row.Unanswered, row.Parked, row.ParkedMissing
 	tallied.Undelivered, tallied.DLQLeft = row.Undelivered, row.DLQLeft
 	return tallied
@@ -388,10 +387,10 @@ func (k *killer) kill() {
 // ioKiller is the proxies' way to the emulators; it kills the relay where
 // the killer says.
 type ioKiller struct {
-	next    http.RoundTripper
-	k       *killer
-	outage  *sqsOutage
-	refused atomic.Int64 // requests refused by a stopped emulator
+	next      http.RoundTripper
+	k         *killer
+	outage    *sqsOutage
+	sqsFailed atomic.Int64 // requests to SQS that failed at the connection: refused, reset
 }
 
 // sqsSend matches the relay's sends to SQS (events, parked items).
@@ -400,7 +399,7 @@ func sqsSend(r *http.Request) bool {
 }
 
 // sqsOutage stops the SQS emulator at the first send to SQS after it is
-// armed (so that the outage meets the relay at work: that send is refused),
+// armed (so that the outage meets the relay at work: that send fails),
 // and starts it again after down.
 type sqsOutage struct {
 	ctx   context.Context
@@ -444,10 +443,20 @@ func (o *sqsOutage) start() {
 	}()
 }
 
-// wait waits until the emulator is back; if no send came after arm, the
-// outage happens now.
-func (o *sqsOutage) wait() error {
+// wait waits for the outage to come (at the relay's next send to SQS, or
+// after within if none comes) and to end.
+func (o *sqsOutage) wait(within time.Duration) error {
 	o.arm()
+	deadline := time.Now().Add(within)
+	for {
+		o.mu.Lock()
+		started := o.started
+		o.mu.Unlock()
+		if started || time.Now().After(deadline) {
+			break
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
 	o.start()
 	<-o.done
 	return o.err
@@ -465,8 +474,10 @@ func (x *ioKiller) RoundTrip(r *http.Request) (*http.Response, error) {
 	if now && after {
 		x.k.kill()
 	}
-	if errors.Is(err, syscall.ECONNREFUSED) {
-		x.refused.Add(1)
+	// Only the outage makes a request to SQS fail here (the schedule's
+	// faults are answered before this transport, or after it answered).
+	if err != nil && strings.HasPrefix(r.Header.Get("X-Amz-Target"), "AmazonSQS.") {
+		x.sqsFailed.Add(1)
 	}
 	return resp, err
 }
@@ -499,8 +510,8 @@ func (w *tail) String() string {
 
 // describe says, for the test log, what the run did to the outbox.
 func describe(r Row) string {
-	return fmt.Sprintf("%d commands: %d answered 202, %d unanswered (5xx or reset); relay bootstrap killed %d times (%d mid-batch); SQS emulator down %s (%d requests refused); %d permanent failures parked in the DLQ (%d missing); %d faults",
-		r.Commands, r.Accepted, r.Unanswered, r.Kills, r.KillsMidBatch, r.SQSDown.Round(time.Millisecond), r.Refused, r.Parked, r.ParkedMissing, r.Faults)
+	return fmt.Sprintf("%d commands: %d answered 202, %d unanswered (5xx or reset); relay bootstrap killed %d times (%d mid-batch); SQS emulator down %s (%d requests to it failed); %d permanent failures parked in the DLQ (%d missing); %d faults",
+		r.Commands, r.Accepted, r.Unanswered, r.Kills, r.KillsMidBatch, r.SQSDown.Round(time.Millisecond), r.SQSFailed, r.Parked, r.ParkedMissing, r.Faults)
 }
 
 func slogTo(w io.Writer) *slog.Logger {

@@ -40,7 +40,7 @@ type Row struct {
 	Kills         int           // relay bootstraps killed (SIGKILL)
 	KillsMidBatch int           // relay invocations that ended with their runtime killed
 	SQSDown       time.Duration // how long the SQS emulator was stopped
-	Refused       int           // requests refused by the stopped SQS emulator
+	SQSFailed     int           // requests to SQS that failed at the connection while it was down
 	Parked        int           // FAILED outbox items found in the DLQ before the replay
 	ParkedMissing int           // FAILED outbox items not in the DLQ
 }
