@@ -77,13 +77,13 @@ func runOutbox(t testing.TB, env *testenv.Env, f *flowtest.Fixture, seed uint64,
 	sched.RejectRecipients(tr, cmds)
 	sched.Install(tr)
 	extra := map[string]string{"WEBHOOK_SECRETS": chaosSecret, "EMAIL_LEASE_SECONDS": strconv.Itoa(int(emailLease / time.Second))}
-	for name, env := range map[emulator.Name]string{emulator.DynamoDB: "AWS_ENDPOINT_URL_DYNAMODB", emulator.SQS: "AWS_ENDPOINT_URL_SQS", emulator.SES: "AWS_ENDPOINT_URL_SESV2"} {
-		p, err := faults.NewProxy(envOf(t, name), tr)
+	for name, variable := range map[emulator.Name]string{emulator.DynamoDB: "AWS_ENDPOINT_URL_DYNAMODB", emulator.SQS: "AWS_ENDPOINT_URL_SQS", emulator.SES: "AWS_ENDPOINT_URL_SESV2"} {
+		p, err := faults.NewProxy(urlOf(t, env, name), tr)
 		if err != nil {
 			t.Fatal(err)
 		}
 		defer p.Close()
-		extra[env] = p.URL
+		extra[variable] = p.URL
 	}
 
 	spec, err := runner.ReadSpec(stack)
@@ -206,8 +206,8 @@ func runOutbox(t testing.TB, env *testenv.Env, f *flowtest.Fixture, seed uint64,
 	return tallied
 }
 
-func envOf(t testing.TB, n emulator.Name) string {
-	p := testenv.Get(t).Emulators.Get(n)
+func urlOf(t testing.TB, env *testenv.Env, n emulator.Name) string {
+	p := env.Emulators.Get(n)
 	if p == nil {
 		t.Fatalf("no %s emulator", n)
 	}
