@@ -510,8 +510,8 @@ func (w *tail) String() string {
 
 // describe says, for the test log, what the run did to the outbox.
 func describe(r Row) string {
-	return fmt.Sprintf("%d commands: %d answered 202, %d unanswered (5xx or reset); relay bootstrap killed %d times (%d mid-batch); SQS emulator down %s (%d requests to it failed); %d permanent failures parked in the DLQ (%d missing); %d faults",
-		r.Commands, r.Accepted, r.Unanswered, r.Kills, r.KillsMidBatch, r.SQSDown.Round(time.Millisecond), r.SQSFailed, r.Parked, r.ParkedMissing, r.Faults)
+	return fmt.Sprintf("%d commands: %d answered 202, %d unanswered (5xx or reset); relay bootstrap killed %d times (%d mid-batch); SQS emulator down %s (%d requests to it failed); %d permanent failures parked in the DLQ (%d missing); %d faults; %d duplicate deliveries, %d of them emails, each with the id of the first",
+		r.Commands, r.Accepted, r.Unanswered, r.Kills, r.KillsMidBatch, r.SQSDown.Round(time.Millisecond), r.SQSFailed, r.Parked, r.ParkedMissing, r.Faults, r.Duplicates, r.DuplicateEmails)
 }
 
 func slogTo(w io.Writer) *slog.Logger {

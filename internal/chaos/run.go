@@ -21,18 +21,19 @@ import (
 
 // Row is one strategy's line of the table.
 type Row struct {
-	Strategy      string
-	Commands      int
-	Committed     int // commands whose state is in the table
-	LostEvents    int // committed, and no event arrived
-	LostEmails    int // committed, and no email arrived
-	PhantomEvents int // not committed, and an event arrived
-	PhantomEmails int // not committed, and an email arrived
-	Duplicates    int // effects delivered more than once, all copies with one id
-	BadDuplicates int // effects delivered more than once under different ids
-	Undelivered   int // outbox items not DELIVERED after the final replay
-	DLQLeft       int // DLQ messages left after the final replay
-	Faults        int // faults injected
+	Strategy        string
+	Commands        int
+	Committed       int // commands whose state is in the table
+	LostEvents      int // committed, and no event arrived
+	LostEmails      int // committed, and no email arrived
+	PhantomEvents   int // not committed, and an event arrived
+	PhantomEmails   int // not committed, and an email arrived
+	Duplicates      int // effects delivered more than once, all copies with one id
+	BadDuplicates   int // effects delivered more than once under different ids
+	DuplicateEmails int // of Duplicates, the extra copies of emails
+	Undelivered     int // outbox items not DELIVERED after the final replay
+	DLQLeft         int // DLQ messages left after the final replay
+	Faults          int // faults injected
 
 	// The outbox run only.
 	Accepted      int           // commands answered 202
@@ -131,6 +132,7 @@ func tally(t testing.TB, env *testenv.Env, f *flowtest.Fixture, cmds []Cmd) Row 
 			row.PhantomEvents += b2i(len(ev) > 0)
 			row.PhantomEmails += b2i(len(ml) > 0)
 		}
+		row.DuplicateEmails += max(0, len(ml)-1)
 		for _, ids := range [][]string{ev, ml} {
 			if len(ids) > 1 {
 				row.Duplicates += len(ids) - 1
