@@ -27,7 +27,7 @@ func TestChaosTheOutboxLosesAndInventsNothingWhereTheAntiPatternsDo(t *testing.T
 		t.Fatal(err)
 	}
 	var results []chaos.Result
-	parked := 0
+	parked, rejected := 0, 0
 	for _, s := range strings.Split(env("CHAOS_SEEDS", "7"), ",") {
 		seed, err := strconv.ParseUint(strings.TrimSpace(s), 10, 64)
 		if err != nil {
@@ -47,7 +47,10 @@ func TestChaosTheOutboxLosesAndInventsNothingWhereTheAntiPatternsDo(t *testing.T
 				if r.KillsMidBatch == 0 || r.Faults == 0 || r.SQSFailed == 0 {
 					t.Errorf("seed %d, outbox: %d relay kills mid-batch, %d faults, %d requests failed on the stopped SQS emulator: the schedule did not do its part", seed, r.KillsMidBatch, r.Faults, r.SQSFailed)
 				}
-				parked += r.Parked
+				parked, rejected = parked+r.Parked, rejected+r.Rejected
+				if r.RejectedDelivered != 0 {
+					t.Errorf("seed %d, outbox: %d emails to rejected recipients were delivered while SES rejected them", seed, r.RejectedDelivered)
+				}
 				if r.ParkedMissing != 0 {
 					t.Errorf("seed %d, outbox: %d permanently failed items were not in the DLQ", seed, r.ParkedMissing)
 				}
@@ -61,8 +64,12 @@ func TestChaosTheOutboxLosesAndInventsNothingWhereTheAntiPatternsDo(t *testing.T
 			}
 		}
 	}
-	if parked == 0 {
-		t.Error("no permanent failure reached the DLQ in any outbox run: the DLQ check checked nothing")
+	// A relay killed, or a write faulted, between a rejection and the DLQ
+	// leaves that email to the replay instead (a quarter to a half of them
+	// in short runs); with 8 rejected recipients or more, one reaching the
+	// DLQ is all but certain, and required.
+	if parked == 0 && rejected >= 8 {
+		t.Errorf("no permanent failure reached the DLQ in any outbox run (%d recipients rejected): the DLQ check checked nothing", rejected)
 	}
 	if path := os.Getenv("CHAOS_CHART"); path != "" {
 		if err := chaos.WriteChart(path, results); err != nil {

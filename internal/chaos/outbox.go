@@ -11,6 +11,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -74,7 +75,7 @@ func runOutbox(t testing.TB, env *testenv.Env, f *flowtest.Fixture, seed uint64,
 	via := &ioKiller{next: http.DefaultTransport, k: k, outage: out}
 	tr := faults.New(via)
 	cmds := commands(seed, Outbox, n)
-	sched.RejectRecipients(tr, cmds)
+	rejected := sched.RejectRecipients(tr, cmds)
 	sched.Install(tr)
 	extra := map[string]string{"WEBHOOK_SECRETS": chaosSecret, "EMAIL_LEASE_SECONDS": strconv.Itoa(int(emailLease / time.Second))}
 	for name, variable := range map[emulator.Name]string{emulator.DynamoDB: "AWS_ENDPOINT_URL_DYNAMODB", emulator.SQS: "AWS_ENDPOINT_URL_SQS", emulator.SES: "AWS_ENDPOINT_URL_SESV2"} {
@@ -161,6 +162,18 @@ func runOutbox(t testing.TB, env *testenv.Env, f *flowtest.Fixture, seed uint64,
 	row.Kills, row.KillsMidBatch, row.SQSFailed = int(k.kills.Load()), int(k.midBatch.Load()), int(via.sqsFailed.Load())
 	tr.Reset()
 	row.Parked, row.ParkedMissing = parked(t, &g, ids)
+	// While the rejection lasted, no email to a rejected recipient could
+	// go out: each is FAILED (and in the DLQ) or still waiting.
+	row.Rejected = len(rejected)
+	for _, c := range cmds {
+		if slices.Contains(rejected, c.Email) {
+			for _, it := range g.Items(c.ID) {
+				if flowtest.S(it, "target") == "email" && flowtest.S(it, "status") == "DELIVERED" {
+					row.RejectedDelivered++
+				}
+			}
+		}
+	}
 	time.Sleep(emailLease + 200*time.Millisecond) // leases and the sweep's 1 s threshold lapse
 	for range 2 {
 		status, body, err := postJSON(ctx, client, r.URL()+runner.ReplayPath, `{"mode":"all","olderThanSeconds":1,"maxMessages":1000}`)
@@ -203,6 +216,7 @@ func runOutbox(t testing.TB, env *testenv.Env, f *flowtest.Fixture, seed uint64,
 	tallied.Faults, tallied.Kills, tallied.KillsMidBatch, tallied.SQSDown, tallied.SQSFailed = row.Faults, row.Kills, row.KillsMidBatch, row.SQSDown, row.SQSFailed
 	tallied.Accepted, tallied.Unanswered, tallied.Parked, tallied.ParkedMissing = row.Accepted, row.Unanswered, row.Parked, row.ParkedMissing
 	tallied.Undelivered, tallied.DLQLeft = row.Undelivered, row.DLQLeft
+	tallied.Rejected, tallied.RejectedDelivered = row.Rejected, row.RejectedDelivered
 	return tallied
 }
 
@@ -510,8 +524,8 @@ func (w *tail) String() string {
 
 // describe says, for the test log, what the run did to the outbox.
 func describe(r Row) string {
-	return fmt.Sprintf("%d commands: %d answered 202, %d unanswered (5xx or reset); relay bootstrap killed %d times (%d mid-batch); SQS emulator down %s (%d requests to it failed); %d permanent failures parked in the DLQ (%d missing); %d faults; %d duplicate deliveries, %d of them emails, each with the id of the first",
-		r.Commands, r.Accepted, r.Unanswered, r.Kills, r.KillsMidBatch, r.SQSDown.Round(time.Millisecond), r.SQSFailed, r.Parked, r.ParkedMissing, r.Faults, r.Duplicates, r.DuplicateEmails)
+	return fmt.Sprintf("%d commands: %d answered 202, %d unanswered (5xx or reset); relay bootstrap killed %d times (%d mid-batch); SQS emulator down %s (%d requests to it failed); %d recipients rejected, %d permanent failures parked in the DLQ (%d missing); %d faults; %d duplicate deliveries, %d of them emails, each with the id of the first",
+		r.Commands, r.Accepted, r.Unanswered, r.Kills, r.KillsMidBatch, r.SQSDown.Round(time.Millisecond), r.SQSFailed, r.Rejected, r.Parked, r.ParkedMissing, r.Faults, r.Duplicates, r.DuplicateEmails)
 }
 
 func slogTo(w io.Writer) *slog.Logger {

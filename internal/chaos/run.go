@@ -36,14 +36,16 @@ type Row struct {
 	Faults          int // faults injected
 
 	// The outbox run only.
-	Accepted      int           // commands answered 202
-	Unanswered    int           // commands answered 5xx or not at all: the client cannot know
-	Kills         int           // relay bootstraps killed (SIGKILL)
-	KillsMidBatch int           // relay invocations that ended with their runtime killed
-	SQSDown       time.Duration // how long the SQS emulator was stopped
-	SQSFailed     int           // requests to SQS that failed at the connection while it was down
-	Parked        int           // FAILED outbox items found in the DLQ before the replay
-	ParkedMissing int           // FAILED outbox items not in the DLQ
+	Accepted          int           // commands answered 202
+	Unanswered        int           // commands answered 5xx or not at all: the client cannot know
+	Kills             int           // relay bootstraps killed (SIGKILL)
+	KillsMidBatch     int           // relay invocations that ended with their runtime killed
+	SQSDown           time.Duration // how long the SQS emulator was stopped
+	SQSFailed         int           // requests to SQS that failed at the connection while it was down
+	Parked            int           // FAILED outbox items found in the DLQ before the replay
+	ParkedMissing     int           // FAILED outbox items not in the DLQ
+	Rejected          int           // recipients SES rejected while the faults lasted
+	RejectedDelivered int           // emails to them DELIVERED before the faults ended: must be 0
 }
 
 // Lost and Phantom sum events and emails.

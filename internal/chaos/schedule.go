@@ -165,7 +165,9 @@ func (s *Schedule) Install(tr *faults.Transport) {
 }
 
 // RejectRecipients makes SES reject, permanently (MessageRejected), every
-// email to the recipients of seeded commands, 1 in 10 and at least one,
+// email to the recipients of seeded commands, 1 in 10 and at least 4 (a
+// relay killed or an SQS fault between the rejection and the DLQ leaves an
+// item to the replay instead, so a few are needed for one to reach the DLQ),
 // for as long as tr's faults last: an unverified or suppressed address, the
 // failure that must end in the DLQ rather than in retries. It is added
 // before Install, so it takes those requests first, and returns the
@@ -173,7 +175,7 @@ func (s *Schedule) Install(tr *faults.Transport) {
 func (s *Schedule) RejectRecipients(tr *faults.Transport, cmds []Cmd) []string {
 	rng := s.Rand("rejected recipients")
 	var out []string
-	for _, i := range rng.Perm(len(cmds))[:min(len(cmds), max(1, len(cmds)/10))] {
+	for _, i := range rng.Perm(len(cmds))[:min(len(cmds), max(4, len(cmds)/10))] {
 		addr := cmds[i].Email
 		tr.Add(faults.Fault{Match: faults.All(faults.Path(sesPath), faults.BodyContains(`"`+addr+`"`)), Status: 400, Code: "MessageRejected", Message: "Email address is not verified (injected)"})
 		out = append(out, addr)
