@@ -408,8 +408,10 @@ func (r *run) sendEmail(ctx context.Context, l *lane) {
 	// behind a low rate would otherwise see its last leases lapse before
 	// they are sent, and another relay or the replay send them too.
 	if err := e.limiter.Wait(ctx); err != nil {
-		r.release(ctx, it, err, "")
-		r.advance(l, Retry)
+		// The deadline comes before the rate allows a send. Nothing is
+		// claimed, so nothing to release: the batch's retry sends it.
+		r.set(it.Key(), NotAttempted, "rate-wait")
+		r.advance(l, NotAttempted)
 		return
 	}
 	now := e.now()
