@@ -71,8 +71,8 @@ func runOutbox(t testing.TB, env *testenv.Env, f *flowtest.Fixture, seed uint64,
 
 	sched := NewSchedule(seed, rates)
 	k := &killer{rng: sched.Rand("relay kill"), rate: KillRate}
-	out := &sqsOutage{ctx: ctx, stack: env.Emulators}
-	via := &ioKiller{next: http.DefaultTransport, k: k, outage: out}
+	out := &sqsOutage{ctx: ctx, stack: env.Emulators, started: make(chan struct{}), done: make(chan struct{})}
+	via := &chaosTransport{next: http.DefaultTransport, k: k, outage: out}
 	tr := faults.New(via)
 	cmds := commands(seed, Outbox, n)
 	rejected := sched.RejectRecipients(tr, cmds)
@@ -204,20 +204,16 @@ func runOutbox(t testing.TB, env *testenv.Env, f *flowtest.Fixture, seed uint64,
 		}
 	}
 	t.Logf("seed %d, outbox faults: %v", seed, sched.Injected)
-	tallied := tally(t, env, &g, cmds)
-	if tallied.Lost()+tallied.Phantom()+row.Undelivered+row.DLQLeft+row.ParkedMissing > 0 || t.Failed() {
+	row.Strategy = Outbox
+	row = tally(t, env, &g, cmds, row)
+	if row.Lost()+row.Phantom()+row.Undelivered+row.DLQLeft+row.ParkedMissing > 0 || t.Failed() {
 		t.Logf("the outbox run's functions and runner, last lines (all of it in %s):\n%s", logFile.Name(), logs.String())
 		logFile.Close()
 	} else {
 		logFile.Close()
 		os.Remove(logFile.Name())
 	}
-	tallied.Strategy = Outbox
-	tallied.Faults, tallied.Kills, tallied.KillsMidBatch, tallied.SQSDown, tallied.SQSFailed = row.Faults, row.Kills, row.KillsMidBatch, row.SQSDown, row.SQSFailed
-	tallied.Accepted, tallied.Unanswered, tallied.Parked, tallied.ParkedMissing = row.Accepted, row.Unanswered, row.Parked, row.ParkedMissing
-	tallied.Undelivered, tallied.DLQLeft = row.Undelivered, row.DLQLeft
-	tallied.Rejected, tallied.RejectedDelivered = row.Rejected, row.RejectedDelivered
-	return tallied
+	return row
 }
 
 func urlOf(t testing.TB, env *testenv.Env, n emulator.Name) string {
@@ -398,9 +394,10 @@ func (k *killer) kill() {
 	}
 }
 
-// ioKiller is the proxies' way to the emulators; it kills the relay where
-// the killer says.
-type ioKiller struct {
+// chaosTransport is the proxies' way to the emulators: it kills the relay
+// where the killer says, starts the SQS outage at the first send after it
+// is armed, and counts the requests to SQS that the outage made fail.
+type chaosTransport struct {
 	next      http.RoundTripper
 	k         *killer
 	outage    *sqsOutage
@@ -420,11 +417,13 @@ type sqsOutage struct {
 	stack *emulator.Stack
 	down  time.Duration
 
-	mu      sync.Mutex
-	armed   bool
-	started bool
-	done    chan struct{}
-	err     error
+	started chan struct{} // closed when the emulator is stopped (or failed to stop)
+	done    chan struct{} // closed when it is back (or failed to come back)
+	err     error         // written before done is closed
+
+	mu    sync.Mutex
+	armed bool
+	begun bool
 }
 
 func (o *sqsOutage) arm() {
@@ -437,12 +436,13 @@ func (o *sqsOutage) arm() {
 // is down; it comes back up in the background.
 func (o *sqsOutage) start() {
 	o.mu.Lock()
-	if !o.armed || o.started {
+	if !o.armed || o.begun {
 		o.mu.Unlock()
 		return
 	}
-	o.started, o.done = true, make(chan struct{})
+	o.begun = true
 	o.mu.Unlock()
+	defer close(o.started)
 	if err := o.stack.StopOne(emulator.SQS); err != nil {
 		o.err = fmt.Errorf("stop the SQS emulator: %w", err)
 		close(o.done)
@@ -461,22 +461,16 @@ func (o *sqsOutage) start() {
 // after within if none comes) and to end.
 func (o *sqsOutage) wait(within time.Duration) error {
 	o.arm()
-	deadline := time.Now().Add(within)
-	for {
-		o.mu.Lock()
-		started := o.started
-		o.mu.Unlock()
-		if started || time.Now().After(deadline) {
-			break
-		}
-		time.Sleep(20 * time.Millisecond)
+	select {
+	case <-o.started:
+	case <-time.After(within):
+		o.start() // no-op if a send started it meanwhile
 	}
-	o.start()
 	<-o.done
 	return o.err
 }
 
-func (x *ioKiller) RoundTrip(r *http.Request) (*http.Response, error) {
+func (x *chaosTransport) RoundTrip(r *http.Request) (*http.Response, error) {
 	if sqsSend(r) {
 		x.outage.start()
 	}

@@ -77,7 +77,7 @@ func Run(t testing.TB, seed uint64, n int, rates Rates) []Row {
 			s.S.Apply(ctx, c)
 		}
 		s.S.Finish(ctx)
-		row := tally(t, env, f, cmds)
+		row := tally(t, env, f, cmds, Row{})
 		row.Strategy, row.Faults = s.Name, tr.Injected()
 		rows = append(rows, row)
 	}
@@ -96,8 +96,8 @@ func commands(seed uint64, strategy string, n int) []Cmd {
 }
 
 // tally counts, against the table, the events queue (which it drains) and
-// the SES store, what became of each command.
-func tally(t testing.TB, env *testenv.Env, f *flowtest.Fixture, cmds []Cmd) Row {
+// the SES store, what became of each command, into row.
+func tally(t testing.TB, env *testenv.Env, f *flowtest.Fixture, cmds []Cmd, row Row) Row {
 	t.Helper()
 	ctx := context.Background()
 	events := map[string][]string{} // aggregate id -> event ids delivered
@@ -116,7 +116,7 @@ func tally(t testing.TB, env *testenv.Env, f *flowtest.Fixture, cmds []Cmd) Row 
 			mails[to] = append(mails[to], e.Header("X-Dispatcher-Event-Id"))
 		}
 	}
-	row := Row{Commands: len(cmds)}
+	row.Commands = len(cmds)
 	for _, c := range cmds {
 		out, err := f.DB.GetItem(ctx, &dynamodb.GetItemInput{TableName: aws.String(f.Table), ConsistentRead: aws.Bool(true), Key: map[string]ddbtypes.AttributeValue{
 			"pk": &ddbtypes.AttributeValueMemberS{Value: "AGG#" + c.ID}, "sk": &ddbtypes.AttributeValueMemberS{Value: "STATE"},
