@@ -4,6 +4,7 @@
 package infra_test
 
 import (
+	"encoding/json"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -14,6 +15,7 @@ import (
 	"testing"
 
 	"github.com/dispatcher-dev/dispatcher/internal/cfn"
+	"github.com/dispatcher-dev/dispatcher/internal/dynamo"
 )
 
 func load(t *testing.T) *cfn.Template {
@@ -312,6 +314,7 @@ func TestEachAlarmWatchesItsMetric(t *testing.T) {
 		"RelayIteratorAgeAlarm":     {"AWS/Lambda", "IteratorAge", "300000"},
 		"UndeliveredAgeAlarm":       {"Dispatcher", "OldestUndeliveredAge", "900"},
 		"SendingPausedAlarm":        {"Dispatcher", "AccountWideStop", "0"},
+		"FailedItemsAlarm":          {"Dispatcher", "OldestFailedAge", "0"},
 		"Api5xxRateAlarm":           {"AWS/ApiGateway", "5xx", "1"},
 		"CommandErrorsAlarm":        {"AWS/Lambda", "Errors", "0"},
 		"StreamRelayErrorsAlarm":    {"AWS/Lambda", "Errors", "0"},
@@ -367,5 +370,69 @@ func TestEveryFunctionIsBuiltByTheMakefileForArm64(t *testing.T) {
 	g := tmpl.Globals["Function"].(map[string]any)
 	if g["Runtime"] != "provided.al2023" || fmt.Sprint(g["Architectures"]) != "[arm64]" {
 		t.Errorf("globals: runtime %v, architectures %v", g["Runtime"], g["Architectures"])
+	}
+}
+
+// The order check reads an aggregate's PENDING and SENDING items with a
+// consistent Query: only a local secondary index can be read so, and the
+// code names it.
+func TestTheOrderIndexIsALocalIndexTheCodeReads(t *testing.T) {
+	tmpl := load(t)
+	ev := evaluator(t, tmpl, nil)
+	p := props(t, tmpl, ev, "OutboxTable")
+	var found bool
+	for _, x := range asList(p["LocalSecondaryIndexes"]) {
+		idx := x.(map[string]any)
+		if idx["IndexName"] != dynamo.PendingIndex {
+			continue
+		}
+		found = true
+		ks := asList(idx["KeySchema"])
+		if len(ks) != 2 || ks[0].(map[string]any)["AttributeName"] != "pk" || ks[1].(map[string]any)["AttributeName"] != "pendingSk" {
+			t.Errorf("index %s keys %v, want pk and pendingSk", dynamo.PendingIndex, ks)
+		}
+		if idx["Projection"].(map[string]any)["ProjectionType"] != "KEYS_ONLY" {
+			t.Errorf("index %s projects %v, want KEYS_ONLY", dynamo.PendingIndex, idx["Projection"])
+		}
+	}
+	if !found {
+		t.Fatalf("no local secondary index %s on the table", dynamo.PendingIndex)
+	}
+	for _, fn := range []string{"StreamRelayFunction", "DLQReplayFunction", "CommandFunction"} {
+		var granted bool
+		for _, s := range statements(t, tmpl, ev, fn) {
+			for _, r := range asList(s["Resource"]) {
+				if r, ok := r.(string); ok && strings.HasSuffix(r, "/index/"+dynamo.PendingIndex) && slices.Contains(asList(s["Action"]), any("dynamodb:Query")) {
+					granted = true
+				}
+			}
+		}
+		if !granted {
+			t.Errorf("%s may not Query the index %s", fn, dynamo.PendingIndex)
+		}
+	}
+}
+
+// A FAILED item waits for a person: the schedule sweeps only (PENDING and
+// SENDING items); re-sending FAILED ones (modes dlq, failed, all) is on demand.
+func TestTheScheduleOnlySweeps(t *testing.T) {
+	tmpl := load(t)
+	ev := evaluator(t, tmpl, nil)
+	events := props(t, tmpl, ev, "DLQReplayFunction")["Events"].(map[string]any)
+	for name, e := range events {
+		e := e.(map[string]any)
+		if e["Type"] != "ScheduleV2" && e["Type"] != "Schedule" {
+			continue
+		}
+		in, _ := e["Properties"].(map[string]any)["Input"].(string)
+		var req struct {
+			Mode string `json:"mode"`
+		}
+		if err := json.Unmarshal([]byte(in), &req); err != nil {
+			t.Fatalf("schedule %s input %q: %v", name, in, err)
+		}
+		if req.Mode != "sweep" {
+			t.Errorf("schedule %s runs mode %q, want sweep: a schedule must never re-send FAILED items", name, req.Mode)
+		}
 	}
 }

@@ -34,6 +34,9 @@ type Outbox interface {
 	Claim(ctx context.Context, k dispatch.OutboxKey, owner string, now, until time.Time) error
 	Release(ctx context.Context, k dispatch.OutboxKey, owner, lastError string) error
 	MarkFailed(ctx context.Context, k dispatch.OutboxKey, owner, lastError string) error
+	// Unsettled returns up to limit keys of the aggregate's PENDING or
+	// SENDING items that sort before below, in order, read consistently.
+	Unsettled(ctx context.Context, below dispatch.OutboxKey, limit int) ([]dispatch.OutboxKey, error)
 }
 
 // Queue sends SQS messages; errors are classified *dispatch.Error.
@@ -62,6 +65,10 @@ type Config struct {
 	KeepDelivered    time.Duration // TTL of a delivered item; default 7 days
 	Lease            time.Duration // email lease; default 2 minutes
 	EmailRate        float64       // emails per second for this instance; 0 = unlimited
+	// MaxAdopted is how many earlier undelivered items of one aggregate a
+	// Deliver call takes on before the items it was given; with more, those
+	// wait. Default 100.
+	MaxAdopted int
 }
 
 func (c *Config) defaults() {
@@ -89,6 +96,15 @@ func (c *Config) defaults() {
 	if c.Lease <= 0 {
 		c.Lease = 2 * time.Minute
 	}
+	if c.MaxAdopted <= 0 {
+		c.MaxAdopted = 100
+	}
+}
+
+// leaseMargin is how long before its lease lapses an email's SES call is
+// cut off: time left to mark it while the lease still keeps others away.
+func (c *Config) leaseMargin() time.Duration {
+	return min(c.Lease/5, 10*time.Second)
 }
 
 // Outcome is what happened to one item.
@@ -131,6 +147,9 @@ type Engine struct {
 	metrics *obs.Metrics
 	now     func() time.Time
 	owner   string // lease owner id of this instance
+	// unordered turns the order check off: for the mutation test only,
+	// which shows that the chaos run's order check catches its absence.
+	unordered bool
 }
 
 // New returns an Engine.
@@ -150,6 +169,7 @@ type lane struct {
 	items   []dispatch.OutboxItem
 	next    int
 	stopped bool
+	adopted int // earlier items of the aggregate taken on by the order check
 	// markFailed is set by a mark that runs behind the lane's sends: the
 	// lane sends nothing more in this invocation.
 	markFailed atomic.Bool
@@ -226,10 +246,10 @@ func (e *Engine) Deliver(ctx context.Context, items []dispatch.OutboxItem) Resul
 		l.items = append(l.items, cur)
 	}
 	for _, l := range lanes {
-		sort.SliceStable(l.items, func(i, j int) bool {
-			a, b := l.items[i], l.items[j]
-			return a.Version < b.Version || (a.Version == b.Version && a.Seq < b.Seq)
-		})
+		sortItems(l.items)
+	}
+	if !e.unordered {
+		r.order(ctx, lanes, order)
 	}
 	for {
 		var heads []*lane
@@ -244,8 +264,166 @@ func (e *Engine) Deliver(ctx context.Context, items []dispatch.OutboxItem) Resul
 		r.round(ctx, heads)
 	}
 	r.marking.Wait()
+	r.explain(ctx, lanes, order)
 	e.emit(r)
 	return r.res
+}
+
+func sortItems(items []dispatch.OutboxItem) {
+	sort.SliceStable(items, func(i, j int) bool {
+		a, b := items[i], items[j]
+		return a.Version < b.Version || (a.Version == b.Version && a.Seq < b.Seq)
+	})
+}
+
+// order keeps the order guarantee whatever the stream did: no item is sent
+// while an item of an earlier version of its aggregate is neither DELIVERED
+// nor FAILED. The stream may have split a transaction's records, a relay may
+// have died with an email under its lease, the mapping may have given up on
+// a batch, or another shard may hold the earlier records
+// (ParallelizationFactor > 1): so each lane reads, consistently, its
+// aggregate's items that are still PENDING or SENDING and sort before its
+// last item, and takes on those it was not given, in order, before its own.
+// An earlier item leased elsewhere, or failing, then stops the lane like
+// any head; with more than MaxAdopted of them, the lane waits.
+func (r *run) order(ctx context.Context, lanes map[string]*lane, order []string) {
+	e := r.e
+	type check struct {
+		l       *lane
+		missing []dispatch.OutboxKey
+		err     error
+	}
+	var checks []*check
+	for _, id := range order {
+		l := lanes[id]
+		// Version 1 has nothing before it.
+		if l.items[len(l.items)-1].Version > 1 {
+			checks = append(checks, &check{l: l})
+		}
+	}
+	if len(checks) == 0 {
+		return
+	}
+	sem := make(chan struct{}, e.cfg.Workers)
+	var wg sync.WaitGroup
+	for _, c := range checks {
+		wg.Add(1)
+		sem <- struct{}{}
+		go func() {
+			defer wg.Done()
+			defer func() { <-sem }()
+			last := c.l.items[len(c.l.items)-1]
+			own := map[dispatch.OutboxKey]bool{}
+			for _, it := range c.l.items {
+				own[it.Key()] = true
+			}
+			keys, err := e.outbox.Unsettled(ctx, last.Key(), e.cfg.MaxAdopted+len(c.l.items)+1)
+			if err != nil {
+				c.err = err
+				return
+			}
+			for _, k := range keys {
+				if !own[k] && k.Version < last.Version {
+					c.missing = append(c.missing, k)
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	var fetch []dispatch.OutboxKey
+	for _, c := range checks {
+		switch {
+		case c.err != nil:
+			r.hold(c.l, "order-check-failed")
+			e.log.WarnContext(ctx, "could not read the earlier items of an aggregate; its items wait", slog.String("aggregateId", c.l.items[0].AggregateID), slog.String("error", c.err.Error()))
+		case len(c.missing) > e.cfg.MaxAdopted:
+			r.hold(c.l, waitingFor(c.missing[0]))
+		default:
+			fetch = append(fetch, c.missing...)
+		}
+	}
+	if len(fetch) == 0 {
+		return
+	}
+	earlier, err := e.outbox.Statuses(ctx, fetch)
+	for _, c := range checks {
+		if c.err != nil || len(c.missing) == 0 || len(c.missing) > e.cfg.MaxAdopted {
+			continue
+		}
+		if err != nil {
+			r.hold(c.l, "order-check-failed")
+			continue
+		}
+		for _, k := range c.missing {
+			it, ok := earlier[k]
+			if !ok || it.Status == dispatch.Delivered || it.Status == dispatch.Failed {
+				continue // settled since the query
+			}
+			if verr := it.Validate(); verr != nil {
+				// It would be parked if it came by itself; it will, by its
+				// own record or the sweeper. Until then the lane waits.
+				r.hold(c.l, waitingFor(k))
+				break
+			}
+			r.mu.Lock()
+			r.res.Outcomes[k] = NotAttempted
+			r.mu.Unlock()
+			c.l.items = append(c.l.items, it)
+			c.l.adopted++
+		}
+		if !c.l.stopped {
+			sortItems(c.l.items)
+		}
+	}
+}
+
+// hold stops a lane before its first item: none of it is attempted now.
+func (r *run) hold(l *lane, reason string) {
+	l.stopped = true
+	for _, it := range l.items {
+		r.set(it.Key(), NotAttempted, reason)
+	}
+}
+
+func waitingFor(k dispatch.OutboxKey) string {
+	return fmt.Sprintf("waiting-for-version-%d", k.Version)
+}
+
+// explain gives each item left undelivered the reason it waits, when it has
+// none of its own (the items behind a lane's stopped head wait for that
+// head), and logs each one at WARN: what the batch's retry will find.
+func (r *run) explain(ctx context.Context, lanes map[string]*lane, order []string) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	for _, id := range order {
+		l := lanes[id]
+		var blocker *dispatch.OutboxItem
+		for i := range l.items {
+			it := l.items[i]
+			o := r.res.Outcomes[it.Key()]
+			if o.Done() {
+				continue
+			}
+			reason := r.res.Reasons[it.Key()]
+			if reason == "" {
+				switch {
+				case blocker != nil && blocker.Version < it.Version:
+					reason = waitingFor(blocker.Key())
+				case r.stop:
+					reason = "batch-stopped"
+				case r.pastDeadline():
+					reason = "deadline"
+				default:
+					reason = "not-attempted"
+				}
+				r.res.Reasons[it.Key()] = reason
+			}
+			if blocker == nil {
+				blocker = &l.items[i]
+			}
+			r.e.log.WarnContext(ctx, "outbox item left undelivered", itemAttrs(it, slog.String("outcome", o.String()), slog.String("reason", reason))...)
+		}
+	}
 }
 
 func (r *run) pastDeadline() bool { return !r.deadline.IsZero() && r.e.now().After(r.deadline) }
@@ -432,6 +610,11 @@ func (r *run) sendEmail(ctx context.Context, l *lane) {
 		Headers: map[string]string{"X-Dispatcher-Event-Id": it.EventID, "X-Dispatcher-Aggregate-Version": fmt.Sprint(it.Version)},
 		Tags:    map[string]string{"dispatcher-event-id": it.EventID, "dispatcher-template": p.Template},
 	}
+	// Every SES call ends before the lease lapses, with time left to mark:
+	// a call that outlived it could send after another relay (or the
+	// replay, whose timeout is longer than the lease) took the lease over.
+	leaseCtx, cancel := context.WithDeadline(ctx, now.Add(e.cfg.Lease-e.cfg.leaseMargin()))
+	defer cancel()
 	var lastErr error
 	for attempt := 1; ; attempt++ {
 		if r.isStopped() {
@@ -440,15 +623,20 @@ func (r *run) sendEmail(ctx context.Context, l *lane) {
 			return
 		}
 		if attempt > 1 {
-			if err := e.limiter.Wait(ctx); err != nil {
-				r.release(ctx, it, err, "")
+			if err := e.limiter.Wait(leaseCtx); err != nil {
+				r.retryLater(ctx, it, e.owner, lastErr)
 				r.advance(l, Retry)
 				return
 			}
 		}
-		_, err := e.mailer.Send(ctx, email)
+		_, err := e.mailer.Send(leaseCtx, email)
 		if err == nil {
 			break
+		}
+		if leaseCtx.Err() != nil && ctx.Err() == nil {
+			// Cut off by the lease bound: SES may have sent it; it is
+			// released, to be sent again (same event id) by the retry.
+			err = dispatch.E("delivery.sendEmail", dispatch.Transient, "lease-bound", err)
 		}
 		lastErr = err
 		switch dispatch.KindOf(err) {
@@ -462,7 +650,7 @@ func (r *run) sendEmail(ctx context.Context, l *lane) {
 			r.advance(l, NotAttempted)
 			return
 		}
-		if attempt >= e.cfg.MaxSendAttempts || !r.sleep(ctx, attempt) {
+		if attempt >= e.cfg.MaxSendAttempts || leaseCtx.Err() != nil || !r.sleep(leaseCtx, attempt) {
 			r.retryLater(ctx, it, e.owner, err)
 			r.advance(l, Retry)
 			return
@@ -527,7 +715,7 @@ func (r *run) park(ctx context.Context, it dispatch.OutboxItem, owner, reason, m
 		EventID: it.EventID, EventType: it.EventType, Target: string(it.Target),
 		Reason: reason, Error: msg, Attempts: it.Attempts + 1, TraceParent: it.Traceparent, ParkedAt: e.now().UTC(),
 	}
-	if err := e.Park(ctx, p); err != nil {
+	if err := e.parkMessage(ctx, p); err != nil {
 		e.log.ErrorContext(ctx, "park in DLQ failed", itemAttrs(it, slog.String("reason", reason), slog.String("error", err.Error()))...)
 		r.release(ctx, it, err, "park-failed")
 		r.set(it.Key(), Retry, "park-failed")
@@ -541,8 +729,19 @@ func (r *run) park(ctx context.Context, it dispatch.OutboxItem, owner, reason, m
 	r.set(it.Key(), Parked, reason)
 }
 
-// Park writes a DLQ message for an item (also used for undecodable records).
+// Park parks what the relay could not even decode (an undecodable stream
+// record): its DLQ message, and the Failed metric by reason that the
+// item-failed alarm watches.
 func (e *Engine) Park(ctx context.Context, p ParkedMessage) error {
+	if err := e.parkMessage(ctx, p); err != nil {
+		return err
+	}
+	e.metrics.Emit(map[string]string{"Service": "relay", "Reason": p.Reason}, obs.Metric{Name: "Failed", Value: 1, Unit: obs.Count})
+	return nil
+}
+
+// parkMessage writes a DLQ message for an item.
+func (e *Engine) parkMessage(ctx context.Context, p ParkedMessage) error {
 	b, err := json.Marshal(p)
 	if err != nil {
 		return err
@@ -557,8 +756,7 @@ func (e *Engine) Park(ctx context.Context, p ParkedMessage) error {
 // the item for the batch's retry.
 func (r *run) retryLater(ctx context.Context, it dispatch.OutboxItem, owner string, err error) {
 	r.release(ctx, it, err, "")
-	r.e.log.WarnContext(ctx, "delivery failed transiently; left for retry", itemAttrs(it, slog.String("reason", code(err)), slog.String("error", errString(err)))...)
-	r.set(it.Key(), Retry, code(err))
+	r.set(it.Key(), Retry, code(err)) // logged with the other items left undelivered
 }
 
 func (r *run) release(ctx context.Context, it dispatch.OutboxItem, cause error, reason string) {
@@ -585,6 +783,9 @@ func (r *run) sleep(ctx context.Context, attempt int) bool {
 	n, _ := rand.Int(rand.Reader, big.NewInt(int64(d)+1))
 	wait := time.Duration(n.Int64())
 	if !r.deadline.IsZero() && r.e.now().Add(wait).After(r.deadline) {
+		return false
+	}
+	if dl, ok := ctx.Deadline(); ok && r.e.now().Add(wait).After(dl) {
 		return false
 	}
 	t := time.NewTimer(wait)

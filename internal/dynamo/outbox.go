@@ -186,7 +186,8 @@ func (s *Store) Statuses(ctx context.Context, keys []dispatch.OutboxKey) (map[di
 }
 
 // MarkDelivered records a delivery: status DELIVERED, attempts + 1, the TTL
-// (a Number of epoch seconds), and the sparse index keys and lease removed.
+// (a Number of epoch seconds), and both sparse indexes' keys and the lease
+// removed.
 // The condition keeps it from overwriting a delivery recorded by another
 // worker; when leaseOwner is set (emails), only the lease holder may mark.
 // A lost condition returns dispatch.ErrAlreadyDone.
@@ -205,11 +206,11 @@ func (s *Store) MarkDelivered(ctx context.Context, k dispatch.OutboxKey, leaseOw
 		vals[":owner"] = str(leaseOwner)
 	}
 	names := map[string]string{"#st": attrStatus, "#att": attrAttempts, "#at": attrDeliveredAt, "#exp": attrExpiresAt,
-		"#shard": attrShard, "#since": attrSince, "#owner": attrLeaseOwner, "#until": attrLeaseUntil, "#err": attrLastError}
+		"#shard": attrShard, "#since": attrSince, "#psk": attrPendingSK, "#owner": attrLeaseOwner, "#until": attrLeaseUntil, "#err": attrLastError}
 	_, err := s.db.UpdateItem(ctx, &dynamodb.UpdateItemInput{
 		TableName:                 aws.String(s.table),
 		Key:                       key(k),
-		UpdateExpression:          aws.String("SET #st = :delivered, #att = if_not_exists(#att, :zero) + :one, #at = :at, #exp = :exp REMOVE #shard, #since, #owner, #until, #err"),
+		UpdateExpression:          aws.String("SET #st = :delivered, #att = if_not_exists(#att, :zero) + :one, #at = :at, #exp = :exp REMOVE #shard, #since, #psk, #owner, #until, #err"),
 		ConditionExpression:       aws.String(cond),
 		ExpressionAttributeNames:  names,
 		ExpressionAttributeValues: vals,
@@ -241,58 +242,128 @@ func (s *Store) Claim(ctx context.Context, k dispatch.OutboxKey, owner string, n
 // last error, status back to PENDING and the lease dropped (when held by
 // owner, or when no lease is involved).
 func (s *Store) Release(ctx context.Context, k dispatch.OutboxKey, owner, lastError string) error {
-	return s.recordAttempt(ctx, "dynamo.Release", k, dispatch.Pending, "#st <> :failed", "#owner = :owner", owner, lastError)
+	return s.recordAttempt(ctx, "dynamo.Release", k, attempt{status: dispatch.Pending, cond: "#st <> :failed", ownerCond: "#owner = :owner"}, owner, lastError)
 }
 
 // MarkFailed records a permanent failure: status FAILED, attempts + 1, the
-// error. The sparse index keys stay (the item is not delivered) and the DLQ
-// holds the message that replay works from.
+// error. The item leaves the order check's index (a FAILED item no longer
+// holds its aggregate back) and moves to the FAILED shard of the sweeper's
+// index: the sweeper never reads it, and an on-demand replay still finds it
+// after its DLQ message expired.
 func (s *Store) MarkFailed(ctx context.Context, k dispatch.OutboxKey, owner, lastError string) error {
-	return s.recordAttempt(ctx, "dynamo.MarkFailed", k, dispatch.Failed, "", "(#owner = :owner OR attribute_not_exists(#owner))", owner, lastError)
+	return s.recordAttempt(ctx, "dynamo.MarkFailed", k, attempt{
+		status: dispatch.Failed, ownerCond: "(#owner = :owner OR attribute_not_exists(#owner))",
+		set: ", #shard = :shard", remove: ", #psk", shard: s.shardOf(shardFailed, k),
+	}, owner, lastError)
+}
+
+// attempt is how recordAttempt changes an item beyond its status and
+// attempt count.
+type attempt struct {
+	status    dispatch.Status
+	cond      string // a further condition ("" for none)
+	ownerCond string // the condition on the lease owner, when one is given
+	set       string // further SET clauses (", #x = :y")
+	remove    string // further REMOVE names (", #x")
+	shard     string // :shard, when set uses it
 }
 
 // recordAttempt sets an undelivered item's status after a failed attempt,
-// counting the attempt, keeping its error and dropping any lease. extra is
-// a further condition; ownerCond applies when owner is set.
-func (s *Store) recordAttempt(ctx context.Context, op string, k dispatch.OutboxKey, status dispatch.Status, extra, ownerCond, owner, lastError string) error {
+// counting the attempt, keeping its error and dropping any lease.
+func (s *Store) recordAttempt(ctx context.Context, op string, k dispatch.OutboxKey, a attempt, owner, lastError string) error {
 	cond := "attribute_exists(pk) AND #st <> :delivered"
 	vals := map[string]types.AttributeValue{
-		":status": str(string(status)), ":delivered": str(string(dispatch.Delivered)),
+		":status": str(string(a.status)), ":delivered": str(string(dispatch.Delivered)),
 		":one": num(1), ":zero": num(0), ":err": str(truncate(lastError, 1000)),
 	}
-	if extra != "" {
-		cond += " AND " + extra
+	names := map[string]string{"#st": attrStatus, "#att": attrAttempts, "#err": attrLastError, "#owner": attrLeaseOwner, "#until": attrLeaseUntil}
+	if a.cond != "" {
+		cond += " AND " + a.cond
 		vals[":failed"] = str(string(dispatch.Failed))
 	}
 	if owner != "" {
-		cond += " AND " + ownerCond
+		cond += " AND " + a.ownerCond
 		vals[":owner"] = str(owner)
+	}
+	if a.shard != "" {
+		vals[":shard"] = str(a.shard)
+		names["#shard"] = attrShard
+	}
+	if a.remove != "" {
+		names["#psk"] = attrPendingSK
 	}
 	_, err := s.db.UpdateItem(ctx, &dynamodb.UpdateItemInput{
 		TableName:                 aws.String(s.table),
 		Key:                       key(k),
-		UpdateExpression:          aws.String("SET #st = :status, #att = if_not_exists(#att, :zero) + :one, #err = :err REMOVE #owner, #until"),
+		UpdateExpression:          aws.String("SET #st = :status, #att = if_not_exists(#att, :zero) + :one, #err = :err" + a.set + " REMOVE #owner, #until" + a.remove),
 		ConditionExpression:       aws.String(cond),
-		ExpressionAttributeNames:  map[string]string{"#st": attrStatus, "#att": attrAttempts, "#err": attrLastError, "#owner": attrLeaseOwner, "#until": attrLeaseUntil},
+		ExpressionAttributeNames:  names,
 		ExpressionAttributeValues: vals,
 	})
 	return conditional(op, err)
 }
 
 // Requeue puts a FAILED item back to PENDING for replay, keeping its
-// attempt count. A lost condition (it is not FAILED) returns ErrAlreadyDone.
+// attempt count: back in its PENDING shard and in the order check's index
+// (its aggregate's later items wait for it again). A lost condition (it is
+// not FAILED) returns ErrAlreadyDone.
 func (s *Store) Requeue(ctx context.Context, k dispatch.OutboxKey) error {
 	const op = "dynamo.Requeue"
 	_, err := s.db.UpdateItem(ctx, &dynamodb.UpdateItemInput{
-		TableName:                 aws.String(s.table),
-		Key:                       key(k),
-		UpdateExpression:          aws.String("SET #st = :pending"),
-		ConditionExpression:       aws.String("attribute_exists(pk) AND #st = :failed"),
-		ExpressionAttributeNames:  map[string]string{"#st": attrStatus},
-		ExpressionAttributeValues: map[string]types.AttributeValue{":pending": str(string(dispatch.Pending)), ":failed": str(string(dispatch.Failed))},
+		TableName:                aws.String(s.table),
+		Key:                      key(k),
+		UpdateExpression:         aws.String("SET #st = :pending, #shard = :shard, #psk = :sk"),
+		ConditionExpression:      aws.String("attribute_exists(pk) AND #st = :failed"),
+		ExpressionAttributeNames: map[string]string{"#st": attrStatus, "#shard": attrShard, "#psk": attrPendingSK},
+		ExpressionAttributeValues: map[string]types.AttributeValue{
+			":pending": str(string(dispatch.Pending)), ":failed": str(string(dispatch.Failed)),
+			":shard": str(s.shardOf(shardPending, k)), ":sk": str(OutboxSK(k.Version, k.Seq)),
+		},
 	})
 	return conditional(op, err)
 }
+
+// Unsettled returns the keys of an aggregate's outbox items that are
+// neither DELIVERED nor FAILED (PENDING or SENDING) and sort before below,
+// in version order, from a consistent Query of the sparse local index: what
+// an item of version below.Version must wait for. At most limit keys (the
+// caller learns that there are more when it gets limit of them).
+func (s *Store) Unsettled(ctx context.Context, below dispatch.OutboxKey, limit int) ([]dispatch.OutboxKey, error) {
+	const op = "dynamo.Unsettled"
+	var out []dispatch.OutboxKey
+	var start map[string]types.AttributeValue
+	for len(out) < limit {
+		res, err := s.db.Query(ctx, &dynamodb.QueryInput{
+			TableName:                aws.String(s.table),
+			IndexName:                aws.String(PendingIndex),
+			ConsistentRead:           aws.Bool(true),
+			KeyConditionExpression:   aws.String("#pk = :pk AND #psk < :below"),
+			ExpressionAttributeNames: map[string]string{"#pk": attrPK, "#psk": attrPendingSK},
+			ExpressionAttributeValues: map[string]types.AttributeValue{
+				":pk": str(aggregatePK(below.AggregateID)), ":below": str(OutboxSK(below.Version, below.Seq)),
+			},
+			Limit:             aws.Int32(int32(min(limit-len(out), 1000))),
+			ExclusiveStartKey: start,
+		})
+		if err != nil {
+			return nil, classify(op, err)
+		}
+		for _, it := range res.Items {
+			if k, err := parseOutboxKey(getS(it, attrPK), getS(it, attrSK)); err == nil {
+				out = append(out, k)
+			}
+		}
+		if res.LastEvaluatedKey == nil {
+			break
+		}
+		start = res.LastEvaluatedKey
+	}
+	return out, nil
+}
+
+// PendingIndex is the sparse local index of an aggregate's PENDING and
+// SENDING outbox items (the template's LocalSecondaryIndexes).
+const PendingIndex = "aggregate-pending"
 
 // conditional maps a lost condition to dispatch.ErrAlreadyDone.
 func conditional(op string, err error) error {

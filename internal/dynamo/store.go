@@ -43,6 +43,7 @@ const (
 	attrSeq           = "seq"
 	attrShard         = "undeliveredShard" // sparse index hash key, only while not DELIVERED
 	attrSince         = "undeliveredSince" // sparse index range key
+	attrPendingSK     = "pendingSk"        // sparse LSI range key: the item's sk, only while PENDING or SENDING
 	attrExpiresAt     = "expiresAt"        // TTL: Number, epoch seconds
 	attrRequestHash   = "requestHash"
 	attrResponse      = "response"
@@ -83,11 +84,22 @@ func OutboxSK(version int64, seq int) string {
 
 func idempPK(scope, key string) string { return prefixIdemp + scope + "#" + key }
 
-// shardOf spreads undelivered items over the index shards by event id.
-func (s *Store) shardOf(eventID string) string {
+// Prefixes of the sparse index's shard keys: PENDING and SENDING items are
+// under shardPending, FAILED ones under shardFailed, so that the sweeper
+// reads only what it may deliver however many items failed, and a FAILED
+// item stays findable after its DLQ message expired.
+const (
+	shardPending = "PENDING#"
+	shardFailed  = "FAILED#"
+)
+
+// shardOf spreads undelivered items over the index shards by key: the same
+// item always lands in the same shard number, PENDING or FAILED.
+func (s *Store) shardOf(prefix string, k dispatch.OutboxKey) string {
 	h := fnv.New32a()
-	h.Write([]byte(eventID))
-	return "PENDING#" + strconv.Itoa(int(h.Sum32()%uint32(s.shards)))
+	h.Write([]byte(OutboxSK(k.Version, k.Seq)))
+	h.Write([]byte(k.AggregateID))
+	return prefix + strconv.Itoa(int(h.Sum32()%uint32(s.shards)))
 }
 
 func str(v string) types.AttributeValue { return &types.AttributeValueMemberS{Value: v} }
@@ -194,8 +206,9 @@ func (s *Store) TransactInput(c dispatch.Commit) (*dynamodb.TransactWriteItemsIn
 
 // FloorWCU is the write capacity a transaction costs by DynamoDB's pricing
 // rules: 2 units per KB (rounded up) of each item written transactionally,
-// plus 1 unit per KB for each write to the sparse index (keys only). It is
-// the design's floor, to set beside what an endpoint reports.
+// plus 1 unit per KB for each write to each sparse index (keys only: the
+// sweeper's GSI and the order check's LSI). It is the design's floor, to set
+// beside what an endpoint reports.
 func FloorWCU(in *dynamodb.TransactWriteItemsInput) float64 {
 	var wcu float64
 	for _, ti := range in.TransactItems {
@@ -205,6 +218,9 @@ func FloorWCU(in *dynamodb.TransactWriteItemsInput) float64 {
 		kb := (itemSize(ti.Put.Item) + 1023) / 1024
 		wcu += float64(2 * kb)
 		if _, indexed := ti.Put.Item[attrShard]; indexed {
+			wcu++
+		}
+		if _, indexed := ti.Put.Item[attrPendingSK]; indexed {
 			wcu++
 		}
 	}
@@ -296,8 +312,9 @@ func (s *Store) outboxItem(o dispatch.OutboxItem) map[string]types.AttributeValu
 		item[attrTraceparent] = str(o.Traceparent)
 	}
 	if o.Status != dispatch.Delivered {
-		item[attrShard] = str(s.shardOf(o.EventID))
+		item[attrShard] = str(s.shardOf(shardPending, o.Key()))
 		item[attrSince] = str(created + "#" + o.EventID)
+		item[attrPendingSK] = item[attrSK]
 	}
 	return item
 }

@@ -15,11 +15,24 @@ import (
 // UndeliveredIndex is the sparse index of outbox items not yet delivered.
 const UndeliveredIndex = "undelivered"
 
-// Undelivered queries every shard of the sparse index for outbox items that
-// have been undelivered since before olderThan, oldest first per shard, up to
-// limit keys in all. The index holds keys only; Statuses reads the items.
+// Undelivered queries every PENDING shard of the sparse index for outbox
+// items (PENDING or SENDING) that have been undelivered since before
+// olderThan, oldest first per shard, up to limit keys in all. FAILED items
+// are in other shards, so however many there are, they never crowd out what
+// the sweeper must deliver. The index holds keys only; Statuses reads the
+// items.
 func (s *Store) Undelivered(ctx context.Context, olderThan time.Time, limit int) ([]dispatch.OutboxKey, error) {
-	const op = "dynamo.Undelivered"
+	return s.indexed(ctx, "dynamo.Undelivered", shardPending, olderThan, limit)
+}
+
+// FailedItems queries every FAILED shard of the sparse index for outbox
+// items marked FAILED before olderThan (by creation time), up to limit keys:
+// how an on-demand replay finds a FAILED item whose DLQ message is gone.
+func (s *Store) FailedItems(ctx context.Context, olderThan time.Time, limit int) ([]dispatch.OutboxKey, error) {
+	return s.indexed(ctx, "dynamo.FailedItems", shardFailed, olderThan, limit)
+}
+
+func (s *Store) indexed(ctx context.Context, op, prefix string, olderThan time.Time, limit int) ([]dispatch.OutboxKey, error) {
 	var out []dispatch.OutboxKey
 	bound := olderThan.UTC().Format(time.RFC3339Nano)
 	for shard := 0; shard < s.shards && len(out) < limit; shard++ {
@@ -31,7 +44,7 @@ func (s *Store) Undelivered(ctx context.Context, olderThan time.Time, limit int)
 				KeyConditionExpression:   aws.String("#shard = :shard AND #since < :bound"),
 				ExpressionAttributeNames: map[string]string{"#shard": attrShard, "#since": attrSince},
 				ExpressionAttributeValues: map[string]types.AttributeValue{
-					":shard": str("PENDING#" + itoa(shard)), ":bound": str(bound),
+					":shard": str(prefix + itoa(shard)), ":bound": str(bound),
 				},
 				Limit:             aws.Int32(int32(min(limit-len(out), 1000))),
 				ExclusiveStartKey: start,
@@ -67,18 +80,27 @@ func itoa(n int) string {
 	return string(b[i:])
 }
 
-// OldestUndelivered returns when the oldest outbox item still in the sparse
-// index (PENDING, SENDING or FAILED) was written; ok is false when there is
-// none. One single-item query per shard.
+// OldestUndelivered returns when the oldest outbox item still PENDING or
+// SENDING was written; ok is false when there is none. One single-item query
+// per shard.
 func (s *Store) OldestUndelivered(ctx context.Context) (oldest time.Time, ok bool, err error) {
-	const op = "dynamo.OldestUndelivered"
+	return s.oldest(ctx, "dynamo.OldestUndelivered", shardPending)
+}
+
+// OldestFailed returns when the oldest FAILED outbox item was written: a
+// FAILED item stays visible by this after its DLQ message expired.
+func (s *Store) OldestFailed(ctx context.Context) (oldest time.Time, ok bool, err error) {
+	return s.oldest(ctx, "dynamo.OldestFailed", shardFailed)
+}
+
+func (s *Store) oldest(ctx context.Context, op, prefix string) (oldest time.Time, ok bool, err error) {
 	for shard := 0; shard < s.shards; shard++ {
 		res, err := s.db.Query(ctx, &dynamodb.QueryInput{
 			TableName:                 aws.String(s.table),
 			IndexName:                 aws.String(UndeliveredIndex),
 			KeyConditionExpression:    aws.String("#shard = :shard"),
 			ExpressionAttributeNames:  map[string]string{"#shard": attrShard},
-			ExpressionAttributeValues: map[string]types.AttributeValue{":shard": str("PENDING#" + itoa(shard))},
+			ExpressionAttributeValues: map[string]types.AttributeValue{":shard": str(prefix + itoa(shard))},
 			ScanIndexForward:          aws.Bool(true),
 			Limit:                     aws.Int32(1),
 		})

@@ -38,26 +38,27 @@ import (
 // table, one events queue and one DLQ; they run one at a time and each
 // drains the queues it reads.
 type Fixture struct {
-	t      testing.TB
-	env    *testenv.Env
-	Svc    *command.Service
-	DB     *dynamodb.Client
-	SQS    *sqsapi.Client
-	Faults *faults.Transport // in front of every call of the relay and the replay
-	Relay  *relay.Handler
-	Replay *replay.Replayer
-	Logs   *bytes.Buffer
-	Config app.DeliveryConfig
-	Table  string
-	Events string // the events queue URL
-	DLQ    string // the delivery DLQ URL
+	t       testing.TB
+	env     *testenv.Env
+	Svc     *command.Service
+	DB      *dynamodb.Client
+	SQS     *sqsapi.Client
+	Faults  *faults.Transport // in front of every call of the relay and the replay
+	Relay   *relay.Handler
+	Replay  *replay.Replayer
+	Logs    *bytes.Buffer
+	Metrics *bytes.Buffer // the relay's and the replay's EMF lines
+	Config  app.DeliveryConfig
+	Table   string
+	Events  string // the events queue URL
+	DLQ     string // the delivery DLQ URL
 }
 
 // New builds a Fixture; tune adjusts the delivery configuration.
 func New(t testing.TB, tune func(*app.DeliveryConfig)) *Fixture {
 	t.Helper()
 	env := testenv.Get(t)
-	f := &Fixture{t: t, env: env, DB: dynamodb.NewFromConfig(env.AWS), SQS: sqsapi.NewFromConfig(env.AWS), Logs: &bytes.Buffer{},
+	f := &Fixture{t: t, env: env, DB: dynamodb.NewFromConfig(env.AWS), SQS: sqsapi.NewFromConfig(env.AWS), Logs: &bytes.Buffer{}, Metrics: &bytes.Buffer{},
 		Table: env.Stack.Physical("OutboxTable"), Events: env.Stack.Physical("EventsQueue"), DLQ: env.Stack.Physical("DeadLetterQueue")}
 	tmpl, err := emails.Load()
 	if err != nil {
@@ -83,7 +84,7 @@ func New(t testing.TB, tune func(*app.DeliveryConfig)) *Fixture {
 	cfg := env.AWS.Copy()
 	cfg.HTTPClient = f.Faults
 	log := obs.NewLogger(f.Logs, 0)
-	metrics := obs.NewMetrics(&bytes.Buffer{}, "Dispatcher")
+	metrics := obs.NewMetrics(f.Metrics, "Dispatcher")
 	engine, _ := app.NewDeliveryEngine(cfg, c, log, metrics)
 	f.Relay = relay.New(engine, log)
 	f.Replay = app.NewReplayer(cfg, c, log, metrics)

@@ -255,6 +255,10 @@ func TestInvalidRecordsAreParkedAndOthersIgnored(t *testing.T) {
 			t.Errorf("parked %v", m.Body)
 		}
 	}
+	// Each is counted where the item-failed alarm looks: Failed, by reason.
+	if n := strings.Count(f.Metrics.String(), `"Failed":1,"Reason":"invalid-record"`); n != 2 {
+		t.Errorf("%d Failed metrics for invalid records, want 2; metrics:\n%s", n, f.Metrics)
+	}
 }
 
 func TestConcurrentRelaysSendEachEmailOnce(t *testing.T) {

@@ -13,6 +13,7 @@ import (
 	"fmt"
 	"log/slog"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/aws/aws-lambda-go/events"
@@ -29,7 +30,9 @@ type Store interface {
 	Statuses(ctx context.Context, keys []dispatch.OutboxKey) (map[dispatch.OutboxKey]dispatch.OutboxItem, error)
 	Requeue(ctx context.Context, k dispatch.OutboxKey) error
 	Undelivered(ctx context.Context, olderThan time.Time, limit int) ([]dispatch.OutboxKey, error)
+	FailedItems(ctx context.Context, olderThan time.Time, limit int) ([]dispatch.OutboxKey, error)
 	OldestUndelivered(ctx context.Context) (time.Time, bool, error)
+	OldestFailed(ctx context.Context) (time.Time, bool, error)
 }
 
 // DLQ is the dead-letter queue.
@@ -59,12 +62,12 @@ type Deliverer interface {
 
 // Request is the replay function's input.
 type Request struct {
-	Mode             string   `json:"mode,omitempty"`             // "dlq" (default), "sweep", or "all"
+	Mode             string   `json:"mode,omitempty"`             // "dlq" (default), "sweep", "failed", or "all" (dlq + sweep)
 	MaxMessages      int      `json:"maxMessages,omitempty"`      // DLQ messages to take; default 100
 	DryRun           bool     `json:"dryRun,omitempty"`           // report, change nothing
 	EventTypes       []string `json:"eventTypes,omitempty"`       // only these event types
 	Targets          []string `json:"targets,omitempty"`          // only these targets: events, email
-	MaxAttempts      int      `json:"maxAttempts,omitempty"`      // items with more attempts stay in the DLQ
+	MaxAttempts      int      `json:"maxAttempts,omitempty"`      // FAILED items with this many attempts stay FAILED; default 10
 	OlderThanSeconds int      `json:"olderThanSeconds,omitempty"` // sweep threshold; default 900
 	MaxItems         int      `json:"maxItems,omitempty"`         // sweep: items at most; default 1000
 }
@@ -75,6 +78,12 @@ const (
 	MaxMessagesLimit   = 10000
 	DefaultOlderThan   = 15 * time.Minute
 	DefaultSweepItems  = 1000
+	// DefaultMaxAttempts caps how often a person's replay re-sends a FAILED
+	// item by default: one that failed this often needs its cause fixed,
+	// and a larger maxAttempts said explicitly.
+	DefaultMaxAttempts = 10
+	MaxAttemptsLimit   = 1000
+	MaxItemsLimit      = 10000
 )
 
 // Report is what a replay did (or, with dryRun, would do).
@@ -92,9 +101,14 @@ type Report struct {
 	RangesExpired    int       `json:"rangesExpired"` // ... whose records the stream no longer held
 	WouldReplay      int       `json:"wouldReplay"`   // dry run: items that would be redelivered
 	Unrecognized     int       `json:"unrecognized"`  // DLQ messages of no known shape (left)
+	OtherStreams     int       `json:"otherStreams"`  // on-failure records of another table's stream (left)
+	FailedFound      int       `json:"failedFound"`   // mode failed: FAILED items found through the index
 	// OldestUndeliveredSeconds is the age of the oldest item still undelivered
 	// (PENDING, SENDING or FAILED) after a sweep.
 	OldestUndeliveredSeconds float64 `json:"oldestUndeliveredSeconds,omitempty"`
+	// OldestFailedSeconds is the age of the oldest FAILED item after a
+	// sweep: it waits for a person, with or without its DLQ message.
+	OldestFailedSeconds float64 `json:"oldestFailedSeconds,omitempty"`
 }
 
 // Failure names an item and why.
@@ -106,6 +120,7 @@ type Failure struct {
 
 // Replayer runs replays.
 type Replayer struct {
+	table   string // the outbox table: on-failure records of other streams are not ours
 	store   Store
 	dlq     DLQ
 	streams StreamReader
@@ -115,13 +130,13 @@ type Replayer struct {
 	now     func() time.Time
 }
 
-// New returns a Replayer.
-func New(store Store, dlq DLQ, streams StreamReader, engine Deliverer, log *slog.Logger, metrics *obs.Metrics) *Replayer {
-	return &Replayer{store: store, dlq: dlq, streams: streams, engine: engine, log: log, metrics: metrics, now: time.Now}
+// New returns a Replayer for the outbox table named table.
+func New(table string, store Store, dlq DLQ, streams StreamReader, engine Deliverer, log *slog.Logger, metrics *obs.Metrics) *Replayer {
+	return &Replayer{table: table, store: store, dlq: dlq, streams: streams, engine: engine, log: log, metrics: metrics, now: time.Now}
 }
 
 // Invoke is the Lambda handler: a JSON Request, or a scheduled event (which
-// runs mode "all" with the defaults).
+// sweeps, with the defaults: a schedule never re-sends a FAILED item).
 func (r *Replayer) Invoke(ctx context.Context, raw json.RawMessage) (Report, error) {
 	var probe struct {
 		DetailType string `json:"detail-type"`
@@ -130,10 +145,10 @@ func (r *Replayer) Invoke(ctx context.Context, raw json.RawMessage) (Report, err
 	_ = json.Unmarshal(raw, &probe)
 	var req Request
 	if probe.DetailType == "Scheduled Event" {
-		req.Mode = "all"
+		req.Mode = "sweep"
 	} else if len(raw) > 0 && string(raw) != "null" {
 		if err := strictJSON(raw, &req); err != nil {
-			return Report{}, fmt.Errorf("replay request: %w", err)
+			return Report{}, &RequestError{Msg: "replay request: " + err.Error()}
 		}
 	}
 	return r.Run(ctx, req)
@@ -141,30 +156,50 @@ func (r *Replayer) Invoke(ctx context.Context, raw json.RawMessage) (Report, err
 
 func strictJSON(raw []byte, v any) error { return dispatch.DecodeStrict(raw, v) }
 
-// Validate checks a request and fills its defaults.
+// RequestError is a replay request that cannot run as given: the caller's
+// to fix. Lambda reports it with errorType "RequestError"; the local replay
+// route answers it with 400.
+type RequestError struct{ Msg string }
+
+func (e *RequestError) Error() string { return e.Msg }
+
+// Validate checks a request and fills its defaults; its errors are
+// *RequestError.
 func (req *Request) Validate() error {
+	invalid := func(format string, a ...any) error {
+		return &RequestError{Msg: fmt.Sprintf(format, a...)}
+	}
 	switch req.Mode {
 	case "":
 		req.Mode = "dlq"
-	case "dlq", "sweep", "all":
+	case "dlq", "sweep", "failed", "all":
 	default:
-		return fmt.Errorf("mode %q: want dlq, sweep or all", req.Mode)
+		return invalid("mode %q: want dlq, sweep, failed or all", req.Mode)
 	}
 	if req.MaxMessages == 0 {
 		req.MaxMessages = DefaultMaxMessages
 	}
 	if req.MaxMessages < 1 || req.MaxMessages > MaxMessagesLimit {
-		return fmt.Errorf("maxMessages %d: want 1 to %d", req.MaxMessages, MaxMessagesLimit)
+		return invalid("maxMessages %d: want 1 to %d", req.MaxMessages, MaxMessagesLimit)
 	}
 	if req.MaxAttempts < 0 || req.OlderThanSeconds < 0 || req.MaxItems < 0 {
-		return errors.New("maxAttempts, olderThanSeconds and maxItems must not be negative")
+		return invalid("maxAttempts, olderThanSeconds and maxItems must not be negative")
+	}
+	if req.MaxAttempts == 0 {
+		req.MaxAttempts = DefaultMaxAttempts
+	}
+	if req.MaxAttempts > MaxAttemptsLimit {
+		return invalid("maxAttempts %d: want 1 to %d", req.MaxAttempts, MaxAttemptsLimit)
 	}
 	if req.MaxItems == 0 {
 		req.MaxItems = DefaultSweepItems
 	}
+	if req.MaxItems > MaxItemsLimit {
+		return invalid("maxItems %d: want 1 to %d", req.MaxItems, MaxItemsLimit)
+	}
 	for _, t := range req.Targets {
 		if t != string(dispatch.TargetEvents) && t != string(dispatch.TargetEmail) {
-			return fmt.Errorf("target %q: want events or email", t)
+			return invalid("target %q: want events or email", t)
 		}
 	}
 	return nil
@@ -181,19 +216,32 @@ func (r *Replayer) Run(ctx context.Context, req Request) (Report, error) {
 			return rep, err
 		}
 	}
+	if req.Mode == "failed" {
+		if err := r.replayFailed(ctx, req, &rep); err != nil {
+			return rep, err
+		}
+	}
 	if req.Mode == "sweep" || req.Mode == "all" {
 		if err := r.sweep(ctx, req, &rep); err != nil {
 			return rep, err
 		}
 		// The age of the oldest undelivered item is what the undelivered-age
-		// alarm watches; the scheduled sweep measures it after its pass.
+		// alarm watches; the scheduled sweep measures it after its pass, and
+		// the age of the oldest FAILED item, which waits for a person even
+		// after its DLQ message expired.
 		if !req.DryRun {
-			age := 0.0
+			age, failedAge := 0.0, 0.0
 			if oldest, ok, err := r.store.OldestUndelivered(ctx); err == nil && ok {
 				age = r.now().Sub(oldest).Seconds()
 				rep.OldestUndeliveredSeconds = age
 			}
-			r.metrics.Emit(map[string]string{"Service": "replay"}, obs.Metric{Name: "OldestUndeliveredAge", Value: age, Unit: obs.Seconds})
+			if oldest, ok, err := r.store.OldestFailed(ctx); err == nil && ok {
+				failedAge = r.now().Sub(oldest).Seconds()
+				rep.OldestFailedSeconds = failedAge
+			}
+			r.metrics.Emit(map[string]string{"Service": "replay"},
+				obs.Metric{Name: "OldestUndeliveredAge", Value: age, Unit: obs.Seconds},
+				obs.Metric{Name: "OldestFailedAge", Value: failedAge, Unit: obs.Seconds})
 		}
 	}
 	dims := map[string]string{"Service": "replay"}
@@ -216,13 +264,36 @@ const visibility = 5 * time.Minute
 // job is one DLQ message and the outbox items it stands for.
 type job struct {
 	msg   Message
+	shape string // parked, on-failure
 	keys  []dispatch.OutboxKey
 	sweep bool      // its stream range expired: the sweeper covers it
 	until time.Time // ... up to the range's last arrival
 }
 
+// The shapes of DLQ message, and what a replay can do with one: the
+// dimensions of the DLQMessages metric and the fields of its log line.
+const (
+	shapeParked       = "parked"
+	shapeOnFailure    = "on-failure"
+	shapeOtherStream  = "other-stream"
+	shapeUnrecognized = "unrecognized"
+
+	outcomeDeleted = "deleted"
+	outcomeLeft    = "left"
+	outcomeDryRun  = "dry-run"
+)
+
+// verdict is what became of one DLQ message, said once per message.
+type verdict struct {
+	msg     Message
+	shape   string
+	outcome string
+	reason  string
+}
+
 func (r *Replayer) drainDLQ(ctx context.Context, req Request, rep *Report) error {
 	var jobs []job
+	var verdicts []verdict
 	// Messages this run leaves are made visible again only at its end, so
 	// that it never receives (and counts) one twice.
 	var leave []Message
@@ -230,7 +301,17 @@ func (r *Replayer) drainDLQ(ctx context.Context, req Request, rep *Report) error
 		for _, m := range leave {
 			r.release(ctx, m, req)
 		}
+		r.report(ctx, verdicts)
 	}()
+	leaveMsg := func(m Message, shape, reason string) {
+		rep.Left++
+		leave = append(leave, m)
+		outcome := outcomeLeft
+		if req.DryRun {
+			outcome = outcomeDryRun
+		}
+		verdicts = append(verdicts, verdict{msg: m, shape: shape, outcome: outcome, reason: reason})
+	}
 	seen := map[string]bool{}
 	for rep.Messages < req.MaxMessages {
 		msgs, err := r.dlq.Receive(ctx, min(10, req.MaxMessages-rep.Messages), visibility)
@@ -246,14 +327,20 @@ func (r *Replayer) drainDLQ(ctx context.Context, req Request, rep *Report) error
 			fresh++
 			rep.Messages++
 			j, err := r.parse(ctx, m, rep)
-			if err != nil {
+			var other *otherStreamError
+			switch {
+			case errors.As(err, &other):
+				// Not this table's: never deleted here, whatever it is.
+				rep.OtherStreams++
+				rep.LeftReasons = append(rep.LeftReasons, Failure{Reason: err.Error()})
+				leaveMsg(m, shapeOtherStream, err.Error())
+			case err != nil:
 				rep.Unrecognized++
-				rep.Left++
 				rep.LeftReasons = append(rep.LeftReasons, Failure{Reason: "unrecognized: " + err.Error()})
-				leave = append(leave, m)
-				continue
+				leaveMsg(m, shapeUnrecognized, err.Error())
+			default:
+				jobs = append(jobs, j)
 			}
-			jobs = append(jobs, j)
 		}
 		if fresh == 0 {
 			break
@@ -269,7 +356,7 @@ func (r *Replayer) drainDLQ(ctx context.Context, req Request, rep *Report) error
 	current, err := r.store.Statuses(ctx, keys)
 	if err != nil {
 		for _, j := range jobs {
-			leave = append(leave, j.msg)
+			leaveMsg(j.msg, j.shape, "outbox read failed")
 		}
 		return fmt.Errorf("read outbox items: %w", err)
 	}
@@ -288,8 +375,8 @@ func (r *Replayer) drainDLQ(ctx context.Context, req Request, rep *Report) error
 			case !r.selected(req, it):
 				leftJob[ji] = "filtered out"
 				continue
-			case req.MaxAttempts > 0 && it.Attempts >= req.MaxAttempts:
-				leftJob[ji] = fmt.Sprintf("over maxAttempts (%d)", it.Attempts)
+			case it.Status == dispatch.Failed && it.Attempts >= req.MaxAttempts:
+				leftJob[ji] = fmt.Sprintf("over maxAttempts (%d attempts, maxAttempts %d)", it.Attempts, req.MaxAttempts)
 				rep.LeftReasons = append(rep.LeftReasons, Failure{EventID: it.EventID, Aggregate: it.AggregateID, Reason: leftJob[ji]})
 				continue
 			}
@@ -311,50 +398,80 @@ func (r *Replayer) drainDLQ(ctx context.Context, req Request, rep *Report) error
 			deliver = append(deliver, it)
 		}
 	}
-	var res delivery.Result
-	if len(deliver) > 0 {
-		res = r.engine.Deliver(ctx, deliver)
+	res := r.deliver(ctx, deliver, rep, &rep.Replayed)
+	for ji, j := range jobs {
+		reason := leftJob[ji]
+		if req.DryRun && reason == "" {
+			reason = "dry run"
+		}
+		for _, k := range j.keys {
+			if !wanted[k] || reason != "" {
+				continue
+			}
+			// A parked-again item has a new DLQ message: the old one goes.
+			if o := res.Outcomes[k]; o != delivery.Delivered && o != delivery.AlreadyDone && o != delivery.Parked {
+				reason = "not delivered: " + o.String() + reasonSuffix(res.Reasons[k])
+			}
+		}
+		if j.sweep && reason == "" {
+			// The stream no longer holds the range: sweep what was written
+			// up to its end; the message goes once nothing failed.
+			before := len(rep.FailedAgain)
+			if err := r.sweepBefore(ctx, req, rep, j.until); err != nil {
+				reason = "sweep failed"
+			} else if len(rep.FailedAgain) > before {
+				reason = "swept items failed again"
+			}
+		}
+		if reason != "" {
+			leaveMsg(j.msg, j.shape, reason)
+			continue
+		}
+		if err := r.dlq.Delete(ctx, j.msg.Receipt); err != nil {
+			rep.Left++
+			verdicts = append(verdicts, verdict{msg: j.msg, shape: j.shape, outcome: outcomeLeft, reason: "delete failed: " + errCode(err)})
+			continue
+		}
+		verdicts = append(verdicts, verdict{msg: j.msg, shape: j.shape, outcome: outcomeDeleted, reason: fmt.Sprintf("%d items settled", len(j.keys))})
 	}
-	for _, it := range deliver {
+	return nil
+}
+
+// deliver has the engine deliver items and counts what became of them.
+func (r *Replayer) deliver(ctx context.Context, items []dispatch.OutboxItem, rep *Report, delivered *int) delivery.Result {
+	if len(items) == 0 {
+		return delivery.Result{}
+	}
+	res := r.engine.Deliver(ctx, items)
+	for _, it := range items {
 		switch o := res.Outcomes[it.Key()]; o {
 		case delivery.Delivered:
-			rep.Replayed++
+			*delivered++
 		case delivery.AlreadyDone:
 			rep.SkippedDelivered++
 		default:
 			rep.FailedAgain = append(rep.FailedAgain, Failure{EventID: it.EventID, Aggregate: it.AggregateID, Reason: o.String() + reasonSuffix(res.Reasons[it.Key()])})
 		}
 	}
-	for ji, j := range jobs {
-		done := leftJob[ji] == "" && !req.DryRun
-		for _, k := range j.keys {
-			if !wanted[k] {
-				continue
-			}
-			// A parked-again item has a new DLQ message: the old one goes.
-			if o := res.Outcomes[k]; o != delivery.Delivered && o != delivery.AlreadyDone && o != delivery.Parked {
-				done = false
-			}
+	return res
+}
+
+// report says what became of each DLQ message: one log line each (WARN
+// when it stays, or is not this table's), and a count per shape and outcome.
+func (r *Replayer) report(ctx context.Context, verdicts []verdict) {
+	counts := map[[2]string]int{}
+	for _, v := range verdicts {
+		counts[[2]string{v.shape, v.outcome}]++
+		attrs := []any{slog.String("messageId", v.msg.ID), slog.String("shape", v.shape), slog.String("outcome", v.outcome), slog.String("reason", v.reason)}
+		if v.outcome == outcomeDeleted || v.outcome == outcomeDryRun {
+			r.log.InfoContext(ctx, "DLQ message handled", attrs...)
+		} else {
+			r.log.WarnContext(ctx, "DLQ message left in the DLQ", attrs...)
 		}
-		if j.sweep && done {
-			// The stream no longer holds the range: sweep what was written
-			// up to its end; the message goes once nothing failed.
-			before := len(rep.FailedAgain)
-			if err := r.sweepBefore(ctx, req, rep, j.until); err != nil || len(rep.FailedAgain) > before {
-				done = false
-			}
-		}
-		if done {
-			if err := r.dlq.Delete(ctx, j.msg.Receipt); err != nil {
-				r.log.WarnContext(ctx, "could not delete a replayed DLQ message", slog.String("messageId", j.msg.ID), slog.String("error", err.Error()))
-				rep.Left++
-			}
-			continue
-		}
-		rep.Left++
-		leave = append(leave, j.msg)
 	}
-	return nil
+	for k, n := range counts {
+		r.metrics.Emit(map[string]string{"Service": "replay", "Shape": k[0], "Outcome": k[1]}, obs.Metric{Name: "DLQMessages", Value: float64(n), Unit: obs.Count})
+	}
 }
 
 func reasonSuffix(s string) string {
@@ -375,7 +492,7 @@ func (r *Replayer) release(ctx context.Context, m Message, req Request) {
 // parse recognizes the two shapes of DLQ message.
 func (r *Replayer) parse(ctx context.Context, m Message, rep *Report) (job, error) {
 	if p, err := delivery.ParseParked(m.Body); err == nil {
-		return job{msg: m, keys: []dispatch.OutboxKey{p.Key()}}, nil
+		return job{msg: m, shape: shapeParked, keys: []dispatch.OutboxKey{p.Key()}}, nil
 	}
 	of, ok, err := ParseOnFailure(m.Body)
 	if !ok {
@@ -383,6 +500,9 @@ func (r *Replayer) parse(ctx context.Context, m Message, rep *Report) (job, erro
 	}
 	if err != nil {
 		return job{}, err
+	}
+	if table := streamTable(of.DDBStreamBatchInfo.StreamArn); table != r.table || table == "" {
+		return job{}, &otherStreamError{arn: of.DDBStreamBatchInfo.StreamArn}
 	}
 	rep.StreamRanges++
 	b := of.DDBStreamBatchInfo
@@ -411,9 +531,9 @@ func (r *Replayer) parse(ctx context.Context, m Message, rep *Report) (job, erro
 		if until.IsZero() {
 			until = r.now()
 		}
-		return job{msg: m, sweep: true, until: until}, nil
+		return job{msg: m, shape: shapeOnFailure, sweep: true, until: until}, nil
 	}
-	j := job{msg: m}
+	j := job{msg: m, shape: shapeOnFailure}
 	for _, rec := range recs {
 		it, ok, err := dynamo.StreamRecord(rec)
 		if !ok || err != nil {
@@ -461,7 +581,7 @@ func (r *Replayer) sweepBefore(ctx context.Context, req Request, rep *Report, be
 	for _, k := range keys {
 		it, ok := current[k]
 		if !ok || it.Status == dispatch.Delivered || it.Status == dispatch.Failed || !r.selected(req, it) {
-			continue // FAILED items are in the DLQ: that is the other mode
+			continue // a FAILED item waits for a person (modes dlq and failed)
 		}
 		if it.Status == dispatch.Sending && it.LeaseUntil.After(r.now()) {
 			continue // being sent right now
@@ -472,16 +592,73 @@ func (r *Replayer) sweepBefore(ctx context.Context, req Request, rep *Report, be
 		rep.WouldReplay += len(items)
 		return nil
 	}
-	res := r.engine.Deliver(ctx, items)
-	for _, it := range items {
-		switch o := res.Outcomes[it.Key()]; o {
-		case delivery.Delivered:
-			rep.Swept++
-		case delivery.AlreadyDone:
-			rep.SkippedDelivered++
-		default:
-			rep.FailedAgain = append(rep.FailedAgain, Failure{EventID: it.EventID, Aggregate: it.AggregateID, Reason: o.String() + reasonSuffix(res.Reasons[it.Key()])})
-		}
-	}
+	r.deliver(ctx, items, rep, &rep.Swept)
 	return nil
+}
+
+// replayFailed finds FAILED items through the sparse index (their DLQ
+// messages may have expired after 14 days, or been deleted) and delivers
+// them again: on demand only, like any re-send of a FAILED item.
+func (r *Replayer) replayFailed(ctx context.Context, req Request, rep *Report) error {
+	keys, err := r.store.FailedItems(ctx, r.now(), req.MaxItems)
+	if err != nil {
+		return fmt.Errorf("query FAILED items: %w", err)
+	}
+	if len(keys) == 0 {
+		return nil
+	}
+	current, err := r.store.Statuses(ctx, keys)
+	if err != nil {
+		return fmt.Errorf("read outbox items: %w", err)
+	}
+	var items []dispatch.OutboxItem
+	for _, k := range keys {
+		it, ok := current[k]
+		if !ok || it.Status != dispatch.Failed || !r.selected(req, it) {
+			continue
+		}
+		rep.FailedFound++
+		if it.Attempts >= req.MaxAttempts {
+			rep.LeftReasons = append(rep.LeftReasons, Failure{EventID: it.EventID, Aggregate: it.AggregateID,
+				Reason: fmt.Sprintf("over maxAttempts (%d attempts, maxAttempts %d)", it.Attempts, req.MaxAttempts)})
+			continue
+		}
+		if req.DryRun {
+			rep.WouldReplay++
+			continue
+		}
+		if err := r.store.Requeue(ctx, k); err != nil {
+			if !errors.Is(err, dispatch.ErrAlreadyDone) {
+				rep.FailedAgain = append(rep.FailedAgain, Failure{EventID: it.EventID, Aggregate: it.AggregateID, Reason: "requeue failed: " + errCode(err)})
+			}
+			continue
+		}
+		it.Status = dispatch.Pending
+		items = append(items, it)
+	}
+	r.deliver(ctx, items, rep, &rep.Replayed)
+	return nil
+}
+
+// otherStreamError: an on-failure record names another table's stream. The
+// DLQ may be shared, or a record misrouted; it is not this replay's to act
+// on, and never deleted here.
+type otherStreamError struct{ arn string }
+
+func (e *otherStreamError) Error() string {
+	return fmt.Sprintf("on-failure record of another stream (%s), not of this table's", e.arn)
+}
+
+// streamTable returns the table name in a DynamoDB stream ARN
+// (arn:aws:dynamodb:region:account:table/NAME/stream/LABEL), or "".
+func streamTable(arn string) string {
+	_, rest, ok := strings.Cut(arn, ":table/")
+	if !ok {
+		return ""
+	}
+	name, _, ok := strings.Cut(rest, "/stream/")
+	if !ok {
+		return ""
+	}
+	return name
 }

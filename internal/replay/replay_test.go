@@ -3,6 +3,7 @@ package replay_test
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"strings"
 	"sync"
@@ -240,14 +241,17 @@ func TestTwoConcurrentReplaysDeliverEachItemOnce(t *testing.T) {
 
 func TestBadRequestsAreRefused(t *testing.T) {
 	f := flowtest.New(t, nil)
-	for _, req := range []string{`{"mode":"everything"}`, `{"maxMessages":-1}`, `{"maxMessages":100000}`, `{"targets":["fax"]}`, `{"dryrun":true}`, `[1]`} {
-		if _, err := f.Replay.Invoke(context.Background(), json.RawMessage(req)); err == nil {
-			t.Errorf("%s was accepted", req)
+	for _, req := range []string{`{"mode":"everything"}`, `{"maxMessages":-1}`, `{"maxMessages":100000}`, `{"targets":["fax"]}`, `{"dryrun":true}`, `[1]`,
+		`{"maxAttempts":1001}`, `{"maxItems":10001}`, `{"maxAttempts":-1}`} {
+		_, err := f.Replay.Invoke(context.Background(), json.RawMessage(req))
+		var re *replay.RequestError
+		if !errors.As(err, &re) {
+			t.Errorf("%s: error %v, want a *replay.RequestError (the caller's to fix)", req, err)
 		}
 	}
-	// A scheduled event runs everything with the defaults.
+	// A scheduled event sweeps, with the defaults: it never re-sends a FAILED item.
 	rep, err := f.Replay.Invoke(context.Background(), json.RawMessage(`{"version":"0","id":"x","detail-type":"Scheduled Event","source":"aws.events","detail":{}}`))
-	if err != nil || rep.Mode != "all" {
+	if err != nil || rep.Mode != "sweep" {
 		t.Errorf("scheduled event: %+v %v", rep, err)
 	}
 }

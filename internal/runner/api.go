@@ -33,6 +33,10 @@ const (
 // It is not part of the template's API.
 const ReplayPath = "/_local/replay"
 
+// ReplayRequestErrorType is the errorType Lambda gives the replay's
+// *replay.RequestError (the type's name).
+const ReplayRequestErrorType = "RequestError"
+
 // api serves the template's HttpApi routes, as API Gateway (payload format
 // 2.0) would, plus the runner's replay route.
 type api struct {
@@ -440,7 +444,13 @@ func (a *api) serveReplay(w http.ResponseWriter, r *http.Request) {
 		b, _ := json.Marshal(fe)
 		w.Header().Set("Content-Type", "application/json")
 		w.Header().Set("X-Amz-Function-Error", "Unhandled")
-		w.WriteHeader(http.StatusInternalServerError)
+		// A request the replay refuses is the caller's to fix: 400, with
+		// the function's own message; anything else is the function's.
+		status := http.StatusInternalServerError
+		if fe.Type == ReplayRequestErrorType {
+			status = http.StatusBadRequest
+		}
+		w.WriteHeader(status)
 		_, _ = w.Write(b)
 		return
 	}

@@ -207,9 +207,10 @@ func TestABatchGivenUpOnGoesToTheDLQAndTheReplayRouteDeliversIt(t *testing.T) {
 		t.Errorf("outbox statuses %v after the replay", st)
 	}
 
-	// A bad request is the function's error, reported as Lambda does.
+	// A bad request is the caller's to fix: 400, with the function's error
+	// as Lambda reports it.
 	resp, body = do(t, mustReq(t, http.MethodPost, r.URL()+runner.ReplayPath, []byte(`{"mode":"everything"}`)))
-	if resp.StatusCode != 500 || resp.Header.Get("X-Amz-Function-Error") != "Unhandled" || !strings.Contains(string(body), "errorMessage") {
+	if resp.StatusCode != 400 || resp.Header.Get("X-Amz-Function-Error") != "Unhandled" || !strings.Contains(string(body), `"errorType":"RequestError"`) || !strings.Contains(string(body), "mode") {
 		t.Errorf("bad replay request: %d %s", resp.StatusCode, body)
 	}
 }

@@ -59,7 +59,7 @@ func (s streamRanges) Range(ctx context.Context, arn, shard, start, end string) 
 func NewReplayer(cfg aws.Config, c deliveryfn.Config, log *slog.Logger, metrics *obs.Metrics) *replay.Replayer {
 	engine, store := deliveryfn.NewEngine(cfg, c, log, metrics)
 	q := sqs.New(sqsapi.NewFromConfig(cfg))
-	return replay.New(store, dlq{q, c.Delivery.DLQURL}, streamRanges{dynamodbstreams.NewFromConfig(cfg), cfg.Region}, engine, log, metrics)
+	return replay.New(c.TableName, store, dlq{q, c.Delivery.DLQURL}, streamRanges{dynamodbstreams.NewFromConfig(cfg), cfg.Region}, engine, log, metrics)
 }
 
 // NewHandler builds the dlq-replay function's handler.
