@@ -36,6 +36,7 @@ type Verifier interface {
 type Reader interface {
 	Load(ctx context.Context, aggregateID string) (dispatch.Aggregate, error)
 	ListOutbox(ctx context.Context, aggregateID string, limit int, cursor string) ([]dispatch.OutboxItem, string, error)
+	FirstUnsettled(ctx context.Context, aggregateID string) (dispatch.OutboxKey, bool, error)
 }
 
 // Executor applies commands.
@@ -224,6 +225,18 @@ type outboxView struct {
 	Attempts  int             `json:"attempts"`
 	LastError string          `json:"lastError,omitempty"`
 	CreatedAt time.Time       `json:"createdAt"`
+	// LeaseUntil: a SENDING email is claimed by a relay until then; after,
+	// another relay, the replay or the sweeper may send it.
+	LeaseUntil *time.Time `json:"leaseUntil,omitempty"`
+	// WaitingFor: an undelivered item is held back by an earlier version of
+	// its aggregate that is neither DELIVERED nor FAILED (the order rule).
+	WaitingFor *waitView `json:"waitingFor,omitempty"`
+}
+
+type waitView struct {
+	Version int64  `json:"version"`
+	Seq     int    `json:"seq"`
+	Reason  string `json:"reason"`
 }
 
 // Outbox page sizes.
@@ -254,9 +267,34 @@ func (h *Handler) outbox(ctx context.Context, req events.APIGatewayV2HTTPRequest
 		return o.fail(problemFor(err))
 	}
 	views := make([]outboxView, len(items))
+	var first dispatch.OutboxKey
+	var waits bool
 	for i, it := range items {
 		// The payload holds addresses and bodies: it is never shown here.
-		views[i] = outboxView{it.EventID, it.EventType, it.Target, it.Version, it.Seq, it.Status, it.Attempts, it.LastError, it.CreatedAt}
+		views[i] = outboxView{EventID: it.EventID, EventType: it.EventType, Target: it.Target, Version: it.Version, Seq: it.Seq,
+			Status: it.Status, Attempts: it.Attempts, LastError: it.LastError, CreatedAt: it.CreatedAt}
+		if it.Status == dispatch.Sending {
+			until := it.LeaseUntil
+			views[i].LeaseUntil = &until
+		}
+		if it.Status == dispatch.Pending || it.Status == dispatch.Sending {
+			waits = true
+		}
+	}
+	if waits {
+		// One read of the aggregate's first unsettled item, wherever it is
+		// (it may be on an earlier page): every later version waits for it.
+		var ok bool
+		first, ok, err = h.reader.FirstUnsettled(ctx, id)
+		if err != nil {
+			o.err = err
+			return o.fail(problemFor(err))
+		}
+		for i, it := range items {
+			if ok && (it.Status == dispatch.Pending || it.Status == dispatch.Sending) && first.Version < it.Version {
+				views[i].WaitingFor = &waitView{first.Version, first.Seq, "an earlier version of this aggregate is neither DELIVERED nor FAILED"}
+			}
+		}
 	}
 	out := map[string]any{"aggregateId": id, "items": views}
 	if next != "" {

@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"hash/fnv"
+	"math"
 	"strconv"
 	"strings"
 	"time"
@@ -319,6 +320,16 @@ func (s *Store) outboxItem(o dispatch.OutboxItem) map[string]types.AttributeValu
 	return item
 }
 
+// FirstUnsettled returns the key of an aggregate's first outbox item that
+// is neither DELIVERED nor FAILED: what every later version waits for.
+func (s *Store) FirstUnsettled(ctx context.Context, aggregateID string) (dispatch.OutboxKey, bool, error) {
+	keys, err := s.Unsettled(ctx, dispatch.OutboxKey{AggregateID: aggregateID, Version: math.MaxInt64}, 1)
+	if err != nil || len(keys) == 0 {
+		return dispatch.OutboxKey{}, false, err
+	}
+	return keys[0], true, nil
+}
+
 // ListOutbox returns an aggregate's outbox items in version order, a page
 // at a time; cursor is opaque ("" for the first page).
 func (s *Store) ListOutbox(ctx context.Context, aggregateID string, limit int, cursor string) ([]dispatch.OutboxItem, string, error) {
@@ -345,7 +356,11 @@ func (s *Store) ListOutbox(ctx context.Context, aggregateID string, limit int, c
 	}
 	items := make([]dispatch.OutboxItem, 0, len(out.Items))
 	for _, it := range out.Items {
-		items = append(items, decodeOutbox(it))
+		o := decodeOutbox(it)
+		if o.Status == dispatch.Sending {
+			o.LeaseUntil = time.UnixMilli(getN(it, attrLeaseUntil)).UTC()
+		}
+		items = append(items, o)
 	}
 	next := ""
 	if lek := out.LastEvaluatedKey; lek != nil {

@@ -10,9 +10,12 @@ import (
 	"time"
 
 	"github.com/aws/aws-lambda-go/events"
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
 
+	"github.com/dispatcher-dev/dispatcher/internal/app"
 	"github.com/dispatcher-dev/dispatcher/internal/dispatch"
 	"github.com/dispatcher-dev/dispatcher/internal/dynamo"
+	"github.com/dispatcher-dev/dispatcher/internal/faults"
 	"github.com/dispatcher-dev/dispatcher/internal/flowtest"
 	"github.com/dispatcher-dev/dispatcher/internal/testenv"
 )
@@ -166,4 +169,38 @@ func TestABatchOfALaterVersionDeliversTheEarlierFirst(t *testing.T) {
 	if got := eventVersions(id, f.Drain(f.Events)); len(got) != 0 {
 		t.Errorf("events %v sent again", got)
 	}
+}
+
+// An email's SES call ends before its lease lapses: a call that outlived
+// the lease could send after another relay (or the replay, whose timeout is
+// longer than the lease) took the lease over, and the email went out twice.
+func TestASlowSESCallIsCutOffBeforeTheLeaseLapses(t *testing.T) {
+	f := flowtest.New(t, func(c *app.DeliveryConfig) { c.Delivery.Lease = time.Second })
+	id := unique("slow")
+	addr := id + "@example.com"
+	f.Command(open(id, addr))
+	f.Faults.Add(faults.Fault{Match: faults.Path("/v2/email/outbound-emails"), Delay: 5 * time.Second, Times: 1})
+	resp := f.Handle(f.Batch(id))
+	if len(resp.BatchItemFailures) != 1 {
+		t.Errorf("failures %+v, want the email's record", resp.BatchItemFailures)
+	}
+	var email map[string]types.AttributeValue
+	for _, it := range f.Items(id) {
+		if s(it, "target") == "email" {
+			email = it
+		}
+	}
+	if s(email, "status") != "PENDING" || !strings.Contains(s(email, "lastError"), "lease-bound") {
+		t.Errorf("email is %s (last error %q), want PENDING after a call cut off by the lease", s(email, "status"), s(email, "lastError"))
+	}
+	if n := f.EmailsTo(addr); n != 0 {
+		t.Errorf("%d emails sent by the cut-off call, want 0", n)
+	}
+	if resp := f.Handle(f.Batch(id)); len(resp.BatchItemFailures) != 0 {
+		t.Fatalf("retry failures %+v", resp.BatchItemFailures)
+	}
+	if n := f.EmailsTo(addr); n != 1 {
+		t.Errorf("%d emails after the retry, want 1", n)
+	}
+	f.Drain(f.Events)
 }
