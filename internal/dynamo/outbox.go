@@ -329,36 +329,16 @@ func (s *Store) Requeue(ctx context.Context, k dispatch.OutboxKey) error {
 // an item of version below.Version must wait for. At most limit keys (the
 // caller learns that there are more when it gets limit of them).
 func (s *Store) Unsettled(ctx context.Context, below dispatch.OutboxKey, limit int) ([]dispatch.OutboxKey, error) {
-	const op = "dynamo.Unsettled"
-	var out []dispatch.OutboxKey
-	var start map[string]types.AttributeValue
-	for len(out) < limit {
-		res, err := s.db.Query(ctx, &dynamodb.QueryInput{
-			TableName:                aws.String(s.table),
-			IndexName:                aws.String(PendingIndex),
-			ConsistentRead:           aws.Bool(true),
-			KeyConditionExpression:   aws.String("#pk = :pk AND #psk < :below"),
-			ExpressionAttributeNames: map[string]string{"#pk": attrPK, "#psk": attrPendingSK},
-			ExpressionAttributeValues: map[string]types.AttributeValue{
-				":pk": str(aggregatePK(below.AggregateID)), ":below": str(OutboxSK(below.Version, below.Seq)),
-			},
-			Limit:             aws.Int32(int32(min(limit-len(out), 1000))),
-			ExclusiveStartKey: start,
-		})
-		if err != nil {
-			return nil, classify(op, err)
-		}
-		for _, it := range res.Items {
-			if k, err := parseOutboxKey(getS(it, attrPK), getS(it, attrSK)); err == nil {
-				out = append(out, k)
-			}
-		}
-		if res.LastEvaluatedKey == nil {
-			break
-		}
-		start = res.LastEvaluatedKey
-	}
-	return out, nil
+	return s.queryKeys(ctx, "dynamo.Unsettled", &dynamodb.QueryInput{
+		TableName:                aws.String(s.table),
+		IndexName:                aws.String(PendingIndex),
+		ConsistentRead:           aws.Bool(true),
+		KeyConditionExpression:   aws.String("#pk = :pk AND #psk < :below"),
+		ExpressionAttributeNames: map[string]string{"#pk": attrPK, "#psk": attrPendingSK},
+		ExpressionAttributeValues: map[string]types.AttributeValue{
+			":pk": str(aggregatePK(below.AggregateID)), ":below": str(OutboxSK(below.Version, below.Seq)),
+		},
+	}, limit)
 }
 
 // PendingIndex is the sparse local index of an aggregate's PENDING and

@@ -36,32 +36,41 @@ func (s *Store) indexed(ctx context.Context, op, prefix string, olderThan time.T
 	var out []dispatch.OutboxKey
 	bound := olderThan.UTC().Format(time.RFC3339Nano)
 	for shard := 0; shard < s.shards && len(out) < limit; shard++ {
-		var start map[string]types.AttributeValue
-		for len(out) < limit {
-			res, err := s.db.Query(ctx, &dynamodb.QueryInput{
-				TableName:                aws.String(s.table),
-				IndexName:                aws.String(UndeliveredIndex),
-				KeyConditionExpression:   aws.String("#shard = :shard AND #since < :bound"),
-				ExpressionAttributeNames: map[string]string{"#shard": attrShard, "#since": attrSince},
-				ExpressionAttributeValues: map[string]types.AttributeValue{
-					":shard": str(prefix + itoa(shard)), ":bound": str(bound),
-				},
-				Limit:             aws.Int32(int32(min(limit-len(out), 1000))),
-				ExclusiveStartKey: start,
-			})
-			if err != nil {
-				return nil, classify(op, err)
-			}
-			for _, it := range res.Items {
-				if k, err := parseOutboxKey(getS(it, attrPK), getS(it, attrSK)); err == nil {
-					out = append(out, k)
-				}
-			}
-			if res.LastEvaluatedKey == nil {
-				break
-			}
-			start = res.LastEvaluatedKey
+		keys, err := s.queryKeys(ctx, op, &dynamodb.QueryInput{
+			TableName:                aws.String(s.table),
+			IndexName:                aws.String(UndeliveredIndex),
+			KeyConditionExpression:   aws.String("#shard = :shard AND #since < :bound"),
+			ExpressionAttributeNames: map[string]string{"#shard": attrShard, "#since": attrSince},
+			ExpressionAttributeValues: map[string]types.AttributeValue{
+				":shard": str(prefix + itoa(shard)), ":bound": str(bound),
+			},
+		}, limit-len(out))
+		if err != nil {
+			return nil, err
 		}
+		out = append(out, keys...)
+	}
+	return out, nil
+}
+
+// queryKeys pages through a Query of outbox keys, up to limit of them.
+func (s *Store) queryKeys(ctx context.Context, op string, in *dynamodb.QueryInput, limit int) ([]dispatch.OutboxKey, error) {
+	var out []dispatch.OutboxKey
+	for len(out) < limit {
+		in.Limit = aws.Int32(int32(min(limit-len(out), 1000)))
+		res, err := s.db.Query(ctx, in)
+		if err != nil {
+			return nil, classify(op, err)
+		}
+		for _, it := range res.Items {
+			if k, err := parseOutboxKey(getS(it, attrPK), getS(it, attrSK)); err == nil {
+				out = append(out, k)
+			}
+		}
+		if res.LastEvaluatedKey == nil {
+			break
+		}
+		in.ExclusiveStartKey = res.LastEvaluatedKey
 	}
 	return out, nil
 }

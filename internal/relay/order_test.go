@@ -48,6 +48,19 @@ func emailVersions(t *testing.T, addr string) []string {
 	return out
 }
 
+// account opens an account and deposits into it deposits times: versions
+// 1 to 1+deposits, each with an event and an email. It returns the id, the
+// address and the stream's records of them.
+func account(f *flowtest.Fixture, deposits int) (string, string, events.DynamoDBEvent) {
+	id := unique("order")
+	addr := id + "@example.com"
+	f.Command(open(id, addr))
+	for i := range deposits {
+		f.Command(deposit(id, 100*(i+1)))
+	}
+	return id, addr, f.Batch(id)
+}
+
 // eventVersions lists, in queue order, the versions of an aggregate's
 // events (other tests' aggregates share the queue).
 func eventVersions(id string, rs []flowtest.Received) []string {
@@ -68,11 +81,7 @@ func eventVersions(id string, rs []flowtest.Received) []string {
 // 2 takes version 1 on first, and everything goes out in version order.
 func TestALaterVersionWaitsForAnEmailLeasedByADeadRelay(t *testing.T) {
 	f := flowtest.New(t, nil)
-	id := unique("order")
-	addr := id + "@example.com"
-	f.Command(open(id, addr))
-	f.Command(deposit(id, 100))
-	all := f.Batch(id)
+	id, addr, all := account(f, 1)
 	v2 := recordsOfVersion(all, 2)
 	if len(v2.Records) != 2 {
 		t.Fatalf("%d records of version 2, want 2 (event and email)", len(v2.Records))
@@ -144,12 +153,7 @@ func TestALaterVersionWaitsForAnEmailLeasedByADeadRelay(t *testing.T) {
 // relay then delivers version 1 first, though its batch holds only version 2.
 func TestABatchOfALaterVersionDeliversTheEarlierFirst(t *testing.T) {
 	f := flowtest.New(t, nil)
-	id := unique("order")
-	addr := id + "@example.com"
-	f.Command(open(id, addr))
-	f.Command(deposit(id, 100))
-	f.Command(deposit(id, 200))
-	all := f.Batch(id)
+	id, addr, all := account(f, 2)
 	if resp := f.Handle(recordsOfVersion(all, 3)); len(resp.BatchItemFailures) != 0 {
 		t.Fatalf("failures %+v", resp.BatchItemFailures)
 	}

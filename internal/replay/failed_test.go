@@ -25,6 +25,18 @@ func rejectEmails(f *flowtest.Fixture) {
 	f.Faults.Add(faults.Fault{Match: faults.Path("/v2/email/outbound-emails"), Status: 400, Code: "MessageRejected", Message: "Email address is not verified"})
 }
 
+// failedEmail opens an account whose welcome email SES rejects for good:
+// the relay parks it (FAILED, one DLQ message) and delivers the event. It
+// returns the aggregate id; SES still rejects until f.Faults.Reset().
+func failedEmail(f *flowtest.Fixture, prefix string) string {
+	id := flowtest.Unique(prefix)
+	f.Command(flowtest.Open(id, id+"@example.com"))
+	rejectEmails(f)
+	f.Handle(f.Batch(id))
+	f.Drain(f.Events)
+	return id
+}
+
 // item returns an aggregate's outbox item of a target.
 func item(t *testing.T, f *flowtest.Fixture, id, target string) map[string]ddbtypes.AttributeValue {
 	t.Helper()
@@ -51,11 +63,7 @@ func attempts(it map[string]ddbtypes.AttributeValue) int {
 // FAILED items on every run: an item SES rejected was sent every 5 minutes).
 func TestTheScheduleNeverResendsAFailedItem(t *testing.T) {
 	f := flowtest.New(t, nil)
-	id := flowtest.Unique("sched")
-	f.Command(flowtest.Open(id, id+"@example.com"))
-	rejectEmails(f)
-	f.Handle(f.Batch(id))
-	f.Drain(f.Events)
+	id := failedEmail(f, "sched")
 	if st := flowtest.S(item(t, f, id, "email"), "status"); st != "FAILED" {
 		t.Fatalf("email is %s, want FAILED", st)
 	}
@@ -80,11 +88,7 @@ func TestTheScheduleNeverResendsAFailedItem(t *testing.T) {
 // DefaultMaxAttempts times, unless they say more.
 func TestAReplayStopsAtMaxAttemptsUnlessToldMore(t *testing.T) {
 	f := flowtest.New(t, nil)
-	id := flowtest.Unique("maxatt")
-	f.Command(flowtest.Open(id, id+"@example.com"))
-	rejectEmails(f)
-	f.Handle(f.Batch(id))
-	f.Drain(f.Events)
+	id := failedEmail(f, "maxatt")
 	sk := flowtest.S(item(t, f, id, "email"), "sk")
 	if _, err := f.DB.UpdateItem(context.Background(), &dynamodb.UpdateItemInput{
 		TableName:        aws.String(f.Table),
@@ -164,12 +168,8 @@ func TestFailedItemsDoNotStarveTheSweeper(t *testing.T) {
 // and a person finds and replays it there (mode "failed").
 func TestAFailedItemWhoseDLQMessageExpiredIsFoundAndReplayed(t *testing.T) {
 	f := flowtest.New(t, nil)
-	id := flowtest.Unique("expired")
+	id := failedEmail(f, "expired")
 	addr := id + "@example.com"
-	f.Command(flowtest.Open(id, addr))
-	rejectEmails(f)
-	f.Handle(f.Batch(id))
-	f.Drain(f.Events)
 	f.Drain(f.DLQ) // expired
 	f.Faults.Reset()
 	if rep := run(t, f, `{"mode":"dlq"}`); rep.Messages != 0 || rep.Replayed != 0 {
@@ -220,13 +220,11 @@ func TestAnOnFailureRecordOfAnotherTableIsLeftAndReported(t *testing.T) {
 	f.Drain(f.DLQ)
 }
 
+// Each DLQ message a replay receives is said once, in the log and in the
+// DLQMessages metric, by its shape and what became of it.
 func TestEveryDLQMessageIsAccountedFor(t *testing.T) {
 	f := flowtest.New(t, nil)
-	id := flowtest.Unique("acct")
-	f.Command(flowtest.Open(id, id+"@example.com"))
-	rejectEmails(f)
-	f.Handle(f.Batch(id))
-	f.Drain(f.Events)
+	failedEmail(f, "acct")
 	f.Faults.Reset()
 	if _, err := f.SQS.SendMessage(context.Background(), &sqsapi.SendMessageInput{QueueUrl: aws.String(f.DLQ), MessageBody: aws.String(`{"hello":"world"}`)}); err != nil {
 		t.Fatal(err)

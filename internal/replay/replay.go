@@ -566,21 +566,13 @@ func (r *Replayer) sweep(ctx context.Context, req Request, rep *Report) error {
 
 // sweepBefore delivers the undelivered items created before a time.
 func (r *Replayer) sweepBefore(ctx context.Context, req Request, rep *Report, before time.Time) error {
-	keys, err := r.store.Undelivered(ctx, before, req.MaxItems)
+	found, err := r.load(ctx, "undelivered", r.store.Undelivered, before, req)
 	if err != nil {
-		return fmt.Errorf("query undelivered items: %w", err)
-	}
-	if len(keys) == 0 {
-		return nil
-	}
-	current, err := r.store.Statuses(ctx, keys)
-	if err != nil {
-		return fmt.Errorf("read outbox items: %w", err)
+		return err
 	}
 	var items []dispatch.OutboxItem
-	for _, k := range keys {
-		it, ok := current[k]
-		if !ok || it.Status == dispatch.Delivered || it.Status == dispatch.Failed || !r.selected(req, it) {
+	for _, it := range found {
+		if it.Status == dispatch.Delivered || it.Status == dispatch.Failed {
 			continue // a FAILED item waits for a person (modes dlq and failed)
 		}
 		if it.Status == dispatch.Sending && it.LeaseUntil.After(r.now()) {
@@ -600,21 +592,14 @@ func (r *Replayer) sweepBefore(ctx context.Context, req Request, rep *Report, be
 // messages may have expired after 14 days, or been deleted) and delivers
 // them again: on demand only, like any re-send of a FAILED item.
 func (r *Replayer) replayFailed(ctx context.Context, req Request, rep *Report) error {
-	keys, err := r.store.FailedItems(ctx, r.now(), req.MaxItems)
+	found, err := r.load(ctx, "FAILED", r.store.FailedItems, r.now(), req)
 	if err != nil {
-		return fmt.Errorf("query FAILED items: %w", err)
-	}
-	if len(keys) == 0 {
-		return nil
-	}
-	current, err := r.store.Statuses(ctx, keys)
-	if err != nil {
-		return fmt.Errorf("read outbox items: %w", err)
+		return err
 	}
 	var items []dispatch.OutboxItem
-	for _, k := range keys {
-		it, ok := current[k]
-		if !ok || it.Status != dispatch.Failed || !r.selected(req, it) {
+	for _, it := range found {
+		k := it.Key()
+		if it.Status != dispatch.Failed {
 			continue
 		}
 		rep.FailedFound++
@@ -661,4 +646,27 @@ func streamTable(arn string) string {
 		return ""
 	}
 	return name
+}
+
+// load finds items through one of the sparse index's queries and reads
+// them, consistently, keeping those the request selects, in index order.
+func (r *Replayer) load(ctx context.Context, what string, query func(context.Context, time.Time, int) ([]dispatch.OutboxKey, error), before time.Time, req Request) ([]dispatch.OutboxItem, error) {
+	keys, err := query(ctx, before, req.MaxItems)
+	if err != nil {
+		return nil, fmt.Errorf("query %s items: %w", what, err)
+	}
+	if len(keys) == 0 {
+		return nil, nil
+	}
+	current, err := r.store.Statuses(ctx, keys)
+	if err != nil {
+		return nil, fmt.Errorf("read outbox items: %w", err)
+	}
+	var out []dispatch.OutboxItem
+	for _, k := range keys {
+		if it, ok := current[k]; ok && r.selected(req, it) {
+			out = append(out, it)
+		}
+	}
+	return out, nil
 }
