@@ -21,6 +21,9 @@ func env(name, def string) string {
 	return def
 }
 
+// The outbox must also deliver each aggregate's events and emails in version
+// order (checked on its run only: the anti-patterns' commands have one
+// version each).
 func TestChaosTheOutboxLosesAndInventsNothingWhereTheAntiPatternsDo(t *testing.T) {
 	n, err := strconv.Atoi(env("CHAOS_N", "30"))
 	if err != nil {
@@ -56,6 +59,15 @@ func TestChaosTheOutboxLosesAndInventsNothingWhereTheAntiPatternsDo(t *testing.T
 				}
 				if r.Committed < r.Accepted {
 					t.Errorf("seed %d, outbox: %d commands answered 202 but only %d committed", seed, r.Accepted, r.Committed)
+				}
+				if r.Committed > r.Accepted+r.Unanswered {
+					t.Errorf("seed %d, outbox: %d commands committed, more than the %d answered 202 or not answered: a refused command committed", seed, r.Committed, r.Accepted+r.Unanswered)
+				}
+				if r.Inversions() != 0 {
+					t.Errorf("seed %d, outbox: %d events and %d emails delivered after a later version of their aggregate; want 0", seed, r.InversionsEvents, r.InversionsEmails)
+				}
+				if r.OrderChecked == 0 {
+					t.Errorf("seed %d, outbox: no aggregate had 2 or more versions delivered both as events and as emails: the order check checked nothing", seed)
 				}
 				continue
 			}
