@@ -198,10 +198,12 @@ func TestAPIGatewayErrorsComeFromTheAPINotTheFunction(t *testing.T) {
 		wantStatus int
 		wantBody   string
 	}{
-		{"unknown path is a 404", mustReq(t, http.MethodGet, r.URL()+"/v2/nothing", nil), 404, `{"message":"Not Found"}`},
-		{"known path, other method is a 404", mustReq(t, http.MethodDelete, r.URL()+"/v1/commands", nil), 404, `{"message":"Not Found"}`},
-		{"a trailing segment is another route", mustReq(t, http.MethodGet, r.URL()+"/v1/aggregates/a/outbox/more", nil), 404, `{"message":"Not Found"}`},
-		{"an empty path parameter matches nothing", mustReq(t, http.MethodGet, r.URL()+"/v1/aggregates/", nil), 404, `{"message":"Not Found"}`},
+		// The template's $default route sends what matches no other route to
+		// the function (which authenticates before it says 404).
+		{"unknown path goes to $default", mustReq(t, http.MethodGet, r.URL()+"/v2/nothing", nil), 200, ""},
+		{"known path, other method goes to $default", mustReq(t, http.MethodDelete, r.URL()+"/v1/commands", nil), 200, ""},
+		{"a trailing segment is another route", mustReq(t, http.MethodGet, r.URL()+"/v1/aggregates/a/outbox/more", nil), 200, ""},
+		{"an empty path parameter matches no named route", mustReq(t, http.MethodGet, r.URL()+"/v1/aggregates/", nil), 200, ""},
 		{"a body over 10 MB is a 413", mustReq(t, http.MethodPost, r.URL()+"/v1/commands", bytes.Repeat([]byte("a"), runner.MaxRequestBody+1)), 413, `{"message":"Request Entity Too Large"}`},
 		{"a function error is a 500", failing, 500, `{"message":"Internal Server Error"}`},
 	}
@@ -213,9 +215,14 @@ func TestAPIGatewayErrorsComeFromTheAPINotTheFunction(t *testing.T) {
 			if resp.StatusCode != tt.wantStatus || string(body) != tt.wantBody {
 				t.Errorf("%d %s, want %d %s", resp.StatusCode, body, tt.wantStatus, tt.wantBody)
 			}
+			if tt.wantStatus == 200 {
+				if ev := c.last(t); ev.RouteKey != "$default" {
+					t.Errorf("route key %q, want $default", ev.RouteKey)
+				}
+			}
 		})
 	}
-	if n := c.count() - before; n != 1 {
-		t.Errorf("the function ran %d times, want once (only for the function error)", n)
+	if n := c.count() - before; n != 5 {
+		t.Errorf("the function ran %d times, want 5 (the four $default requests and the function error; never for the 413)", n)
 	}
 }

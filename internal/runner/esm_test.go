@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"net/http"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -56,7 +57,7 @@ func TestTheTemplateSettingsAreWhatTheMappingUses(t *testing.T) {
 		keys = append(keys, r.Key())
 	}
 	slices.Sort(keys)
-	if want := []string{"GET /v1/aggregates/{id}", "GET /v1/aggregates/{id}/outbox", "POST /v1/commands"}; !slices.Equal(keys, want) {
+	if want := []string{"$default", "GET /v1/aggregates/{id}", "GET /v1/aggregates/{id}/outbox", "POST /v1/commands"}; !slices.Equal(keys, want) {
 		t.Errorf("routes %v, want %v", keys, want)
 	}
 }
@@ -343,4 +344,67 @@ func TestCaughtUpHoldsOnlyWhenEveryRecordIsSettled(t *testing.T) {
 	if r.CaughtUp("NoSuchFunction") {
 		t.Error("CaughtUp for a function with no mapping")
 	}
+}
+
+// The API's routes come from the template's AWS::ApiGatewayV2::Route
+// resources: their keys, their function, and their authorization, which
+// follows the ApiAuth parameter as it does in AWS. Without a $default route,
+// a request that matches no route is API Gateway's 404, and the function
+// never sees it.
+func TestTheTemplatesRoutesAndTheirAuthorizationAreWhatTheRunnerServes(t *testing.T) {
+	env := testenv.Get(t)
+	src, err := os.ReadFile(filepath.Join(env.Root, "infra", "template.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	apply := func(t *testing.T, tmpl string, params map[string]string) *provision.Stack {
+		path := filepath.Join(t.TempDir(), "template.yaml")
+		if err := os.WriteFile(path, []byte(tmpl), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		s, err := provision.Apply(context.Background(), env.AWS, provision.Options{TemplatePath: path, StackName: fmt.Sprintf("rt%d", time.Now().UnixNano()%1e9), Parameters: params})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return s
+	}
+	for _, auth := range []string{"webhook", "iam"} {
+		t.Run("ApiAuth="+auth, func(t *testing.T) {
+			spec, err := runner.ReadSpec(apply(t, string(src), map[string]string{"ApiAuth": auth}))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(spec.Routes) != 4 {
+				t.Fatalf("%d routes, want 4", len(spec.Routes))
+			}
+			for _, r := range spec.Routes {
+				if r.IAM != (auth == "iam") || r.Function != "CommandFunction" {
+					t.Errorf("route %s: IAM %v, function %s; want IAM %v, CommandFunction", r.Key(), r.IAM, r.Function, auth == "iam")
+				}
+			}
+		})
+	}
+	t.Run("without $default", func(t *testing.T) {
+		i := strings.Index(string(src), "  DefaultRoute:\n")
+		j := strings.Index(string(src), "  CommandApiPermission:\n")
+		if i < 0 || j < i {
+			t.Fatal("the template no longer has DefaultRoute before CommandApiPermission; update this test")
+		}
+		c := &capture{}
+		r := start(t, apply(t, string(src[:i])+string(src[j:]), nil), map[string]runner.Function{"CommandFunction": c.fn(), "StreamRelayFunction": noop()}, nil)
+		for _, req := range []*http.Request{
+			mustReq(t, http.MethodGet, r.URL()+"/v2/nothing", nil),
+			mustReq(t, http.MethodDelete, r.URL()+"/v1/commands", nil),
+			mustReq(t, http.MethodGet, r.URL()+"/v1/aggregates/a/outbox/more", nil),
+			mustReq(t, http.MethodGet, r.URL()+"/v1/aggregates/", nil),
+		} {
+			resp, body := do(t, req)
+			if resp.StatusCode != 404 || string(body) != `{"message":"Not Found"}` {
+				t.Errorf("%s %s: %d %s, want API Gateway's 404", req.Method, req.URL.Path, resp.StatusCode, body)
+			}
+		}
+		if n := c.count(); n != 0 {
+			t.Errorf("the function ran %d times for unmatched routes, want 0", n)
+		}
+	})
 }

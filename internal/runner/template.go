@@ -166,6 +166,14 @@ func ReadSpec(s *provision.Stack) (*Spec, error) {
 			}
 		}
 	}
+	routes, notes, err := readV2Routes(s, spec)
+	if err != nil {
+		return nil, err
+	}
+	spec.Routes = append(spec.Routes, routes...)
+	for _, n := range notes {
+		spec.Notes = appendOnce(spec.Notes, n)
+	}
 	seen := map[string]string{}
 	for _, r := range spec.Routes {
 		if prev, dup := seen[r.Key()]; dup {
@@ -174,6 +182,120 @@ func ReadSpec(s *provision.Stack) (*Spec, error) {
 		seen[r.Key()] = r.Function + "." + r.Event
 	}
 	return spec, nil
+}
+
+// The API Gateway v2 resources the runner reads routes from.
+const (
+	typeV2Route       = "AWS::ApiGatewayV2::Route"
+	typeV2Integration = "AWS::ApiGatewayV2::Integration"
+)
+
+var v2RouteProps = map[string]bool{"ApiId": true, "RouteKey": true, "Target": true, "AuthorizationType": true}
+
+// readV2Routes reads the AWS::ApiGatewayV2::Route resources: each route's
+// key, its Lambda proxy integration's function, and its authorization type
+// (evaluated, so that !If on a parameter holds as it does in AWS). Only what
+// the runner emulates is accepted.
+func readV2Routes(s *provision.Stack, spec *Spec) ([]Route, []string, error) {
+	var out []Route
+	var notes []string
+	for _, id := range s.Template.ResourcesOfType(typeV2Route) {
+		res := s.Template.Resources[id]
+		on, err := s.Eval.Enabled(res)
+		if err != nil || !on {
+			if err != nil {
+				return nil, nil, err
+			}
+			continue
+		}
+		for k := range res.Properties {
+			if !v2RouteProps[k] {
+				return nil, nil, fmt.Errorf("%s: route property %s is not known to the local runner", id, k)
+			}
+		}
+		fn, err := integrationFunction(s, id, res.Properties["Target"])
+		if err != nil {
+			return nil, nil, err
+		}
+		if _, ok := spec.Functions[fn]; !ok {
+			return nil, nil, fmt.Errorf("%s: its integration invokes %s, which is not an enabled function of the template", id, fn)
+		}
+		vals, err := s.Eval.Eval(map[string]any{"RouteKey": res.Properties["RouteKey"], "AuthorizationType": res.Properties["AuthorizationType"]})
+		if err != nil {
+			return nil, nil, fmt.Errorf("%s: %w", id, err)
+		}
+		p, _ := vals.(map[string]any)
+		r := Route{Function: fn, Event: id, API: refID(res.Properties["ApiId"])}
+		switch auth, _ := p["AuthorizationType"].(string); auth {
+		case "", "NONE":
+		case "AWS_IAM":
+			r.IAM = true
+			notes = append(notes, id+": AWS_IAM authorization is emulated by requiring a SigV4 Authorization header; the signature is not verified")
+		default:
+			return nil, nil, fmt.Errorf("%s: authorization type %s is not emulated", id, auth)
+		}
+		key, _ := p["RouteKey"].(string)
+		if key == "$default" {
+			r.Default, r.Method, r.Path = true, "ANY", "/{proxy+}"
+		} else {
+			method, path, ok := strings.Cut(key, " ")
+			if !ok || !strings.HasPrefix(path, "/") {
+				return nil, nil, fmt.Errorf("%s: route key %q is not \"METHOD /path\" or $default", id, key)
+			}
+			r.Method, r.Path = strings.ToUpper(method), path
+		}
+		r.segments = strings.Split(strings.TrimPrefix(r.Path, "/"), "/")
+		for i, seg := range r.segments {
+			if strings.HasSuffix(seg, "+}") && i != len(r.segments)-1 {
+				return nil, nil, fmt.Errorf("%s: path %q: a greedy {name+} must be the last segment", id, r.Path)
+			}
+		}
+		out = append(out, r)
+	}
+	return out, notes, nil
+}
+
+// integrationFunction follows a route's Target ("integrations/${Id}") to an
+// AWS_PROXY integration of payload format 2.0 and returns the logical id of
+// the function it invokes (IntegrationUri: !GetAtt Fn.Arn).
+func integrationFunction(s *provision.Stack, route string, target any) (string, error) {
+	sub, _ := target.(map[string]any)
+	expr, _ := sub["Fn::Sub"].(string)
+	integ, ok := strings.CutPrefix(expr, "integrations/${")
+	integ, ok2 := strings.CutSuffix(integ, "}")
+	res, found := s.Template.Resources[integ]
+	if !ok || !ok2 || !found || res.Type != typeV2Integration {
+		return "", fmt.Errorf("%s: Target must be !Sub \"integrations/${Integration}\" naming an %s of the template", route, typeV2Integration)
+	}
+	p := res.Properties
+	if t, _ := p["IntegrationType"].(string); t != "AWS_PROXY" {
+		return "", fmt.Errorf("%s: integration type %v: only AWS_PROXY is emulated", integ, p["IntegrationType"])
+	}
+	if v, _ := cfn.String(p["PayloadFormatVersion"]); v != "2.0" {
+		return "", fmt.Errorf("%s: PayloadFormatVersion %v: only 2.0 is emulated", integ, p["PayloadFormatVersion"])
+	}
+	var fn string
+	switch ga := p["IntegrationUri"].(type) {
+	case map[string]any:
+		switch att := ga["Fn::GetAtt"].(type) {
+		case []any:
+			if len(att) == 2 && att[1] == "Arn" {
+				fn, _ = att[0].(string)
+			}
+		case string:
+			fn, _ = strings.CutSuffix(att, ".Arn")
+		}
+	}
+	if fn == "" {
+		return "", fmt.Errorf("%s: IntegrationUri must be !GetAtt <Function>.Arn", integ)
+	}
+	return fn, nil
+}
+
+func refID(v any) string {
+	m, _ := v.(map[string]any)
+	id, _ := m["Ref"].(string)
+	return id
 }
 
 var httpAPIProps = map[string]bool{
