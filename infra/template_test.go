@@ -104,6 +104,20 @@ func TestEveryReferenceResolves(t *testing.T) {
 func statements(t *testing.T, tmpl *cfn.Template, ev *cfn.Evaluator, fn string) []map[string]any {
 	t.Helper()
 	var out []map[string]any
+	// A function with a Role of its own: that role's inline policies.
+	if ga, ok := tmpl.Resources[fn].Properties["Role"].(map[string]any); ok {
+		att, _ := ga["Fn::GetAtt"].([]any)
+		if len(att) != 2 {
+			t.Fatalf("%s: Role must be !GetAtt <Role>.Arn", fn)
+		}
+		for _, p := range asList(props(t, tmpl, ev, att[0].(string))["Policies"]) {
+			doc := p.(map[string]any)["PolicyDocument"].(map[string]any)
+			for _, s := range asList(doc["Statement"]) {
+				out = append(out, s.(map[string]any))
+			}
+		}
+		return out
+	}
 	for _, p := range asList(props(t, tmpl, ev, fn)["Policies"]) {
 		m, ok := p.(map[string]any)
 		if !ok {
@@ -139,7 +153,9 @@ var functionSources = map[string][]string{
 // esmExtras are granted for the event source mapping, which reads the stream
 // with the function's role; the function's own code does not call them.
 var esmExtras = map[string][]string{
-	"StreamRelayFunction": {"dynamodb:DescribeStream", "dynamodb:GetRecords", "dynamodb:GetShardIterator", "dynamodb:ListStreams"},
+	// The relay's own role also grants what the Lambda service does for it:
+	// write its logs (SAM's roles get AWSLambdaBasicExecutionRole for that).
+	"StreamRelayFunction": {"dynamodb:DescribeStream", "dynamodb:GetRecords", "dynamodb:GetShardIterator", "dynamodb:ListStreams", "logs:CreateLogStream", "logs:PutLogEvents"},
 }
 
 var service = map[string]string{

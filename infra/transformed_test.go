@@ -1,0 +1,263 @@
+package infra_test
+
+import (
+	"encoding/json"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"slices"
+	"strings"
+	"sync"
+	"testing"
+)
+
+// transformed runs the SAM translator itself (tools/transform.py, the
+// transform CloudFormation runs at deploy time) under every parameter set
+// that changes the template's shape, and returns each set's CloudFormation.
+// What deploys is this output, not the SAM source: the checks below read it.
+func transformed(t *testing.T) map[string]map[string]any {
+	t.Helper()
+	if testing.Short() {
+		t.Skip("runs the SAM translator from .venv")
+	}
+	transformOnce.Do(func() { transformedSets, transformErr = transform(t.TempDir()) })
+	if transformErr != "" {
+		t.Fatal(transformErr)
+	}
+	return transformedSets
+}
+
+var (
+	transformOnce   sync.Once
+	transformedSets map[string]map[string]any
+	transformErr    string
+)
+
+func transform(dir string) (map[string]map[string]any, string) {
+	py := filepath.Join("..", ".venv", "bin", "python")
+	if _, err := os.Stat(py); err != nil {
+		return nil, fmt.Sprintf("the SAM translator is not installed (%v): run `make py-tools` (make test does)", err)
+	}
+	out, err := exec.Command(py, filepath.Join("..", "tools", "transform.py"), "template.yaml", dir).CombinedOutput()
+	if err != nil {
+		return nil, fmt.Sprintf("the SAM transform refused the template: %v\n%s", err, out)
+	}
+	files, _ := filepath.Glob(filepath.Join(dir, "*.json"))
+	if len(files) != 16 {
+		return nil, fmt.Sprintf("%d transformed templates, want 16 (2 values of 4 parameters)", len(files))
+	}
+	sets := map[string]map[string]any{}
+	for _, f := range files {
+		b, err := os.ReadFile(f)
+		if err != nil {
+			return nil, err.Error()
+		}
+		var cf map[string]any
+		if err := json.Unmarshal(b, &cf); err != nil {
+			return nil, err.Error()
+		}
+		sets[strings.TrimSuffix(filepath.Base(f), ".json")] = cf
+	}
+	return sets, ""
+}
+
+func resources(cf map[string]any) map[string]map[string]any {
+	out := map[string]map[string]any{}
+	for id, r := range cf["Resources"].(map[string]any) {
+		out[id] = r.(map[string]any)
+	}
+	return out
+}
+
+func propsOf(r map[string]any) map[string]any {
+	p, _ := r["Properties"].(map[string]any)
+	return p
+}
+
+// getAttID returns X of {"Fn::GetAtt": ["X", attr]}.
+func getAttID(v any) string {
+	m, _ := v.(map[string]any)
+	l, _ := m["Fn::GetAtt"].([]any)
+	if len(l) != 2 {
+		return ""
+	}
+	id, _ := l[0].(string)
+	return id
+}
+
+// Every function's role, as deployed: only the basic execution policy is
+// attached by ARN (no AWSLambdaDynamoDBExecutionRole, which reads every
+// stream in the account), no statement allows a resource "*", and the
+// stream is readable only as this table's.
+func TestTheDeployedRolesReadOnlyThisTablesStream(t *testing.T) {
+	for set, cf := range transformed(t) {
+		res := resources(cf)
+		for id, r := range res {
+			if r["Type"] != "AWS::Lambda::Function" {
+				continue
+			}
+			roleID := getAttID(propsOf(r)["Role"])
+			role, ok := res[roleID]
+			if !ok || role["Type"] != "AWS::IAM::Role" {
+				t.Errorf("%s, %s: role %v is not a role of the stack", set, id, propsOf(r)["Role"])
+				continue
+			}
+			for _, arn := range asList(propsOf(role)["ManagedPolicyArns"]) {
+				if s, _ := arn.(string); !strings.HasSuffix(s, "/AWSLambdaBasicExecutionRole") {
+					t.Errorf("%s, %s: managed policy %v attached", set, id, arn)
+				}
+			}
+			for _, p := range asList(propsOf(role)["Policies"]) {
+				pm, _ := p.(map[string]any)
+				if br, ok := pm["Fn::If"].([]any); ok && len(br) == 3 {
+					pm, _ = br[1].(map[string]any)
+				}
+				doc, _ := pm["PolicyDocument"].(map[string]any)
+				for _, st := range asList(doc["Statement"]) {
+					s := st.(map[string]any)
+					for _, r := range asList(s["Resource"]) {
+						if r == "*" {
+							t.Errorf("%s, %s: statement %v allows every resource", set, id, s["Sid"])
+						}
+					}
+					for _, a := range asList(s["Action"]) {
+						a, _ := a.(string)
+						if strings.HasPrefix(a, "dynamodb:") && (strings.Contains(a, "Stream") || a == "dynamodb:GetRecords" || a == "dynamodb:GetShardIterator") {
+							for _, r := range asList(s["Resource"]) {
+								if getAttID(r) != "OutboxTable" || r.(map[string]any)["Fn::GetAtt"].([]any)[1] != "StreamArn" {
+									t.Errorf("%s, %s: %s on %v, want only the table's stream", set, id, a, r)
+								}
+							}
+						}
+					}
+				}
+			}
+		}
+	}
+}
+
+// Alarms can notify: the topic's key is the stack's own, and its policy
+// lets CloudWatch use it (an AWS-managed key cannot be used by CloudWatch).
+func TestTheAlarmTopicsKeyLetsCloudWatchPublish(t *testing.T) {
+	for set, cf := range transformed(t) {
+		res := resources(cf)
+		topic := propsOf(res["AlarmTopic"])
+		ref, _ := topic["KmsMasterKeyId"].(map[string]any)
+		keyID, _ := ref["Ref"].(string)
+		key, ok := res[keyID]
+		if !ok || key["Type"] != "AWS::KMS::Key" {
+			t.Errorf("%s: the alarm topic's key is %v, want a KMS key of the stack", set, topic["KmsMasterKeyId"])
+			continue
+		}
+		var decrypt, generate bool
+		for _, st := range asList(propsOf(key)["KeyPolicy"].(map[string]any)["Statement"]) {
+			s := st.(map[string]any)
+			p, _ := s["Principal"].(map[string]any)
+			if s["Effect"] != "Allow" || !slices.Contains(asList(p["Service"]), any("cloudwatch.amazonaws.com")) {
+				continue
+			}
+			for _, a := range asList(s["Action"]) {
+				decrypt = decrypt || a == "kms:Decrypt"
+				generate = generate || a == "kms:GenerateDataKey*" || a == "kms:GenerateDataKey"
+			}
+		}
+		if !decrypt || !generate {
+			t.Errorf("%s: the key policy does not let cloudwatch.amazonaws.com Decrypt and GenerateDataKey", set)
+		}
+	}
+}
+
+// What holds undelivered effects survives a stack deletion or a
+// replacement; the schedule is named after the stack, so that two stacks
+// in one account do not collide; every route follows ApiAuth.
+func TestTheDeployedStackKeepsItsDataAndNamesItsSchedule(t *testing.T) {
+	for set, cf := range transformed(t) {
+		for id, r := range resources(cf) {
+			switch r["Type"] {
+			case "AWS::DynamoDB::Table", "AWS::SQS::Queue":
+				if r["DeletionPolicy"] != "Retain" || r["UpdateReplacePolicy"] != "Retain" {
+					t.Errorf("%s, %s: DeletionPolicy %v, UpdateReplacePolicy %v; want Retain", set, id, r["DeletionPolicy"], r["UpdateReplacePolicy"])
+				}
+			case "AWS::Scheduler::Schedule":
+				name, _ := propsOf(r)["Name"].(map[string]any)
+				if sub, _ := name["Fn::Sub"].(string); !strings.Contains(sub, "${AWS::StackName}") {
+					t.Errorf("%s, %s: schedule name %v does not hold the stack name", set, id, propsOf(r)["Name"])
+				}
+			case "AWS::ApiGatewayV2::Route":
+				auth, _ := propsOf(r)["AuthorizationType"].(map[string]any)
+				if b, _ := json.Marshal(auth); string(b) != `{"Fn::If":["UseIamAuth","AWS_IAM","NONE"]}` {
+					t.Errorf("%s, %s: AuthorizationType %s, want it to follow ApiAuth", set, id, b)
+				}
+			}
+		}
+	}
+}
+
+var subRef = regexp.MustCompile(`\$\{([A-Za-z0-9]+)(\.[A-Za-z0-9.]+)?\}`)
+
+// CloudFormation refuses a resource that refers to a resource that may not
+// exist (one with a Condition) outside an Fn::If: such a template passes
+// the transform and fails at deploy.
+func TestNoResourceRefersToOneThatMayNotExist(t *testing.T) {
+	for set, cf := range transformed(t) {
+		res := resources(cf)
+		conditional := map[string]bool{}
+		for id, r := range res {
+			if _, ok := r["Condition"]; ok {
+				conditional[id] = true
+			}
+		}
+		var walk func(from string, v any)
+		walk = func(from string, v any) {
+			switch x := v.(type) {
+			case map[string]any:
+				if _, ok := x["Fn::If"]; ok {
+					return // guarded
+				}
+				var targets []string
+				if s, ok := x["Ref"].(string); ok {
+					targets = append(targets, s)
+				}
+				if id := getAttID(x); id != "" {
+					targets = append(targets, id)
+				}
+				switch sub := x["Fn::Sub"].(type) {
+				case string:
+					for _, m := range subRef.FindAllStringSubmatch(sub, -1) {
+						targets = append(targets, m[1])
+					}
+				case []any:
+					if s, ok := sub[0].(string); ok {
+						for _, m := range subRef.FindAllStringSubmatch(s, -1) {
+							targets = append(targets, m[1])
+						}
+					}
+				}
+				for _, id := range targets {
+					if conditional[id] {
+						t.Errorf("%s: %s refers to %s, which has a Condition, outside an Fn::If", set, from, id)
+					}
+				}
+				for _, c := range x {
+					walk(from, c)
+				}
+			case []any:
+				for _, c := range x {
+					walk(from, c)
+				}
+			}
+		}
+		for id, r := range res {
+			if !conditional[id] {
+				walk(id, r)
+			}
+		}
+		for id, o := range cf["Outputs"].(map[string]any) {
+			if _, ok := o.(map[string]any)["Condition"]; !ok {
+				walk("output "+id, o)
+			}
+		}
+	}
+}
