@@ -3,6 +3,10 @@ SHELL := /bin/bash
 .SHELLFLAGS := -eu -o pipefail -c
 .DEFAULT_GOAL := help
 
+# The Go toolchain go.mod names: a machine starts on its own Go (GOTOOLCHAIN=local), so
+# say which; the go command fetches it from the module proxy once (about 76 MB).
+export GOTOOLCHAIN := go1.27.3
+
 FUNCTIONS   := command stream-relay dlq-replay
 GO          ?= go
 VENV        := .venv
@@ -49,9 +53,14 @@ test-go:
 test-short: ## unit tests only (no emulators)
 	$(GO) test -short -count=1 ./...
 
-lint-template: py-tools ## cfn-lint and `sam validate --lint` on infra/template.yaml
+TRANSFORMED := .aws-sam/transformed
+lint-template: py-tools ## cfn-lint, `sam validate` (the SAM transform) and `sam validate --lint`; the transform under all 16 shape-changing parameter sets, and cfn-lint on its CloudFormation
 	$(VENV)/bin/cfn-lint infra/template.yaml
+	$(VENV)/bin/sam validate --template-file infra/template.yaml --region us-east-1
 	$(VENV)/bin/sam validate --lint --template-file infra/template.yaml --region us-east-1
+	@rm -rf $(TRANSFORMED)
+	AWS_DEFAULT_REGION=us-east-1 $(VENV)/bin/python tools/transform.py infra/template.yaml $(TRANSFORMED) 2> >(grep -v 'unpublished metrics' >&2)
+	$(VENV)/bin/cfn-lint $(TRANSFORMED)/*.json
 
 sam-build: py-tools ## `sam build` of the three functions through this Makefile (linux/arm64), into .aws-sam/
 	$(VENV)/bin/sam build --build-in-source --template-file infra/template.yaml --build-dir .aws-sam/build --region us-east-1 >/dev/null
@@ -82,6 +91,41 @@ lint: ## gofmt, go vet, staticcheck, and the domain-imports-only-stdlib check
 	@bad="$$($(GO) list -deps -f '{{if not .Standard}}{{.ImportPath}}{{end}}' ./internal/dispatch | grep -v '^github.com/dispatcher-dev/dispatcher/internal/dispatch$$' || true)"; \
 	  if [ -n "$$bad" ]; then echo "internal/dispatch (the domain) must import only the standard library, but imports:"; echo "$$bad"; exit 1; fi
 	@echo "lint: ok"
+
+## --- audit -------------------------------------------------------------------
+# Outside checks of the code and the template (docs/security.md): govulncheck against
+# a dated snapshot of the Go vulnerability database (the module golang.org/x/vulndb,
+# served by the module proxy: CI reaches no other copy), checkov, and cfn-guard on the
+# CloudFormation the SAM transform makes under every parameter set.
+.PHONY: audit
+AUDIT_VENV          := .venv-audit
+AUDIT_STAMP         := $(AUDIT_VENV)/.installed
+VULNDB_VERSION      := v0.0.0-20261105234957-e22db6528018
+GOVULNCHECK_VERSION := v1.9.0
+CFN_GUARD_VERSION   := 3.2.1
+VULNDB              := .local/vulndb/$(VULNDB_VERSION)
+CFN_GUARD           := .local/cargo/bin/cfn-guard
+
+$(AUDIT_STAMP): tools/audit/requirements.txt
+	$(PY) -m venv $(AUDIT_VENV)
+	$(AUDIT_VENV)/bin/pip install --quiet --disable-pip-version-check -r tools/audit/requirements.txt
+	@touch $@
+
+$(VULNDB)/index/db.json:
+	@rm -rf $(VULNDB)
+	src="$$($(GO) mod download -json golang.org/x/vulndb@$(VULNDB_VERSION) | sed -n 's/^\t"Dir": "\(.*\)",$$/\1/p')"; \
+	  $(GO) run golang.org/x/vulndb/cmd/indexdb@$(VULNDB_VERSION) -vulns "$$src/data/osv" -out $(VULNDB)
+
+$(CFN_GUARD):
+	@command -v cargo >/dev/null || { echo "cargo (Rust) is required to build cfn-guard"; exit 1; }
+	cargo install cfn-guard --locked --version $(CFN_GUARD_VERSION) --root .local/cargo
+
+audit: lint-template $(AUDIT_STAMP) $(VULNDB)/index/db.json $(CFN_GUARD) ## govulncheck (vulndb snapshot $(VULNDB_VERSION)), checkov and cfn-guard; findings left are listed in docs/security.md
+	$(GO) run golang.org/x/vuln/cmd/govulncheck@$(GOVULNCHECK_VERSION) -db file://$(CURDIR)/$(VULNDB) ./...
+	$(AUDIT_VENV)/bin/checkov --config-file tools/audit/checkov.yaml -f infra/template.yaml
+	$(AUDIT_VENV)/bin/checkov --config-file tools/audit/checkov.yaml -d $(TRANSFORMED)
+	$(CFN_GUARD) validate --rules tools/audit/guard --data $(TRANSFORMED) --show-summary fail
+	@echo "audit: ok"
 
 ## --- build -------------------------------------------------------------------
 .PHONY: build
@@ -126,7 +170,7 @@ localstack-down: ## (needs Docker) stop LocalStack
 ## --- housekeeping ------------------------------------------------------------
 .PHONY: clean FORCE
 clean: ## remove build output, the venv, node_modules and local state
-	rm -rf $(DIST) .aws-sam .local $(VENV) localstack/node_modules
+	rm -rf $(DIST) .aws-sam .local $(VENV) $(AUDIT_VENV) localstack/node_modules
 
 FORCE:
 

@@ -2,6 +2,11 @@ module github.com/dispatcher-dev/dispatcher
 
 go 1.26.0
 
+// The standard library of go1.26.8 has reachable vulnerabilities (html/template,
+// net/mail, net/http; `make audit`); builds use this toolchain: the Makefile and
+// .ci/run export GOTOOLCHAIN=go1.27.3, which fetches it from the module proxy.
+toolchain go1.27.3
+
 require (
 	github.com/aws/aws-lambda-go v1.55.1
 	github.com/aws/aws-sdk-go-v2 v1.48.0
