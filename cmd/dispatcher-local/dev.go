@@ -288,8 +288,8 @@ func printBanner(w io.Writer, b banner) {
 		p("    -H 'webhook-signature: %s' \\", sig)
 		p("    --data-raw '%s'", body)
 		gid := id + "_get"
-		gsig, _ := webhook.Sign(secret, gid, now, nil)
-		p("Then read it back (GET routes are signed too; empty body):")
+		gsig, _ := webhook.Sign(secret, gid, now, webhook.SignedContent("GET", "/v1/aggregates/"+agg+"/outbox", "", nil))
+		p("Then read it back (GET routes are signed too, over their request line \"GET /path?query\"):")
 		p("  curl -s %s/v1/aggregates/%s/outbox -H 'webhook-id: %s' -H 'webhook-timestamp: %d' -H 'webhook-signature: %s'", api, agg, gid, now.Unix(), gsig)
 	} else {
 		p("(cannot sign an example with this secret: %v)", err)
@@ -299,7 +299,7 @@ func printBanner(w io.Writer, b banner) {
 	p(`  secret='%s'`, secret)
 	p(`  id="msg_$(date +%%s%%N)"; ts=$(date +%%s)`)
 	p(`  body='{"type":"OpenAccount","aggregateId":"acc-'$ts'","data":{"owner":"Ada Lovelace","email":"ada@example.com","currency":"EUR"}}'`)
-	p(`  key=$(printf '%%s' "${secret#whsec_}" | base64 -d | od -An -tx1 | tr -d ' \n')`)
+	p(`  key=$(printf '%%s' "${secret#whsec_}" | base64 -d | od -An -v -tx1 | tr -d ' \n')`)
 	p(`  sig=$(printf '%%s' "$id.$ts.$body" | openssl dgst -sha256 -mac HMAC -macopt "hexkey:$key" -binary | base64)`)
 	p(`  curl -i %s/v1/commands -H 'content-type: application/json' -H "webhook-id: $id" -H "webhook-timestamp: $ts" -H "webhook-signature: v1,$sig" --data-raw "$body"`, api)
 	p("")

@@ -314,6 +314,28 @@ func TestRejectedCommandsWriteNothing(t *testing.T) {
 		{"rejects an idempotency key over 255 characters with 400", f.post(deposit(id, 1, "r"), func(r *events.APIGatewayV2HTTPRequest) { r.Headers["idempotency-key"] = strings.Repeat("k", 256) }), 400, "validation-error", "Idempotency-Key"},
 		{"rejects an unknown route with 404", f.post(deposit(id, 1, "r"), func(r *events.APIGatewayV2HTTPRequest) { r.RouteKey = "POST /v1/other"; r.RawPath = "/v1/other" }), 404, "not-found", ""},
 		{"rejects an idempotency key with spaces with 400", f.post(deposit(id, 1, "r"), func(r *events.APIGatewayV2HTTPRequest) { r.Headers["idempotency-key"] = "a b" }), 400, "validation-error", "Idempotency-Key"},
+		// What DynamoDB cannot store answered 500 before the checks (issue 14).
+		{"rejects JSON nested 40,000 deep with 400 before building paths", f.post(dispatchState("d-"+id, strings.Repeat(`{"a":`, 40000)+`1`+strings.Repeat(`}`, 40000))), 400, "validation-error", ""},
+		{"rejects a state nested 33 deep with 400", f.post(dispatchState("d-"+id, strings.Repeat(`{"a":`, 33)+`1`+strings.Repeat(`}`, 33))), 400, "validation-error", "data.state.a.a"},
+		{"rejects a 40-digit number in the state with 400", f.post(dispatchState("d-"+id, `{"n":1234567890123456789012345678901234567891}`)), 400, "validation-error", "data.state.n"},
+		{"rejects 1e200 in the state with 400", f.post(dispatchState("d-"+id, `{"total":{"n":1e200}}`)), 400, "validation-error", "data.state.total.n"},
+		{"rejects an empty key in the state with 400", f.post(dispatchState("d-"+id, `{"":"x"}`)), 400, "validation-error", "data.state"},
+		{"rejects a 70,000-character key in the state with 400", f.post(dispatchState("d-"+id, `{"`+strings.Repeat("k", 70000)+`":"x"}`)), 400, "validation-error", "data.state"},
+		// Addresses SES refuses (no SMTPUTF8; host names only).
+		{"rejects an internationalized domain not in punycode with 400", f.post(`{"type":"OpenAccount","aggregateId":"x-` + id + `","data":{"owner":"Bob","email":"bob@bücher.example","currency":"EUR"}}`), 400, "validation-error", "data.email"},
+		{"rejects a non-ASCII local part with 400", f.post(`{"type":"OpenAccount","aggregateId":"x-` + id + `","data":{"owner":"Jörg","email":"jörg@example.com","currency":"EUR"}}`), 400, "validation-error", "data.email"},
+		{"rejects a local part of 65 characters with 400", f.post(`{"type":"OpenAccount","aggregateId":"x-` + id + `","data":{"owner":"Bob","email":"` + strings.Repeat("b", 65) + `@example.com","currency":"EUR"}}`), 400, "validation-error", "data.email"},
+		{"rejects a domain literal with 400", f.post(`{"type":"Dispatch","aggregateId":"d-` + id + `","data":{"aggregateType":"Order","emails":[{"to":["user@[192.0.2.1]"],"template":"notification","data":{"title":"t","message":"m"}}]}}`), 400, "validation-error", "data.emails[0].to[0]"},
+		// Templates per command type.
+		{"rejects Dispatch sending the bank's deposit receipt with 422", f.post(`{"type":"Dispatch","aggregateId":"d-` + id + `","data":{"aggregateType":"Order","emails":[{"to":["victim@example.com"],"template":"deposit-receipt","data":{"owner":"Ada","accountId":"acc-1","amount":"1000000.00","currency":"EUR","reference":"r","balance":"1000000.00"}}]}}`), 422, "unprocessable", "data.emails[0].template"},
+		// Bidirectional overrides that make a subject or a name read as something else.
+		{"rejects a bidi override that would reach a subject with 422", f.post(`{"type":"Dispatch","aggregateId":"d-` + id + `","data":{"aggregateType":"Order","emails":[{"to":["a@example.com"],"template":"notification","data":{"title":"Invoice \u202egnp.exe","message":"m"}}]}}`), 422, "unprocessable", "data.emails[0].data"},
+		{"rejects a bidi override in the owner with 400", f.post(`{"type":"OpenAccount","aggregateId":"x-` + id + `","data":{"owner":"Ada \u202eecalevoL","email":"ada@example.com","currency":"EUR"}}`), 400, "validation-error", "data.owner"},
+		// CONTENT-TYPE ROWS: they test the Content-Type check in handler.go, a
+		// separate change of issue 14. Without it they fail, and their
+		// commands, valid otherwise, write under ct-<id> (checked below).
+		{"rejects a missing Content-Type with 415", f.post(dispatchState("ct-"+id, `{"a":1}`), func(r *events.APIGatewayV2HTTPRequest) { delete(r.Headers, "content-type") }), 415, "unsupported-media-type", ""},
+		{"rejects Content-Type text/plain with 415", f.post(dispatchState("ct-"+id, `{"a":1}`), func(r *events.APIGatewayV2HTTPRequest) { r.Headers["content-type"] = "text/plain" }), 415, "unsupported-media-type", ""},
 	}
 	if len(tests) < 40 {
 		t.Fatalf("the catalogue has %d bad requests, want at least 40", len(tests))
@@ -346,11 +368,16 @@ func TestRejectedCommandsWriteNothing(t *testing.T) {
 	if n := f.idempotencyRecords(); n != idemps {
 		t.Errorf("rejected requests wrote %d idempotency records", n-idemps)
 	}
-	for _, other := range []string{"d-" + id, "x-" + id, "nobody-" + id} {
+	for _, other := range []string{"d-" + id, "x-" + id, "nobody-" + id, "ct-" + id} {
 		if n := f.count(other); n != 0 {
 			t.Errorf("rejected requests wrote %d items under %s", n, other)
 		}
 	}
+}
+
+// dispatchState is a Dispatch of an Order whose only effect is a state patch.
+func dispatchState(aggregateID, state string) string {
+	return `{"type":"Dispatch","aggregateId":"` + aggregateID + `","data":{"aggregateType":"Order","state":` + state + `}}`
 }
 
 func TestAcceptsTheSecondSecretDuringRotation(t *testing.T) {

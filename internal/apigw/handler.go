@@ -1,6 +1,6 @@
 // Package apigw is the HTTP edge: API Gateway HTTP API (payload format 2.0)
-// events in, responses out. It authenticates, routes, turns errors into RFC
-// 9457 problems, and logs and counts each request once.
+// events in, responses out. It authenticates, then routes, turns errors into
+// RFC 9457 problems, and logs and counts each request once.
 package apigw
 
 import (
@@ -8,6 +8,7 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"log/slog"
+	"mime"
 	"net/http"
 	"strconv"
 	"strings"
@@ -18,6 +19,7 @@ import (
 	"github.com/dispatcher-dev/dispatcher/internal/command"
 	"github.com/dispatcher-dev/dispatcher/internal/dispatch"
 	"github.com/dispatcher-dev/dispatcher/internal/obs"
+	"github.com/dispatcher-dev/dispatcher/internal/webhook"
 )
 
 // Routes, as the template declares them.
@@ -28,8 +30,15 @@ const (
 )
 
 // Verifier authenticates a webhook-signed request and returns its webhook-id.
+// body is what the signature covers: webhook.SignedContent.
 type Verifier interface {
 	Verify(headers map[string]string, body []byte) (string, error)
+}
+
+// contextVerifier is a Verifier that may do I/O first (read its secrets
+// again): it gets the request's context. webhook.Refreshing is one.
+type contextVerifier interface {
+	VerifyContext(ctx context.Context, headers map[string]string, body []byte) (string, error)
 }
 
 // Reader reads what the GET routes show.
@@ -54,7 +63,8 @@ type Handler struct {
 	now      func() time.Time
 }
 
-// New returns a Handler.
+// New returns a Handler. With a nil verifier, only callers that API Gateway
+// authorized with IAM are accepted (ApiAuth=iam).
 func New(exec Executor, reader Reader, verifier Verifier, log *slog.Logger, metrics *obs.Metrics) *Handler {
 	return &Handler{exec: exec, reader: reader, verifier: verifier, log: log, metrics: metrics, now: time.Now}
 }
@@ -95,11 +105,8 @@ func (h *Handler) Handle(ctx context.Context, req events.APIGatewayV2HTTPRequest
 func (h *Handler) serve(ctx context.Context, req events.APIGatewayV2HTTPRequest, o *outcome) events.APIGatewayV2HTTPResponse {
 	route := routeOf(req)
 	o.route = route
-	switch route {
-	case RouteCommands, RouteAggregate, RouteAggregateOutbox:
-	default:
-		return o.fail(problem(http.StatusNotFound, "not-found", "No such route", req.RequestContext.HTTP.Method+" "+req.RawPath))
-	}
+	// The size comes before authentication because it bounds the work of
+	// decoding and of the HMAC; it says nothing about the routes.
 	if base64Len(req) > dispatch.MaxBodyBytes {
 		o.err = errTooLarge
 		return o.fail(problem(http.StatusRequestEntityTooLarge, "too-large", "The request exceeds a limit", "the body exceeds "+strconv.Itoa(dispatch.MaxBodyBytes)+" bytes"))
@@ -113,7 +120,9 @@ func (h *Handler) serve(ctx context.Context, req events.APIGatewayV2HTTPRequest,
 		o.err = errTooLarge
 		return o.fail(problem(http.StatusRequestEntityTooLarge, "too-large", "The request exceeds a limit", "the body exceeds "+strconv.Itoa(dispatch.MaxBodyBytes)+" bytes"))
 	}
-	scope, webhookID, err := h.authenticate(req, body)
+	// Authenticate, then route: a 404 given to anyone would let
+	// unauthenticated callers map the routes.
+	scope, webhookID, err := h.authenticate(ctx, req, body)
 	if err != nil {
 		o.err = err
 		return o.fail(problemFor(err))
@@ -123,20 +132,33 @@ func (h *Handler) serve(ctx context.Context, req events.APIGatewayV2HTTPRequest,
 		return h.command(ctx, req, body, scope, webhookID, o)
 	case RouteAggregate:
 		return h.aggregate(ctx, req, o)
-	default:
+	case RouteAggregateOutbox:
 		return h.outbox(ctx, req, o)
 	}
+	return o.fail(problem(http.StatusNotFound, "not-found", "No such route", methodOf(req)+" "+req.RawPath))
 }
 
 var errTooLarge = dispatch.E("apigw", dispatch.TooLarge, "body too large", nil)
 
+var errIAMOnly = dispatch.E("apigw.authenticate", dispatch.Unauthorized, "this API accepts only callers that API Gateway authorized with IAM (SigV4)", nil)
+
 // authenticate accepts a caller that API Gateway authorized with IAM, or a
-// Standard Webhooks signature. Idempotency keys are scoped by caller.
-func (h *Handler) authenticate(req events.APIGatewayV2HTTPRequest, body []byte) (scope, webhookID string, err error) {
+// Standard Webhooks signature over webhook.SignedContent: a POST's body, a
+// read's request line. Idempotency keys are scoped by caller.
+func (h *Handler) authenticate(ctx context.Context, req events.APIGatewayV2HTTPRequest, body []byte) (scope, webhookID string, err error) {
 	if a := req.RequestContext.Authorizer; a != nil && a.IAM != nil && a.IAM.UserARN != "" {
 		return "iam:" + a.IAM.UserARN, "", nil
 	}
-	id, err := h.verifier.Verify(req.Headers, body)
+	if h.verifier == nil {
+		return "", "", errIAMOnly
+	}
+	content := webhook.SignedContent(methodOf(req), req.RawPath, req.RawQueryString, body)
+	var id string
+	if cv, ok := h.verifier.(contextVerifier); ok {
+		id, err = cv.VerifyContext(ctx, req.Headers, content)
+	} else {
+		id, err = h.verifier.Verify(req.Headers, content)
+	}
 	if err != nil {
 		// The verifier's *dispatch.Error carries a reason safe for the
 		// caller; anything else (a misconfigured verifier) is a 500.
@@ -146,6 +168,9 @@ func (h *Handler) authenticate(req events.APIGatewayV2HTTPRequest, body []byte) 
 }
 
 func (h *Handler) command(ctx context.Context, req events.APIGatewayV2HTTPRequest, body []byte, scope, webhookID string, o *outcome) events.APIGatewayV2HTTPResponse {
+	if detail := checkContentType(header(req.Headers, "content-type")); detail != "" {
+		return o.fail(problem(http.StatusUnsupportedMediaType, "unsupported-media-type", "Unsupported media type", detail))
+	}
 	key := header(req.Headers, "idempotency-key")
 	if key == "" {
 		key = webhookID
@@ -155,7 +180,7 @@ func (h *Handler) command(ctx context.Context, req events.APIGatewayV2HTTPReques
 		return o.fail(problemFor(err))
 	}
 	res, err := h.exec.Execute(ctx, command.Request{
-		Body: body, Scope: scope, IdempotencyKey: key, Traceparent: header(req.Headers, "traceparent"),
+		Body: body, Scope: scope, IdempotencyKey: key, WebhookID: webhookID, Traceparent: header(req.Headers, "traceparent"),
 	})
 	o.cmdType, o.aggregateID, o.attempts, o.replayed = res.Type, res.AggregateID, res.Attempts, res.Replayed
 	if err != nil {
@@ -171,6 +196,23 @@ func (h *Handler) command(ctx context.Context, req events.APIGatewayV2HTTPReques
 		hdr["Idempotent-Replayed"] = "true"
 	}
 	return events.APIGatewayV2HTTPResponse{StatusCode: http.StatusAccepted, Headers: hdr, Body: string(b)}
+}
+
+// checkContentType says what is wrong with a command's Content-Type, or
+// "": the media type must be application/json (in any case, with parameters),
+// and a charset, if given, UTF-8, the only encoding JSON has (RFC 8259).
+func checkContentType(ct string) string {
+	if ct == "" {
+		return "a command needs Content-Type: application/json"
+	}
+	mt, params, err := mime.ParseMediaType(ct)
+	if err != nil || mt != "application/json" {
+		return "Content-Type must be application/json"
+	}
+	if cs, ok := params["charset"]; ok && !strings.EqualFold(cs, "utf-8") {
+		return "the body must be UTF-8 (charset=utf-8, or no charset)"
+	}
+	return ""
 }
 
 func checkKey(key string) error {
@@ -336,6 +378,16 @@ func routeOf(req events.APIGatewayV2HTTPRequest) string {
 		return RouteAggregateOutbox
 	}
 	return ""
+}
+
+// methodOf returns the request's method; an event built without the HTTP
+// context (by hand) has it in its route key only.
+func methodOf(req events.APIGatewayV2HTTPRequest) string {
+	if m := req.RequestContext.HTTP.Method; m != "" {
+		return m
+	}
+	m, _, _ := strings.Cut(req.RouteKey, " ")
+	return m
 }
 
 func base64Len(req events.APIGatewayV2HTTPRequest) int {

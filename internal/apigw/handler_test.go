@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http"
+	"net/url"
 	"os"
 	"strconv"
 	"strings"
@@ -105,13 +106,15 @@ func (f *fixture) post(body string, mods ...func(*events.APIGatewayV2HTTPRequest
 	return req
 }
 
+// sign signs what the API checks: a POST's body, a GET's request line.
 func sign(t testing.TB, req *events.APIGatewayV2HTTPRequest, secret, id string, ts time.Time) {
 	t.Helper()
 	body := []byte(req.Body)
 	if req.IsBase64Encoded {
 		body, _ = base64.StdEncoding.DecodeString(req.Body)
 	}
-	sig, err := webhook.Sign(secret, id, ts, body)
+	content := webhook.SignedContent(req.RequestContext.HTTP.Method, req.RawPath, req.RawQueryString, body)
+	sig, err := webhook.Sign(secret, id, ts, content)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -130,6 +133,11 @@ func (f *fixture) get(path string, id string, query map[string]string) events.AP
 		req.RouteKey = apigw.RouteAggregateOutbox
 	}
 	req.QueryStringParameters = query
+	q := url.Values{}
+	for k, v := range query {
+		q.Set(k, v)
+	}
+	req.RawQueryString = q.Encode()
 	sign(f.t, &req, secretOld, fmt.Sprintf("get_%d", time.Now().UnixNano()), time.Now())
 	return req
 }

@@ -71,7 +71,7 @@ func TestTheCommandHandlerBuiltFromTheTemplateEnvironmentAcceptsASignedCommand(t
 	}
 	req := events.APIGatewayV2HTTPRequest{
 		RouteKey: "POST /v1/commands", RawPath: "/v1/commands", Body: body,
-		Headers: map[string]string{"webhook-id": id, "webhook-timestamp": strconv.FormatInt(now.Unix(), 10), "webhook-signature": sig},
+		Headers: map[string]string{"content-type": "application/json", "webhook-id": id, "webhook-timestamp": strconv.FormatInt(now.Unix(), 10), "webhook-signature": sig},
 	}
 	resp, err := h.Handle(context.Background(), req)
 	if err != nil || resp.StatusCode != http.StatusAccepted {

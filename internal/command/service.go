@@ -25,6 +25,9 @@ type Store interface {
 	Load(ctx context.Context, aggregateID string) (dispatch.Aggregate, error)
 	Idempotency(ctx context.Context, scope, key string) (*dispatch.Idempotency, error)
 	Commit(ctx context.Context, c dispatch.Commit) (dispatch.CommitResult, error)
+	// CommitKeys is Commit that records more keys of the request in the same
+	// transaction, each of which fails it with ErrKeyInUse if already recorded.
+	CommitKeys(ctx context.Context, c dispatch.Commit, more []dispatch.Idempotency) (dispatch.CommitResult, error)
 }
 
 // Renderer renders repository email templates.
@@ -58,7 +61,22 @@ type Request struct {
 	Body           []byte
 	Scope          string // who calls: idempotency keys are per scope
 	IdempotencyKey string
-	Traceparent    string // W3C trace context of the caller, if any
+	// WebhookID is a signed request's webhook-id. The signature covers it but
+	// not the Idempotency-Key, so it is recorded as a key too, in the same
+	// transaction: a captured request sent again with a new Idempotency-Key
+	// is a replay of the first, not a second command.
+	WebhookID   string
+	Traceparent string // W3C trace context of the caller, if any
+}
+
+// webhookKey returns the WebhookID if it is a key of its own: "" when there
+// is none, or when it is the IdempotencyKey already (a webhook sender that
+// sends no Idempotency-Key).
+func (r Request) webhookKey() string {
+	if r.WebhookID == r.IdempotencyKey {
+		return ""
+	}
+	return r.WebhookID
 }
 
 // Result is an applied (or replayed) command.
@@ -105,7 +123,7 @@ func (s *Service) Execute(ctx context.Context, req Request) (Result, error) {
 		if err != nil {
 			return s.replayOr(ctx, res, req, hash, err)
 		}
-		out, err := s.store.Commit(ctx, commit)
+		out, err := s.commit(ctx, commit, req)
 		if err == nil {
 			res.Accepted = commit.Idempotency.Response
 			res.WriteUnits = out.WriteUnits
@@ -114,12 +132,12 @@ func (s *Service) Execute(ctx context.Context, req Request) (Result, error) {
 		switch {
 		case errors.Is(err, dispatch.ErrKeyInUse):
 			// A concurrent request with the same key committed first.
-			rec, rerr := s.store.Idempotency(ctx, req.Scope, req.IdempotencyKey)
+			rec, header, rerr := s.recorded(ctx, req)
 			if rerr != nil {
 				return res, rerr
 			}
 			if rec != nil {
-				return replay(res, rec, hash)
+				return replay(res, rec, header, hash)
 			}
 			// The other request has not committed (or failed): try again.
 			if attempt >= MaxAttempts {
@@ -155,19 +173,49 @@ func (s *Service) Execute(ctx context.Context, req Request) (Result, error) {
 // the key up only here keeps the accepted path at one read and one write;
 // a first-time key is caught by the transaction's condition instead.
 func (s *Service) replayOr(ctx context.Context, res Result, req Request, hash string, refusal error) (Result, error) {
-	rec, err := s.store.Idempotency(ctx, req.Scope, req.IdempotencyKey)
+	rec, header, err := s.recorded(ctx, req)
 	if err != nil {
 		return res, err
 	}
 	if rec != nil {
-		return replay(res, rec, hash)
+		return replay(res, rec, header, hash)
 	}
 	return res, refusal
 }
 
-func replay(res Result, rec *dispatch.Idempotency, hash string) (Result, error) {
+// commit writes one attempt with every key of the request: the webhook-id's
+// record is the Idempotency-Key's under another key.
+func (s *Service) commit(ctx context.Context, c dispatch.Commit, req Request) (dispatch.CommitResult, error) {
+	w := req.webhookKey()
+	if w == "" {
+		return s.store.Commit(ctx, c)
+	}
+	rec := c.Idempotency
+	rec.Key = w
+	return s.store.CommitKeys(ctx, c, []dispatch.Idempotency{rec})
+}
+
+// recorded returns the record of the first of the request's keys that is
+// already recorded, and the header that carried that key; nil if none is.
+func (s *Service) recorded(ctx context.Context, req Request) (*dispatch.Idempotency, string, error) {
+	header := "Idempotency-Key"
+	if req.IdempotencyKey == req.WebhookID {
+		header = "webhook-id" // the sender gave no Idempotency-Key
+	}
+	rec, err := s.store.Idempotency(ctx, req.Scope, req.IdempotencyKey)
+	if err != nil || rec != nil {
+		return rec, header, err
+	}
+	if w := req.webhookKey(); w != "" {
+		rec, err = s.store.Idempotency(ctx, req.Scope, w)
+		return rec, "webhook-id", err
+	}
+	return nil, "", nil
+}
+
+func replay(res Result, rec *dispatch.Idempotency, header, hash string) (Result, error) {
 	if rec.RequestHash != hash {
-		return res, dispatch.UnprocessableField("Idempotency-Key", "was already used with a different request body")
+		return res, dispatch.UnprocessableField(header, "was already used with a different request body")
 	}
 	res.Accepted = rec.Response
 	res.Replayed = true

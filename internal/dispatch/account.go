@@ -16,6 +16,13 @@ import (
 // AccountType is the aggregate type of accounts.
 const AccountType = "Account"
 
+// The account commands' email templates.
+const (
+	TemplateAccountWelcome    = "account-welcome"
+	TemplateDepositReceipt    = "deposit-receipt"
+	TemplateWithdrawalReceipt = "withdrawal-receipt"
+)
+
 // account is the state of an Account aggregate.
 type account struct {
 	Owner    string `json:"owner"`
@@ -66,7 +73,7 @@ func (c *OpenAccount) Decide(cur Aggregate, _ time.Time) (Decision, error) {
 		AggregateType: AccountType,
 		Data:          data,
 		Events:        []Event{{Type: "AccountOpened", Data: map[string]any{"owner": c.Owner, "currency": c.Currency}}},
-		Emails: []Email{{To: []string{c.Email}, Template: "account-welcome", Data: map[string]any{
+		Emails: []Email{{To: []string{c.Email}, Template: TemplateAccountWelcome, Data: map[string]any{
 			"owner": c.Owner, "accountId": cur.ID, "currency": c.Currency,
 		}}},
 	}, nil
@@ -116,9 +123,9 @@ func (c *WithdrawFunds) Decide(cur Aggregate, _ time.Time) (Decision, error) {
 }
 
 func move(cur Aggregate, m Movement, sign int64) (Decision, error) {
-	op, event, tmpl := "DepositFunds", "FundsDeposited", "deposit-receipt"
+	op, event, tmpl := "DepositFunds", "FundsDeposited", TemplateDepositReceipt
 	if sign < 0 {
-		op, event, tmpl = "WithdrawFunds", "FundsWithdrawn", "withdrawal-receipt"
+		op, event, tmpl = "WithdrawFunds", "FundsWithdrawn", TemplateWithdrawalReceipt
 	}
 	if !cur.Exists() || cur.Type != AccountType {
 		return Decision{}, E(op, NotFound, "no such account", nil)
@@ -203,7 +210,49 @@ func ParseAddress(s string) (string, error) {
 		!strings.Contains(domain, ".") || strings.HasSuffix(domain, ".") {
 		return "", fmt.Errorf("is not a valid email address")
 	}
+	// net/mail accepts what SES refuses: SES speaks no SMTPUTF8, so an
+	// address must be 7-bit ASCII, with an internationalized domain in
+	// punycode; and it sends to host names, not to domain literals.
+	switch {
+	case !isASCII(local):
+		return "", fmt.Errorf("the part before @ must be ASCII: internationalized local parts cannot be sent")
+	case len(local) > MaxLocalPartLen:
+		return "", fmt.Errorf("the part before @ must be at most %d characters", MaxLocalPartLen)
+	case strings.HasPrefix(domain, "["):
+		return "", fmt.Errorf("must have a domain name after @, not an address literal")
+	case !isASCII(domain):
+		return "", fmt.Errorf("the domain must be ASCII: write an internationalized domain in punycode (xn--...)")
+	case !hostName(domain):
+		return "", fmt.Errorf("the domain must be a host name: labels of letters, digits and inner hyphens, 1 to 63 characters each")
+	}
 	return a.Address, nil
+}
+
+func isASCII(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if s[i] >= utf8.RuneSelf {
+			return false
+		}
+	}
+	return true
+}
+
+// hostName reports whether an ASCII domain is a host name (RFC 1123):
+// dot-separated labels of letters, digits and hyphens, 1 to 63 characters,
+// not starting or ending with a hyphen.
+func hostName(domain string) bool {
+	for _, label := range strings.Split(domain, ".") {
+		if label == "" || len(label) > 63 || label[0] == '-' || label[len(label)-1] == '-' {
+			return false
+		}
+		for i := 0; i < len(label); i++ {
+			c := label[i]
+			if !('a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' || c == '-') {
+				return false
+			}
+		}
+	}
+	return true
 }
 
 // checkText checks a required one-line text field.
@@ -215,6 +264,11 @@ func checkText(s string, max int) string {
 		return fmt.Sprintf("must be at most %d characters", max)
 	case hasControl(s):
 		return "must not contain control characters (CR, LF, tab, ...)"
+	}
+	// It ends up in email subjects and bodies, where an override would make
+	// it read as something else.
+	if r, ok := bidiControl(s); ok {
+		return fmt.Sprintf("must not contain bidirectional override or isolate characters (found %U)", r)
 	}
 	return ""
 }

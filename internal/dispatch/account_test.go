@@ -207,6 +207,12 @@ func TestAccountDecideDecides(t *testing.T) {
 			if want := tt.want(t); !reflect.DeepEqual(got, want) {
 				t.Errorf("Decision =\n%#v\nwant\n%#v", got, want)
 			}
+			cmdType := reflect.TypeOf(tt.cmd).Elem().Name()
+			for _, e := range got.Emails {
+				if !templateAllowed(cmdType, e.Template) {
+					t.Errorf("%s sends template %q, not in its list %v", cmdType, e.Template, TemplatesFor(cmdType))
+				}
+			}
 			if b, ok := got.Data["balance"].(json.Number); !ok {
 				t.Errorf("balance in state is %T, want json.Number", got.Data["balance"])
 			} else if _, err := b.Int64(); err != nil {
@@ -265,6 +271,7 @@ func TestParseAddress(t *testing.T) {
 	// 64 + 1 + 189 = 254 characters, the most a path allows (RFC 5321).
 	longest := strings.Repeat("a", 64) + "@" + strings.Repeat("b", 63) + "." + strings.Repeat("c", 63) + "." + strings.Repeat("d", 57) + ".com"
 	const invalid = "is not a valid email address"
+	const hostMsg = "the domain must be a host name: labels of letters, digits and inner hyphens, 1 to 63 characters each"
 	tests := []struct {
 		name    string
 		in      string
@@ -292,6 +299,20 @@ func TestParseAddress(t *testing.T) {
 		{"rejects two addresses", "ada@example.com, eve@example.com", "", invalid},
 		{"rejects a space inside the domain", "ada@exa mple.com", "", invalid},
 		{"rejects an unterminated angle address", "Ada <ada@example.com", "", invalid},
+		{"accepts a punycode domain", "ada@xn--bcher-kva.example", "ada@xn--bcher-kva.example", ""},
+		{"accepts hyphens and digits inside domain labels", "ada@mail-1.example-2.com", "ada@mail-1.example-2.com", ""},
+		{"accepts a local part of exactly 64 characters", strings.Repeat("a", 64) + "@example.com", strings.Repeat("a", 64) + "@example.com", ""},
+		{"rejects a local part of 65 characters", strings.Repeat("a", 65) + "@example.com", "", "the part before @ must be at most 64 characters"},
+		{"rejects a non-ASCII local part", "jörg@example.com", "", "the part before @ must be ASCII: internationalized local parts cannot be sent"},
+		{"rejects a non-ASCII local part behind a display name", "Jörg <jörg@example.com>", "", "the part before @ must be ASCII: internationalized local parts cannot be sent"},
+		{"rejects an internationalized domain not in punycode", "ada@bücher.example", "", "the domain must be ASCII: write an internationalized domain in punycode (xn--...)"},
+		{"rejects a bidi override in the domain", "ada@example.com\u202e", "", "the domain must be ASCII: write an internationalized domain in punycode (xn--...)"},
+		{"rejects an IPv4 domain literal", "ada@[192.0.2.1]", "", "must have a domain name after @, not an address literal"},
+		{"rejects a domain label starting with a hyphen", "ada@-example.com", "", hostMsg},
+		{"rejects a domain label ending with a hyphen", "ada@example-.com", "", hostMsg},
+		{"rejects a punctuation character in the domain", "ada@exa!mple.com", "", hostMsg},
+		{"rejects an underscore in the domain", "ada@ex_ample.com", "", hostMsg},
+		{"rejects a domain label of 64 characters", "ada@" + strings.Repeat("b", 64) + ".com", "", hostMsg},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -328,6 +349,12 @@ func TestCheckText(t *testing.T) {
 		{"rejects a tab", "a\tb", 5, "must not contain control characters (CR, LF, tab, ...)"},
 		{"rejects DEL", "a\x7fb", 5, "must not contain control characters (CR, LF, tab, ...)"},
 		{"rejects a C1 control", "a\u0085b", 5, "must not contain control characters (CR, LF, tab, ...)"},
+		{"rejects a right-to-left override", "Ada \u202eecalevoL", 100, "must not contain bidirectional override or isolate characters (found U+202E)"},
+		{"rejects a left-to-right embedding", "a\u202ab", 5, "must not contain bidirectional override or isolate characters (found U+202A)"},
+		{"rejects a first strong isolate", "a\u2068b", 5, "must not contain bidirectional override or isolate characters (found U+2068)"},
+		{"rejects a pop directional isolate", "a\u2069b", 5, "must not contain bidirectional override or isolate characters (found U+2069)"},
+		{"accepts a right-to-left mark", "\u05d0\u05d1 \u200f3", 100, ""},
+		{"accepts a left-to-right mark", "Ada\u200e", 100, ""},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

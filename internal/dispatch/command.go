@@ -69,6 +69,32 @@ var commands = map[string]func() Command{
 	"Dispatch":      func() Command { return &Dispatch{} },
 }
 
+// templates lists the email templates each command type may send. A
+// Dispatch caller chooses the recipients and the data, so it gets only the
+// templates written for that; the account templates speak for the bank
+// about money and belong to the account commands. A template in no list
+// cannot be sent (a test in internal/emails checks both directions).
+var templates = map[string][]string{
+	"OpenAccount":   {TemplateAccountWelcome},
+	"DepositFunds":  {TemplateDepositReceipt},
+	"WithdrawFunds": {TemplateWithdrawalReceipt},
+	"Dispatch":      {"notification"},
+}
+
+// TemplatesFor returns the email templates a command type may send.
+func TemplatesFor(commandType string) []string {
+	return append([]string(nil), templates[commandType]...)
+}
+
+func templateAllowed(commandType, name string) bool {
+	for _, t := range templates[commandType] {
+		if t == name {
+			return true
+		}
+	}
+	return false
+}
+
 // CommandTypes lists the known command types, sorted.
 func CommandTypes() []string {
 	out := make([]string, 0, len(commands))
@@ -175,6 +201,9 @@ func joinField(prefix, f string) string {
 // strictDecode decodes exactly one JSON value into v, refusing unknown
 // fields, wrong types and trailing data.
 func strictDecode(b []byte, v any) error {
+	if jsonTooDeep(b, MaxJSONDepth) {
+		return InvalidField("", "the JSON nests objects and arrays more than %d deep", MaxJSONDepth)
+	}
 	// encoding/json matches keys case-insensitively and keeps the last of
 	// duplicates; a body that two readers could read two ways is refused.
 	if err := checkKeys(b, reflect.TypeOf(v)); err != nil {

@@ -3,6 +3,7 @@ package dispatch
 import (
 	"fmt"
 	"regexp"
+	"strings"
 	"time"
 )
 
@@ -56,9 +57,15 @@ func (c *Dispatch) Validate() []FieldError {
 	if len(c.Emails) > MaxEmailsPerCommand {
 		fe = append(fe, FieldError{"emails", fmt.Sprintf("at most %d emails per command, got %d", MaxEmailsPerCommand, len(c.Emails))})
 	}
+	if c.State != nil {
+		fe = append(fe, checkValue("state", c.State)...)
+	}
 	for i, e := range c.Events {
 		if !typeName.MatchString(e.Type) || len(e.Type) > MaxTypeLen {
 			fe = append(fe, FieldError{fmt.Sprintf("events[%d].type", i), fmt.Sprintf("must be 1 to %d characters of A-Z a-z 0-9 . _ - starting with a letter", MaxTypeLen)})
+		}
+		if e.Data != nil {
+			fe = append(fe, checkValue(fmt.Sprintf("events[%d].data", i), e.Data)...)
 		}
 	}
 	for i := range c.Emails {
@@ -81,6 +88,9 @@ func (c *Dispatch) Validate() []FieldError {
 		if !templateName.MatchString(e.Template) {
 			fe = append(fe, FieldError{f + ".template", "must be a template name of a-z 0-9 -"})
 		}
+		if e.Data != nil {
+			fe = append(fe, checkValue(f+".data", e.Data)...)
+		}
 	}
 	return fe
 }
@@ -91,6 +101,12 @@ var templateName = regexp.MustCompile(`^[a-z0-9-]{1,64}$`)
 func (c *Dispatch) Decide(cur Aggregate, _ time.Time) (Decision, error) {
 	if cur.Exists() && cur.Type != c.AggregateType {
 		return Decision{}, UnprocessableField("data.aggregateType", "the aggregate is a %s", cur.Type)
+	}
+	for i, e := range c.Emails {
+		if !templateAllowed("Dispatch", e.Template) {
+			return Decision{}, UnprocessableField(fmt.Sprintf("data.emails[%d].template", i),
+				"template %q is not one Dispatch may send; it may send: %s", e.Template, strings.Join(templates["Dispatch"], ", "))
+		}
 	}
 	data := MergePatch(cur.Data, c.State)
 	d := Decision{AggregateType: c.AggregateType, Data: data}

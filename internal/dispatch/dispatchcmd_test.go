@@ -21,7 +21,7 @@ func object(t *testing.T, s string) map[string]any {
 
 func TestDispatchDecide(t *testing.T) {
 	events := []DispatchEvent{{Type: "OrderShipped", Data: map[string]any{"carrier": "DHL"}}}
-	emails := []DispatchEmail{{To: []string{"ada@example.com"}, Template: "order-shipped", Data: map[string]any{"n": json.Number("1")}}}
+	emails := []DispatchEmail{{To: []string{"ada@example.com"}, Template: "notification", Data: map[string]any{"n": json.Number("1")}}}
 	tests := []struct {
 		name    string
 		cmd     Dispatch
@@ -34,6 +34,24 @@ func TestDispatchDecide(t *testing.T) {
 		{
 			name: "refuses a type other than the existing aggregate's", cmd: Dispatch{AggregateType: "Order", State: map[string]any{"a": "b"}},
 			cur: `{"a":"x"}`, curType: "Invoice", version: 2, wantErr: "validation: data.aggregateType: the aggregate is a Invoice",
+		},
+		{
+			name: "refuses a bank receipt template, naming it", cmd: Dispatch{AggregateType: "Order", Emails: []DispatchEmail{
+				{To: []string{"ada@example.com"}, Template: "notification"},
+				{To: []string{"eve@example.com"}, Template: TemplateDepositReceipt},
+			}},
+			cur: `null`, version: 0,
+			wantErr: `validation: data.emails[1].template: template "deposit-receipt" is not one Dispatch may send; it may send: notification`,
+		},
+		{
+			name: "refuses the welcome template", cmd: Dispatch{AggregateType: "Order", Emails: []DispatchEmail{{To: []string{"eve@example.com"}, Template: TemplateAccountWelcome}}},
+			cur: `{"a":1}`, curType: "Order", version: 1,
+			wantErr: `validation: data.emails[0].template: template "account-welcome" is not one Dispatch may send; it may send: notification`,
+		},
+		{
+			name: "refuses a template that does not exist", cmd: Dispatch{AggregateType: "Order", Emails: []DispatchEmail{{To: []string{"eve@example.com"}, Template: "no-such-template"}}},
+			cur: `null`, version: 0,
+			wantErr: `validation: data.emails[0].template: template "no-such-template" is not one Dispatch may send; it may send: notification`,
 		},
 		{
 			name: "creates a new aggregate from the patch without its nulls", cmd: Dispatch{AggregateType: "Order", State: object(t, `{"status":"new","total":9007199254740993,"gone":null}`)},
@@ -50,7 +68,7 @@ func TestDispatchDecide(t *testing.T) {
 			cur: `{"status":"paid"}`, curType: "Order", version: 1,
 			want: Decision{AggregateType: "Order", Data: object(t, `{"status":"paid"}`),
 				Events: []Event{{Type: "OrderShipped", Data: map[string]any{"carrier": "DHL"}}},
-				Emails: []Email{{To: []string{"ada@example.com"}, Template: "order-shipped", Data: map[string]any{"n": json.Number("1")}}}},
+				Emails: []Email{{To: []string{"ada@example.com"}, Template: "notification", Data: map[string]any{"n": json.Number("1")}}}},
 		},
 		{
 			name: "accepts any type for an aggregate that does not exist yet", cmd: Dispatch{AggregateType: "Order", Events: events},

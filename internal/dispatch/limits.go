@@ -23,4 +23,27 @@ const (
 	MaxTransactActions = 100
 	MaxTransactBytes   = 4 << 20
 	MaxItemBytes       = 400 << 10
+
+	// MaxJSONDepth bounds the nesting of a whole request body, checked by a
+	// byte scan before any decoding or path building: the deepest valid
+	// command (event data at MaxValueDepth inside envelope, data, events and
+	// the event) nests 35 levels.
+	MaxJSONDepth = 64
+	// MaxValueDepth bounds the objects and arrays nested in a caller's free
+	// JSON (state, event data, email data), the outermost object counting as
+	// one. DynamoDB allows 32 levels per item, the item itself being the
+	// first; the state is stored as one attribute of the item, so it may
+	// nest 31 deep (DynamoDB Local refuses a 32nd map).
+	MaxValueDepth = 31
+	// MaxNumberDigits and the exponent range are DynamoDB's for a Number:
+	// 38 significant digits, magnitudes from 1E-130 to
+	// 9.9999999999999999999999999999999999999E+125, and zero.
+	MaxNumberDigits   = 38
+	MinNumberExponent = -130
+	MaxNumberExponent = 125
+	// MaxMapKeyBytes is DynamoDB's limit on an attribute name, which a map
+	// key is: at least 1 byte and less than 64 KB.
+	MaxMapKeyBytes = 65535
+	// MaxLocalPartLen is RFC 5321's limit on the part of an address before @.
+	MaxLocalPartLen = 64
 )

@@ -144,6 +144,25 @@ func TestParseAccepts(t *testing.T) {
 			want:    &DepositFunds{Movement{Amount: MaxAmountMinor, Currency: "EUR", Reference: "r"}},
 		},
 		{
+			name:    "accepts a state nested exactly MaxValueDepth deep",
+			body:    body("Dispatch", "order-1", `{"aggregateType":"Order","state":`+nested(MaxValueDepth, "1")+`}`),
+			wantEnv: Envelope{Type: "Dispatch", AggregateID: "order-1"},
+			want:    &Dispatch{AggregateType: "Order", State: object(t, nested(MaxValueDepth, "1"))},
+		},
+		{
+			name:    "accepts DynamoDB's extreme numbers exactly",
+			body:    body("Dispatch", "order-1", `{"aggregateType":"Order","state":{"digits":12345678901234567890123456789012345678,"big":-9.9999999999999999999999999999999999999E+125,"small":1E-130}}`),
+			wantEnv: Envelope{Type: "Dispatch", AggregateID: "order-1"},
+			want: &Dispatch{AggregateType: "Order", State: map[string]any{"digits": json.Number("12345678901234567890123456789012345678"),
+				"big": json.Number("-9.9999999999999999999999999999999999999E+125"), "small": json.Number("1E-130")}},
+		},
+		{
+			name:    "accepts a punycode domain and a right-to-left mark in a name",
+			body:    body("OpenAccount", "acc-1", `{"owner":"\u05d0\u05d3\u05d4 \u200f3","email":"ada@xn--bcher-kva.example","currency":"EUR"}`),
+			wantEnv: Envelope{Type: "OpenAccount", AggregateID: "acc-1"},
+			want:    &OpenAccount{Owner: "\u05d0\u05d3\u05d4 \u200f3", Email: "ada@xn--bcher-kva.example", Currency: "EUR"},
+		},
+		{
 			name:    "accepts trailing whitespace",
 			body:    body("DepositFunds", "acc-1", validMove) + " \n\t",
 			wantEnv: Envelope{Type: "DepositFunds", AggregateID: "acc-1"},
@@ -281,6 +300,35 @@ func TestParseRejects(t *testing.T) {
 		{"rejects a template name that climbs a path", body("Dispatch", "o-1", `{"aggregateType":"Order","emails":[{"to":["ada@example.com"],"template":"../secret"}]}`), "data.emails[0].template", "must be a template name"},
 		{"rejects an empty template name", body("Dispatch", "o-1", `{"aggregateType":"Order","emails":[{"to":["ada@example.com"]}]}`), "data.emails[0].template", "must be a template name"},
 		{"rejects a template name of 65 characters", body("Dispatch", "o-1", `{"aggregateType":"Order","emails":[{"to":["ada@example.com"],"template":"`+strings.Repeat("t", 65)+`"}]}`), "data.emails[0].template", "must be a template name"},
+
+		// Nesting, before anything is decoded.
+		{"rejects a body nested deeper than MaxJSONDepth", body("Dispatch", "o-1", `{"aggregateType":"Order","state":`+nested(MaxJSONDepth, "1")+`}`), "",
+			fmt.Sprintf("the JSON nests objects and arrays more than %d deep", MaxJSONDepth)},
+		{"rejects a state nested 40,000 deep", body("Dispatch", "o-1", `{"aggregateType":"Order","state":`+nested(40000, "1")+`}`), "", "more than 64 deep"},
+		{"rejects an unknown command type nested 40,000 deep", body("X", "o-1", strings.Repeat("[", 40000)), "", "more than 64 deep"},
+
+		// What DynamoDB cannot store, in the state and in effects' data.
+		{"rejects a state nested one deeper than MaxValueDepth", body("Dispatch", "o-1", `{"aggregateType":"Order","state":`+nested(MaxValueDepth+1, "1")+`}`),
+			"data.state" + strings.Repeat(".a", MaxValueDepth), "more than 31 deep (DynamoDB's limit)"},
+		{"rejects a state nested 33 deep", body("Dispatch", "o-1", `{"aggregateType":"Order","state":`+nested(33, "1")+`}`),
+			"data.state" + strings.Repeat(".a", MaxValueDepth), "more than 31 deep"},
+		{"rejects a 40-digit number in the state", body("Dispatch", "o-1", `{"aggregateType":"Order","state":{"n":1234567890123456789012345678901234567891}}`), "data.state.n", "has 40 significant digits"},
+		{"rejects 1e200 in the state", body("Dispatch", "o-1", `{"aggregateType":"Order","state":{"n":1e200}}`), "data.state.n", "outside DynamoDB's number range"},
+		{"rejects 1e-200 in the state", body("Dispatch", "o-1", `{"aggregateType":"Order","state":{"n":1e-200}}`), "data.state.n", "outside DynamoDB's number range"},
+		{"rejects an empty key in the state", body("Dispatch", "o-1", `{"aggregateType":"Order","state":{"":1}}`), "data.state", "has an empty key"},
+		{"rejects a 70,000-byte key in the state", body("Dispatch", "o-1", `{"aggregateType":"Order","state":{"`+strings.Repeat("k", 70000)+`":1}}`), "data.state", "has a key of 70000 bytes"},
+		{"rejects an out-of-range number in event data", body("Dispatch", "o-1", `{"aggregateType":"Order","events":[{"type":"A","data":{"n":[1e400]}}]}`), "data.events[0].data.n[0]", "outside DynamoDB's number range"},
+		{"rejects an empty key in email data", body("Dispatch", "o-1", `{"aggregateType":"Order","emails":[{"to":["ada@example.com"],"template":"notification","data":{"x":{"":1}}}]}`), "data.emails[0].data.x", "has an empty key"},
+
+		// Addresses SES would refuse.
+		{"rejects an internationalized domain not in punycode", body("OpenAccount", "acc-1", `{"owner":"Ada","email":"ada@bücher.example","currency":"EUR"}`), "data.email", "punycode"},
+		{"rejects a non-ASCII local part", body("OpenAccount", "acc-1", `{"owner":"Ada","email":"jörg@example.com","currency":"EUR"}`), "data.email", "the part before @ must be ASCII"},
+		{"rejects a local part of 65 characters", body("OpenAccount", "acc-1", `{"owner":"Ada","email":"`+strings.Repeat("a", 65)+`@example.com","currency":"EUR"}`), "data.email", "at most 64 characters"},
+		{"rejects a domain literal recipient", body("Dispatch", "o-1", `{"aggregateType":"Order","emails":[{"to":["ada@[192.0.2.1]"],"template":"notification"}]}`), "data.emails[0].to[0]", "not an address literal"},
+
+		// Text that would read as something else.
+		{"rejects an owner with a right-to-left override", body("OpenAccount", "acc-1", `{"owner":"Ada \u202eecalevoL","email":"ada@example.com","currency":"EUR"}`), "data.owner", "bidirectional override or isolate characters (found U+202E)"},
+		{"rejects a reference with a directional isolate", body("DepositFunds", "acc-1", `{"amount":1,"currency":"EUR","reference":"inv \u2067 7"}`), "data.reference", "found U+2067"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -172,14 +172,23 @@ func (s *Store) Idempotency(ctx context.Context, scope, key string) (*dispatch.I
 // being new. Limits are checked first, so an oversized command is refused
 // with the limit's name instead of a ValidationException.
 func (s *Store) Commit(ctx context.Context, c dispatch.Commit) (dispatch.CommitResult, error) {
+	return s.CommitKeys(ctx, c, nil)
+}
+
+// CommitKeys is Commit that also records more keys of the same request (a
+// signed request's webhook-id beside its Idempotency-Key) in the same
+// transaction, each conditional on being new like the first: a key recorded
+// already fails the commit with ErrKeyInUse. Their keys must differ from
+// c.Idempotency's and from each other's.
+func (s *Store) CommitKeys(ctx context.Context, c dispatch.Commit, more []dispatch.Idempotency) (dispatch.CommitResult, error) {
 	const op = "dynamo.Commit"
-	in, err := s.TransactInput(c)
+	in, err := s.transactInput(c, more)
 	if err != nil {
 		return dispatch.CommitResult{}, err
 	}
 	out, err := s.db.TransactWriteItems(ctx, in)
 	if err != nil {
-		return dispatch.CommitResult{}, classifyCommit(op, err)
+		return dispatch.CommitResult{}, classifyCommit(op, err, 1+len(more))
 	}
 	var res dispatch.CommitResult
 	for _, cc := range out.ConsumedCapacity {
@@ -191,7 +200,11 @@ func (s *Store) Commit(ctx context.Context, c dispatch.Commit) (dispatch.CommitR
 // TransactInput builds the TransactWriteItems call of a commit, after
 // checking DynamoDB's limits. Commit uses it; benchmarks compare against it.
 func (s *Store) TransactInput(c dispatch.Commit) (*dynamodb.TransactWriteItemsInput, error) {
-	items, err := s.transactItems(c)
+	return s.transactInput(c, nil)
+}
+
+func (s *Store) transactInput(c dispatch.Commit, more []dispatch.Idempotency) (*dynamodb.TransactWriteItemsInput, error) {
+	items, err := s.transactItems(c, more)
 	if err != nil {
 		return nil, err
 	}
@@ -228,9 +241,12 @@ func FloorWCU(in *dynamodb.TransactWriteItemsInput) float64 {
 	return wcu
 }
 
-func (s *Store) transactItems(c dispatch.Commit) ([]types.TransactWriteItem, error) {
+// transactItems lays the transaction out as classifyCommit reads its
+// cancellation reasons: the state first, then the idempotency records, then
+// the outbox items.
+func (s *Store) transactItems(c dispatch.Commit, more []dispatch.Idempotency) ([]types.TransactWriteItem, error) {
 	const op = "dynamo.Commit"
-	if n := 2 + len(c.Outbox); n > dispatch.MaxTransactActions {
+	if n := 2 + len(more) + len(c.Outbox); n > dispatch.MaxTransactActions {
 		return nil, dispatch.E(op, dispatch.TooLarge, fmt.Sprintf("the command needs %d writes; a DynamoDB transaction takes at most %d", n, dispatch.MaxTransactActions), nil)
 	}
 	table := aws.String(s.table)
@@ -255,29 +271,28 @@ func (s *Store) transactItems(c dispatch.Commit) ([]types.TransactWriteItem, err
 		statePut.ExpressionAttributeValues = map[string]types.AttributeValue{":v": num(c.PrevVersion)}
 	}
 
-	ir := c.Idempotency
-	resp, err := json.Marshal(ir.Response)
-	if err != nil {
-		return nil, dispatch.E(op, dispatch.Internal, "", err)
-	}
-	idemp := map[string]types.AttributeValue{
-		attrPK: str(idempPK(ir.Scope, ir.Key)), attrSK: str(skIdemp), attrKind: str(kindIdemp),
-		attrRequestHash: str(ir.RequestHash), attrResponse: str(string(resp)),
-		attrAggregateID: str(st.ID),
-		attrCreatedAt:   str(ir.CreatedAt.UTC().Format(time.RFC3339Nano)),
-		attrExpiresAt:   num(ir.ExpiresAt.Unix()),
-	}
-
-	items := []types.TransactWriteItem{
-		{Put: statePut},
-		// An expired record may linger (TTL deletes lazily): it no longer counts.
-		{Put: &types.Put{
+	items := []types.TransactWriteItem{{Put: statePut}}
+	all := []map[string]types.AttributeValue{state}
+	for _, ir := range append([]dispatch.Idempotency{c.Idempotency}, more...) {
+		resp, err := json.Marshal(ir.Response)
+		if err != nil {
+			return nil, dispatch.E(op, dispatch.Internal, "", err)
+		}
+		idemp := map[string]types.AttributeValue{
+			attrPK: str(idempPK(ir.Scope, ir.Key)), attrSK: str(skIdemp), attrKind: str(kindIdemp),
+			attrRequestHash: str(ir.RequestHash), attrResponse: str(string(resp)),
+			attrAggregateID: str(st.ID),
+			attrCreatedAt:   str(ir.CreatedAt.UTC().Format(time.RFC3339Nano)),
+			attrExpiresAt:   num(ir.ExpiresAt.Unix()),
+		}
+		all = append(all, idemp)
+		items = append(items, types.TransactWriteItem{Put: &types.Put{
 			TableName: table, Item: idemp,
+			// An expired record may linger (TTL deletes lazily): it no longer counts.
 			ConditionExpression:       aws.String("attribute_not_exists(pk) OR expiresAt < :now"),
 			ExpressionAttributeValues: map[string]types.AttributeValue{":now": num(ir.CreatedAt.Unix())},
-		}},
+		}})
 	}
-	all := []map[string]types.AttributeValue{state, idemp}
 	for _, o := range c.Outbox {
 		item := s.outboxItem(o)
 		all = append(all, item)
@@ -407,8 +422,9 @@ func getTime(it map[string]types.AttributeValue, k string) time.Time {
 	return t
 }
 
-// classifyCommit turns a transaction's failure into the domain's terms.
-func classifyCommit(op string, err error) error {
+// classifyCommit turns a transaction's failure into the domain's terms; the
+// transaction's items 1 to keys are idempotency records.
+func classifyCommit(op string, err error, keys int) error {
 	var tce *types.TransactionCanceledException
 	if errors.As(err, &tce) {
 		reasons := tce.CancellationReasons
@@ -418,11 +434,13 @@ func classifyCommit(op string, err error) error {
 			}
 			return ""
 		}
-		switch {
-		case code(0) == "ConditionalCheckFailed":
+		if code(0) == "ConditionalCheckFailed" {
 			return dispatch.E(op, dispatch.Conflict, "", dispatch.ErrVersionConflict)
-		case code(1) == "ConditionalCheckFailed":
-			return dispatch.E(op, dispatch.Conflict, "", dispatch.ErrKeyInUse)
+		}
+		for i := 1; i <= keys; i++ {
+			if code(i) == "ConditionalCheckFailed" {
+				return dispatch.E(op, dispatch.Conflict, "", dispatch.ErrKeyInUse)
+			}
 		}
 		for _, r := range reasons {
 			switch aws.ToString(r.Code) {

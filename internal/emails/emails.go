@@ -17,6 +17,8 @@ import (
 	texttemplate "text/template"
 	"unicode"
 	"unicode/utf8"
+
+	"github.com/dispatcher-dev/dispatcher/internal/dispatch"
 )
 
 // Sentinels for the errors Render returns; wrap-checked with errors.Is.
@@ -62,10 +64,11 @@ type Set struct {
 }
 
 type tmpl struct {
-	subject *texttemplate.Template
-	text    *texttemplate.Template
-	html    *htmltemplate.Template
-	keys    []string // sorted data keys the three files refer to
+	subject   *texttemplate.Template
+	text      *texttemplate.Template
+	html      *htmltemplate.Template
+	keys      []string // sorted data keys the three files refer to
+	inSubject []string // sorted data keys the subject refers to
 }
 
 var loadEmbedded = sync.OnceValues(func() (*Set, error) {
@@ -181,6 +184,13 @@ func loadTemplate(fsys fs.FS, name string) (*tmpl, error) {
 		t.keys = append(t.keys, k)
 	}
 	slices.Sort(t.keys)
+
+	inSubject := map[string]bool{}
+	collectKeys(t.subject.Tree.Root, true, inSubject)
+	for k := range inSubject {
+		t.inSubject = append(t.inSubject, k)
+	}
+	slices.Sort(t.inSubject)
 	return t, nil
 }
 
@@ -256,6 +266,16 @@ func (t *tmpl) check(name string, data map[string]any) error {
 		return fmt.Errorf("%w: template %q: %s must be a string, number or bool",
 			ErrInvalidData, name, strings.Join(invalid, ", "))
 	}
+	// Named here, while the key is known; cleanSubject checks the rendered
+	// subject again, whatever put the character there.
+	for _, k := range t.inSubject {
+		if s, ok := data[k].(string); ok {
+			if r, bad := unsafeSubjectRune(s); bad {
+				return fmt.Errorf("%w: template %q: %q goes into the subject and must not contain %U",
+					ErrUnsafeSubject, name, k, r)
+			}
+		}
+	}
 	return nil
 }
 
@@ -305,12 +325,9 @@ func cleanSubject(name, s string) (string, error) {
 		return "", fmt.Errorf("%w: template %q: subject is not valid UTF-8", ErrUnsafeSubject, name)
 	}
 	// Checked before trimming: a line break from the data is an injection
-	// attempt, not whitespace to tidy away. Line and paragraph separators are
-	// not control characters but still break the line in some clients.
-	for _, r := range s {
-		if unicode.IsControl(r) || r == '\u2028' || r == '\u2029' {
-			return "", fmt.Errorf("%w: template %q: subject contains control character %U", ErrUnsafeSubject, name, r)
-		}
+	// attempt, not whitespace to tidy away.
+	if r, bad := unsafeSubjectRune(s); bad {
+		return "", fmt.Errorf("%w: template %q: subject contains %U", ErrUnsafeSubject, name, r)
 	}
 	s = strings.TrimSpace(s)
 	if s == "" {
@@ -320,6 +337,20 @@ func cleanSubject(name, s string) (string, error) {
 		return "", fmt.Errorf("%w: template %q: subject is %d bytes, over %d", ErrTooLarge, name, len(s), MaxSubjectBytes)
 	}
 	return s, nil
+}
+
+// unsafeSubjectRune returns the first rune of s that a subject must not
+// hold: a control character (CR, LF, ...); a line or paragraph separator,
+// which is not a control character but still breaks the line in some
+// clients; or a bidirectional override or isolate, which makes the subject
+// read as something else (dispatch.IsBidiControl says which and why).
+func unsafeSubjectRune(s string) (rune, bool) {
+	for _, r := range s {
+		if unicode.IsControl(r) || r == '\u2028' || r == '\u2029' || dispatch.IsBidiControl(r) {
+			return r, true
+		}
+	}
+	return 0, false
 }
 
 var errLimit = errors.New("emails: output limit reached")

@@ -9,6 +9,8 @@ import (
 	"sync"
 	"testing"
 	"testing/fstest"
+
+	"github.com/dispatcher-dev/dispatcher/internal/dispatch"
 )
 
 // one builds an FS holding a single template called "t".
@@ -232,6 +234,32 @@ func TestRender(t *testing.T) {
 		{name: "rejects C1 next line in the subject", template: "notification", data: note("a\u0085b", "m"), wantErr: ErrUnsafeSubject},
 		{name: "rejects line separator in the subject", template: "notification", data: note("a\u2028b", "m"), wantErr: ErrUnsafeSubject},
 		{name: "rejects invalid UTF-8 in the subject", template: "notification", data: note("a\xffb", "m"), wantErr: ErrUnsafeSubject},
+		{name: "rejects a right-to-left override in subject data, naming the key", template: "notification", data: note("Invoice \u202egnp.exe", "m"), wantErr: ErrUnsafeSubject, errHas: `"title" goes into the subject and must not contain U+202E`},
+		{name: "rejects a left-to-right embedding in the subject", template: "notification", data: note("a\u202ab", "m"), wantErr: ErrUnsafeSubject, errHas: "U+202A"},
+		{name: "rejects a left-to-right isolate in the subject", template: "notification", data: note("a\u2066b", "m"), wantErr: ErrUnsafeSubject, errHas: "U+2066"},
+		{name: "rejects a pop directional isolate in the subject", template: "notification", data: note("a\u2069b", "m"), wantErr: ErrUnsafeSubject, errHas: "U+2069"},
+		{name: "names the key of a line break in subject data", template: "notification", data: note("a\r\nBcc: x@example.com", "m"), wantErr: ErrUnsafeSubject, errHas: `"title"`},
+		{name: "rejects an owner's override in the welcome subject", template: "account-welcome", data: map[string]any{"owner": "\u202eAda", "accountId": "a", "currency": "EUR"}, wantErr: ErrUnsafeSubject, errHas: `"owner"`},
+		{
+			name: "rejects an override the template itself puts in the subject", fsys: one(`Hi {{printf "%c" .x}}`, "b", "b"), template: "t",
+			data: map[string]any{"x": 0x202e}, wantErr: ErrUnsafeSubject, errHas: "subject contains U+202E",
+		},
+		{
+			name: "accepts a right-to-left mark in the subject", template: "notification", data: note("\u05e9\u05dc\u05d5\u05dd \u200f1", "m"),
+			check: func(t *testing.T, r Rendered) {
+				if r.Subject != "\u05e9\u05dc\u05d5\u05dd \u200f1" {
+					t.Errorf("Subject = %q", r.Subject)
+				}
+			},
+		},
+		{
+			name: "leaves an override in body-only data to the body", template: "notification", data: note("t", "a\u202eb"),
+			check: func(t *testing.T, r Rendered) {
+				if !strings.Contains(r.Text, "a\u202eb") {
+					t.Errorf("Text = %q", r.Text)
+				}
+			},
+		},
 		{name: "rejects empty subject", template: "notification", data: note("   ", "m"), wantErr: ErrUnsafeSubject, errHas: "empty"},
 		{
 			name: "accepts non-ASCII subject", template: "notification", data: note("Überweisung erhalten ✓", "m"),
@@ -383,4 +411,30 @@ func TestRenderConcurrently(t *testing.T) {
 		})
 	}
 	wg.Wait()
+}
+
+// The command types' template lists (dispatch.TemplatesFor) and the shipped
+// templates agree both ways: every listed template exists, and every shipped
+// template belongs to a command, so a new one must be given to one.
+func TestEveryTemplateBelongsToACommand(t *testing.T) {
+	s := mustLoad(t)
+	owner := map[string][]string{}
+	for _, cmd := range dispatch.CommandTypes() {
+		for _, name := range dispatch.TemplatesFor(cmd) {
+			owner[name] = append(owner[name], cmd)
+			if !s.Has(name) {
+				t.Errorf("%s may send %q, which is not shipped", cmd, name)
+			}
+		}
+	}
+	for _, name := range s.Names() {
+		if len(owner[name]) == 0 {
+			t.Errorf("template %q is sent by no command type", name)
+		}
+	}
+	for _, bank := range []string{dispatch.TemplateAccountWelcome, dispatch.TemplateDepositReceipt, dispatch.TemplateWithdrawalReceipt} {
+		if slices.Contains(dispatch.TemplatesFor("Dispatch"), bank) {
+			t.Errorf("Dispatch callers may send the bank's %q", bank)
+		}
+	}
 }

@@ -185,7 +185,7 @@ func signed(t *testing.T, method, url, body string) *http.Request {
 	}
 	id := fmt.Sprintf("msg_%d", time.Now().UnixNano())
 	now := time.Now()
-	sig, err := webhook.Sign(testSecret, id, now, []byte(body))
+	sig, err := webhook.Sign(testSecret, id, now, webhook.SignedContent(method, req.URL.EscapedPath(), req.URL.RawQuery, []byte(body)))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -59,6 +59,13 @@ func LoadSecrets(ctx context.Context, getenv func(string) string, cloud SecretSo
 	return parseFrom(from, value)
 }
 
+// FromCloud reports whether LoadSecrets reads the secrets from Secrets
+// Manager or SSM, where they can change while an instance lives (and so are
+// worth reading again); WEBHOOK_SECRETS, in the environment, cannot.
+func FromCloud(getenv func(string) string) bool {
+	return getenv(envSecrets) == "" && (getenv(envSecretsARN) != "" || getenv(envSecretsParameter) != "")
+}
+
 func parseFrom(from, value string) ([]string, error) {
 	secrets, err := ParseSecrets(value)
 	if err != nil {

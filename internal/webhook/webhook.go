@@ -7,7 +7,9 @@
 // (github.com/standard-webhooks/standard-webhooks/libraries/go); this package
 // adds what it leaves out: strict secret parsing, two secrets, header lookup
 // from API Gateway's map, checks on the webhook-id (it becomes an idempotency
-// key) and failures that say why without saying anything secret.
+// key), failures that say why without saying anything secret, what a read
+// signs in place of a body (SignedContent), and secrets read again from
+// their source while an instance lives (Refreshing).
 package webhook
 
 import (
@@ -105,8 +107,9 @@ func newHook(secret string) (*standardwebhooks.Webhook, error) {
 	return standardwebhooks.NewWebhookRaw(key)
 }
 
-// Verify checks the webhook headers and the raw body (decoded already if API
-// Gateway base64-encoded it) and returns the webhook-id. Header names are
+// Verify checks the webhook headers and the signed content (SignedContent: a
+// POST's raw body, decoded already if API Gateway base64-encoded it; a
+// read's request line) and returns the webhook-id. Header names are
 // matched without regard to ASCII case. A request is accepted if any active
 // secret produced any of its v1 signatures.
 func (v *Verifier) Verify(headers map[string]string, body []byte) (id string, err error) {

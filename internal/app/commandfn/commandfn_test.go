@@ -1,0 +1,182 @@
+package commandfn
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"net/http"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/aws/aws-lambda-go/events"
+	"github.com/aws/aws-sdk-go-v2/aws"
+
+	"github.com/dispatcher-dev/dispatcher/internal/obs"
+	"github.com/dispatcher-dev/dispatcher/internal/webhook"
+)
+
+const secret = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
+
+func envOf(vars map[string]string) func(string) string {
+	return func(k string) string { return vars[k] }
+}
+
+func TestLoadConfig(t *testing.T) {
+	tests := []struct {
+		name    string
+		vars    map[string]string
+		auth    string
+		refresh time.Duration
+		wantErr string
+	}{
+		{name: "defaults to webhook auth and a 5-minute refresh", vars: map[string]string{}, auth: AuthWebhook, refresh: 5 * time.Minute},
+		{name: "reads API_AUTH=iam", vars: map[string]string{"API_AUTH": "iam"}, auth: AuthIAM, refresh: 5 * time.Minute},
+		{name: "reads API_AUTH=webhook", vars: map[string]string{"API_AUTH": "webhook"}, auth: AuthWebhook, refresh: 5 * time.Minute},
+		{name: "reads WEBHOOK_SECRETS_REFRESH", vars: map[string]string{"WEBHOOK_SECRETS_REFRESH": "90s"}, auth: AuthWebhook, refresh: 90 * time.Second},
+		{name: "reads WEBHOOK_SECRETS_REFRESH=0 as off", vars: map[string]string{"WEBHOOK_SECRETS_REFRESH": "0"}, auth: AuthWebhook, refresh: 0},
+		{name: "rejects an unknown API_AUTH", vars: map[string]string{"API_AUTH": "IAM"}, wantErr: "API_AUTH"},
+		{name: "rejects a refresh that is not a duration", vars: map[string]string{"WEBHOOK_SECRETS_REFRESH": "300"}, wantErr: "WEBHOOK_SECRETS_REFRESH"},
+		{name: "rejects a refresh under a second", vars: map[string]string{"WEBHOOK_SECRETS_REFRESH": "10ms"}, wantErr: "WEBHOOK_SECRETS_REFRESH"},
+		{name: "rejects a negative refresh", vars: map[string]string{"WEBHOOK_SECRETS_REFRESH": "-1m"}, wantErr: "WEBHOOK_SECRETS_REFRESH"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			tt.vars["TABLE_NAME"] = "t"
+			c, err := LoadConfig(envOf(tt.vars))
+			if tt.wantErr != "" {
+				if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
+					t.Fatalf("err = %v, want it to name %s", err, tt.wantErr)
+				}
+				return
+			}
+			if err != nil || c.Auth != tt.auth || c.SecretsRefresh != tt.refresh {
+				t.Fatalf("LoadConfig = %+v, %v; want auth %s, refresh %s", c, err, tt.auth, tt.refresh)
+			}
+		})
+	}
+}
+
+// With API_AUTH=iam the function starts without any secret and refuses
+// whoever API Gateway did not authorize with IAM.
+func TestWithIAMAuthTheFunctionStartsWithoutSecrets(t *testing.T) {
+	c, err := LoadConfig(envOf(map[string]string{"TABLE_NAME": "t", "API_AUTH": "iam"}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	h, err := NewHandler(context.Background(), aws.Config{Region: "us-east-1"}, c)
+	if err != nil {
+		t.Fatalf("cold start without secrets: %v", err)
+	}
+	body := `{"type":"OpenAccount","aggregateId":"a","data":{}}`
+	now := time.Now()
+	sig, err := webhook.Sign(secret, "msg_1", now, []byte(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for name, hdr := range map[string]map[string]string{
+		"unsigned": {"content-type": "application/json"},
+		"signed":   {"content-type": "application/json", "webhook-id": "msg_1", "webhook-timestamp": strconv.FormatInt(now.Unix(), 10), "webhook-signature": sig},
+	} {
+		req := events.APIGatewayV2HTTPRequest{RouteKey: "POST /v1/commands", RawPath: "/v1/commands", Body: body, Headers: hdr}
+		req.RequestContext.HTTP.Method = http.MethodPost
+		resp, err := h.Handle(context.Background(), req)
+		if err != nil || resp.StatusCode != http.StatusUnauthorized {
+			t.Errorf("%s caller: %d %s %v, want 401", name, resp.StatusCode, resp.Body, err)
+		}
+	}
+}
+
+// source is a SecretSource whose secret and parameter both hold value, or
+// both fail with err.
+type source struct {
+	mu    sync.Mutex
+	value string
+	err   error
+}
+
+func (s *source) SecretString(context.Context, string) (string, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.value, s.err
+}
+
+func (s *source) Parameter(ctx context.Context, name string) (string, error) {
+	return s.SecretString(ctx, name)
+}
+
+func TestSecretsFromTheCloudAreRefreshed(t *testing.T) {
+	tests := []struct {
+		name    string
+		vars    map[string]string
+		refresh time.Duration
+		want    string // the verifier's type
+	}{
+		{"refreshes a Secrets Manager secret", map[string]string{"WEBHOOK_SECRETS_ARN": "arn:x"}, time.Minute, "*webhook.Refreshing"},
+		{"refreshes an SSM parameter", map[string]string{"WEBHOOK_SECRETS_PARAMETER": "p"}, time.Minute, "*webhook.Refreshing"},
+		{"does not refresh WEBHOOK_SECRETS, which cannot change", map[string]string{"WEBHOOK_SECRETS": secret}, time.Minute, "*webhook.Verifier"},
+		{"does not refresh with WEBHOOK_SECRETS_REFRESH=0", map[string]string{"WEBHOOK_SECRETS_ARN": "arn:x"}, 0, "*webhook.Verifier"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			c := Config{SecretsRefresh: tt.refresh, getenv: envOf(tt.vars)}
+			v, err := newVerifier(context.Background(), c, &source{value: secret}, obs.NewLogger(&bytes.Buffer{}, 0), obs.NewMetrics(&bytes.Buffer{}, "Dispatcher"))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got := typeName(v); got != tt.want {
+				t.Errorf("verifier is a %s, want a %s", got, tt.want)
+			}
+		})
+	}
+}
+
+func typeName(v any) string {
+	switch v.(type) {
+	case *webhook.Refreshing:
+		return "*webhook.Refreshing"
+	case *webhook.Verifier:
+		return "*webhook.Verifier"
+	}
+	return "something else"
+}
+
+// A failed refresh is logged at WARN once and counted; the secrets in use
+// still verify.
+func TestAFailedRefreshIsLoggedAndCounted(t *testing.T) {
+	src := &source{value: secret}
+	var logs, metrics bytes.Buffer
+	c := Config{SecretsRefresh: time.Millisecond, getenv: envOf(map[string]string{"WEBHOOK_SECRETS_ARN": "arn:x"})}
+	v, err := newVerifier(context.Background(), c, src, obs.NewLogger(&logs, 0), obs.NewMetrics(&metrics, "Dispatcher"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	src.mu.Lock()
+	src.err = errors.New("AccessDeniedException: not allowed")
+	src.mu.Unlock()
+	time.Sleep(5 * time.Millisecond)
+	r := v.(*webhook.Refreshing)
+	body := []byte(`{}`)
+	now := time.Now()
+	sig, err := webhook.Sign(secret, "msg_1", now, body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	hdr := map[string]string{"webhook-id": "msg_1", "webhook-timestamp": strconv.FormatInt(now.Unix(), 10), "webhook-signature": sig}
+	if _, err := r.VerifyContext(context.Background(), hdr, body); err != nil {
+		t.Fatalf("the secrets in use no longer verify: %v", err)
+	}
+	var line struct{ Level, Msg, Error string }
+	if err := json.Unmarshal(logs.Bytes(), &line); err != nil || line.Level != "WARN" || !strings.Contains(line.Error, "AccessDenied") || strings.Count(logs.String(), "\n") != 1 {
+		t.Errorf("log = %q, want one WARN line with the cause", logs.String())
+	}
+	if !strings.Contains(metrics.String(), `"WebhookSecretsRefreshFailed":1`) {
+		t.Errorf("metrics = %q, want WebhookSecretsRefreshFailed", metrics.String())
+	}
+	if strings.Contains(logs.String(), secret) {
+		t.Error("the log holds the secret")
+	}
+}
