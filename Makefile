@@ -83,13 +83,16 @@ fuzz: ## run each fuzz target for FUZZTIME (their seed corpora also run in `make
 
 ## --- lint --------------------------------------------------------------------
 .PHONY: lint
-lint: ## gofmt, go vet, staticcheck, and the domain-imports-only-stdlib check
+lint: ## gofmt, go vet, staticcheck; the domain imports only the standard library; product packages import neither the local stack nor the test kit
 	@out="$$(gofmt -l $$($(GO) list -f '{{.Dir}}' ./...))"; \
 	  if [ -n "$$out" ]; then echo "gofmt would change:"; echo "$$out"; exit 1; fi
 	$(GO) vet ./...
 	$(GO) tool -modfile=tools/go.mod staticcheck ./...
 	@bad="$$($(GO) list -deps -f '{{if not .Standard}}{{.ImportPath}}{{end}}' ./internal/dispatch | grep -v '^github.com/dispatcher-dev/dispatcher/internal/dispatch$$' || true)"; \
 	  if [ -n "$$bad" ]; then echo "internal/dispatch (the domain) must import only the standard library, but imports:"; echo "$$bad"; exit 1; fi
+	@bad="$$(for p in $$($(GO) list ./internal/... ./functions/... | grep -v -e '/internal/local/' -e '/internal/testkit/'); do \
+	    $(GO) list -f '{{range .Deps}}{{$$.ImportPath}} imports {{.}}{{"\n"}}{{end}}' $$p | grep -E 'internal/(local|testkit)/'; done || true)"; \
+	  if [ -n "$$bad" ]; then echo "product packages must not import the local stack (internal/local) or the test kit (internal/testkit):"; echo "$$bad"; exit 1; fi
 	@echo "lint: ok"
 
 ## --- audit -------------------------------------------------------------------
@@ -187,10 +190,10 @@ dev-binary: emulators-install ## as dev, but the built bootstrap binaries run un
 CHAOS_SEEDS ?= 11,22,33,44,55
 CHAOS_N ?= 80
 chaos: emulators-install ## the outbox against the dual-write anti-patterns under seeded faults (CHAOS_SEEDS, CHAOS_N); writes docs/chaos.png
-	CHAOS_SEEDS=$(CHAOS_SEEDS) CHAOS_N=$(CHAOS_N) CHAOS_CHART=$(CURDIR)/docs/chaos.png $(GO) test -count=1 -v -timeout 20m -run '^TestChaos' ./internal/chaos
+	CHAOS_SEEDS=$(CHAOS_SEEDS) CHAOS_N=$(CHAOS_N) CHAOS_CHART=$(CURDIR)/docs/chaos.png $(GO) test -count=1 -v -timeout 20m -run '^TestChaos' ./internal/testkit/chaos
 
 .PHONY: load
 LOAD_DURATION ?= 20s
 LOAD_CLIENTS ?= 8
 load: emulators-install ## LOAD_CLIENTS signed clients against the local API for LOAD_DURATION; every event and email accounted for; requests/s, p50/p99, errors (must be 0)
-	LOAD_DURATION=$(LOAD_DURATION) LOAD_CLIENTS=$(LOAD_CLIENTS) $(GO) test -count=1 -v -timeout 10m -run '^TestLoad' ./internal/load
+	LOAD_DURATION=$(LOAD_DURATION) LOAD_CLIENTS=$(LOAD_CLIENTS) $(GO) test -count=1 -v -timeout 10m -run '^TestLoad' ./internal/testkit/load

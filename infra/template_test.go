@@ -14,8 +14,8 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/dispatcher-dev/dispatcher/internal/cfn"
 	"github.com/dispatcher-dev/dispatcher/internal/dynamo"
+	"github.com/dispatcher-dev/dispatcher/internal/local/cfn"
 )
 
 func load(t *testing.T) *cfn.Template {

@@ -35,7 +35,7 @@ var suites = []suite{
 	{"./internal/apigw", "^BenchmarkCommandPathVsBareTransactWriteItems$", "300x"},
 	{"./internal/relay", "^BenchmarkRelayThroughput$", "2x"},
 	{"./internal/relay", "^BenchmarkRelayPeakRSS$", "1x"},
-	{"./internal/runner", "^BenchmarkEndToEnd$", "40x"},
+	{"./internal/local/runner", "^BenchmarkEndToEnd$", "40x"},
 	{"./bench/coldstart", "^BenchmarkColdStart$", "20x"},
 	// The hot pure functions, for benchstat between runs (raw output only).
 	{"./internal/dispatch", "^BenchmarkParse$", "1s"},

@@ -21,9 +21,9 @@ import (
 	"github.com/aws/aws-sdk-go-v2/config"
 	"github.com/aws/smithy-go/logging"
 
-	"github.com/dispatcher-dev/dispatcher/internal/emulator"
-	"github.com/dispatcher-dev/dispatcher/internal/provision"
-	"github.com/dispatcher-dev/dispatcher/internal/runner"
+	"github.com/dispatcher-dev/dispatcher/internal/local/emulator"
+	"github.com/dispatcher-dev/dispatcher/internal/local/provision"
+	"github.com/dispatcher-dev/dispatcher/internal/local/runner"
 	"github.com/dispatcher-dev/dispatcher/internal/webhook"
 )
 

@@ -15,7 +15,7 @@
 //
 // `dev` runs the whole flow in the foreground: emulators, resources, the
 // API Gateway emulation on 127.0.0.1:3000 and the DynamoDB Streams event
-// source mapping (internal/runner), until Ctrl-C. `replay` asks a running
+// source mapping (internal/local/runner), until Ctrl-C. `replay` asks a running
 // `dev` to invoke the replay function (or runs it once). See docs/local.md.
 package main
 
@@ -35,8 +35,8 @@ import (
 
 	"github.com/aws/aws-sdk-go-v2/config"
 
-	"github.com/dispatcher-dev/dispatcher/internal/emulator"
-	"github.com/dispatcher-dev/dispatcher/internal/provision"
+	"github.com/dispatcher-dev/dispatcher/internal/local/emulator"
+	"github.com/dispatcher-dev/dispatcher/internal/local/provision"
 )
 
 const usage = `usage:

@@ -25,7 +25,7 @@ import (
 	"github.com/dispatcher-dev/dispatcher/internal/dynamo"
 	"github.com/dispatcher-dev/dispatcher/internal/emails"
 	"github.com/dispatcher-dev/dispatcher/internal/obs"
-	"github.com/dispatcher-dev/dispatcher/internal/testenv"
+	"github.com/dispatcher-dev/dispatcher/internal/testkit/testenv"
 	"github.com/dispatcher-dev/dispatcher/internal/webhook"
 )
 

@@ -11,7 +11,7 @@ import (
 	"github.com/aws/aws-lambda-go/events"
 
 	"github.com/dispatcher-dev/dispatcher/internal/app"
-	"github.com/dispatcher-dev/dispatcher/internal/testenv"
+	"github.com/dispatcher-dev/dispatcher/internal/testkit/testenv"
 	"github.com/dispatcher-dev/dispatcher/internal/webhook"
 )
 

@@ -15,7 +15,7 @@ import (
 
 	"github.com/dispatcher-dev/dispatcher/internal/dispatch"
 	"github.com/dispatcher-dev/dispatcher/internal/dynamo"
-	"github.com/dispatcher-dev/dispatcher/internal/testenv"
+	"github.com/dispatcher-dev/dispatcher/internal/testkit/testenv"
 )
 
 func TestMain(m *testing.M) { testenv.Main(m) }

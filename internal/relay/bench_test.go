@@ -24,8 +24,8 @@ import (
 	"github.com/dispatcher-dev/dispatcher/internal/delivery"
 	"github.com/dispatcher-dev/dispatcher/internal/dispatch"
 	"github.com/dispatcher-dev/dispatcher/internal/dynamo"
-	"github.com/dispatcher-dev/dispatcher/internal/flowtest"
-	"github.com/dispatcher-dev/dispatcher/internal/testenv"
+	"github.com/dispatcher-dev/dispatcher/internal/testkit/flowtest"
+	"github.com/dispatcher-dev/dispatcher/internal/testkit/testenv"
 )
 
 // batchSize is the event source mapping's BatchSize in infra/template.yaml.

@@ -14,9 +14,9 @@ import (
 
 	"github.com/dispatcher-dev/dispatcher/internal/app"
 	"github.com/dispatcher-dev/dispatcher/internal/delivery"
-	"github.com/dispatcher-dev/dispatcher/internal/faults"
-	"github.com/dispatcher-dev/dispatcher/internal/flowtest"
-	"github.com/dispatcher-dev/dispatcher/internal/testenv"
+	"github.com/dispatcher-dev/dispatcher/internal/testkit/faults"
+	"github.com/dispatcher-dev/dispatcher/internal/testkit/flowtest"
+	"github.com/dispatcher-dev/dispatcher/internal/testkit/testenv"
 )
 
 func TestMain(m *testing.M) { testenv.Main(m) }

@@ -15,9 +15,9 @@ import (
 	"github.com/dispatcher-dev/dispatcher/internal/app"
 	"github.com/dispatcher-dev/dispatcher/internal/dispatch"
 	"github.com/dispatcher-dev/dispatcher/internal/dynamo"
-	"github.com/dispatcher-dev/dispatcher/internal/faults"
-	"github.com/dispatcher-dev/dispatcher/internal/flowtest"
-	"github.com/dispatcher-dev/dispatcher/internal/testenv"
+	"github.com/dispatcher-dev/dispatcher/internal/testkit/faults"
+	"github.com/dispatcher-dev/dispatcher/internal/testkit/flowtest"
+	"github.com/dispatcher-dev/dispatcher/internal/testkit/testenv"
 )
 
 // recordsOfVersion keeps a batch's outbox records of one version.

@@ -19,8 +19,8 @@ import (
 
 	"github.com/dispatcher-dev/dispatcher/internal/app"
 	"github.com/dispatcher-dev/dispatcher/internal/command"
-	"github.com/dispatcher-dev/dispatcher/internal/flowtest"
-	"github.com/dispatcher-dev/dispatcher/internal/testenv"
+	"github.com/dispatcher-dev/dispatcher/internal/testkit/flowtest"
+	"github.com/dispatcher-dev/dispatcher/internal/testkit/testenv"
 )
 
 // rssBatchEnv names the file of the stream batch the child process handles.

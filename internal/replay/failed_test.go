@@ -15,8 +15,8 @@ import (
 	ddbtypes "github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
 	sqsapi "github.com/aws/aws-sdk-go-v2/service/sqs"
 
-	"github.com/dispatcher-dev/dispatcher/internal/faults"
-	"github.com/dispatcher-dev/dispatcher/internal/flowtest"
+	"github.com/dispatcher-dev/dispatcher/internal/testkit/faults"
+	"github.com/dispatcher-dev/dispatcher/internal/testkit/flowtest"
 )
 
 var scheduled = `{"version":"0","id":"x","detail-type":"Scheduled Event","source":"aws.events","detail":{}}`

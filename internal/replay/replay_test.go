@@ -15,10 +15,10 @@ import (
 	sqsapi "github.com/aws/aws-sdk-go-v2/service/sqs"
 	sqstypes "github.com/aws/aws-sdk-go-v2/service/sqs/types"
 
-	"github.com/dispatcher-dev/dispatcher/internal/faults"
-	"github.com/dispatcher-dev/dispatcher/internal/flowtest"
 	"github.com/dispatcher-dev/dispatcher/internal/replay"
-	"github.com/dispatcher-dev/dispatcher/internal/testenv"
+	"github.com/dispatcher-dev/dispatcher/internal/testkit/faults"
+	"github.com/dispatcher-dev/dispatcher/internal/testkit/flowtest"
+	"github.com/dispatcher-dev/dispatcher/internal/testkit/testenv"
 )
 
 func TestMain(m *testing.M) { testenv.Main(m) }

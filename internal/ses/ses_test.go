@@ -17,9 +17,9 @@ import (
 	"github.com/aws/smithy-go"
 
 	"github.com/dispatcher-dev/dispatcher/internal/dispatch"
-	"github.com/dispatcher-dev/dispatcher/internal/faults"
 	"github.com/dispatcher-dev/dispatcher/internal/ses"
-	"github.com/dispatcher-dev/dispatcher/internal/testenv"
+	"github.com/dispatcher-dev/dispatcher/internal/testkit/faults"
+	"github.com/dispatcher-dev/dispatcher/internal/testkit/testenv"
 )
 
 func TestMain(m *testing.M) { testenv.Main(m) }

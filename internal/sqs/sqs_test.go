@@ -19,9 +19,9 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/sqs/types"
 
 	"github.com/dispatcher-dev/dispatcher/internal/dispatch"
-	"github.com/dispatcher-dev/dispatcher/internal/faults"
 	"github.com/dispatcher-dev/dispatcher/internal/sqs"
-	"github.com/dispatcher-dev/dispatcher/internal/testenv"
+	"github.com/dispatcher-dev/dispatcher/internal/testkit/faults"
+	"github.com/dispatcher-dev/dispatcher/internal/testkit/testenv"
 )
 
 func TestMain(m *testing.M) { testenv.Main(m) }

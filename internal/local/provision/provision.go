@@ -1,0 +1,309 @@
+// Package provision creates a template's data-plane resources (DynamoDB
+// tables, SQS queues, SES identities and configuration sets) through the
+// ordinary AWS APIs, from infra/template.yaml itself, so that the local stack
+// and the deployed stack cannot drift. It talks to whatever the standard
+// AWS_ENDPOINT_URL* variables point at: the project's emulators, LocalStack,
+// or a real account.
+package provision
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"regexp"
+	"sort"
+	"strings"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
+	"github.com/aws/aws-sdk-go-v2/service/sesv2"
+	"github.com/aws/aws-sdk-go-v2/service/sqs"
+	"github.com/aws/smithy-go"
+	smithyhttp "github.com/aws/smithy-go/transport/http"
+
+	"github.com/dispatcher-dev/dispatcher/internal/local/cfn"
+)
+
+// Resource types this package creates. Functions, APIs and event source
+// mappings are not created here: the local runner emulates them.
+const (
+	TypeTable            = "AWS::DynamoDB::Table"
+	TypeQueue            = "AWS::SQS::Queue"
+	TypeEmailIdentity    = "AWS::SES::EmailIdentity"
+	TypeConfigurationSet = "AWS::SES::ConfigurationSet"
+)
+
+// Options says which template to apply and how.
+type Options struct {
+	TemplatePath string
+	StackName    string
+	Region       string
+	Parameters   map[string]string
+}
+
+// Resource is one provisioned (or deliberately skipped) resource.
+type Resource struct {
+	LogicalID  string
+	Type       string
+	PhysicalID string            // what Ref returns
+	Attributes map[string]string // what Fn::GetAtt returns
+	// Notes lists what could not be applied on this endpoint, such as a
+	// property the emulator does not implement. Nothing is dropped silently.
+	Notes []string
+}
+
+// Stack is the result of provisioning: the template, its evaluator and
+// every resource created. It implements cfn.Resolver.
+type Stack struct {
+	Template  *cfn.Template
+	Eval      *cfn.Evaluator
+	Resources map[string]*Resource
+}
+
+// Ref implements cfn.Resolver.
+func (s *Stack) Ref(id string) (string, error) {
+	r, ok := s.Resources[id]
+	if !ok {
+		return "", fmt.Errorf("Ref %s: resource not provisioned locally", id)
+	}
+	return r.PhysicalID, nil
+}
+
+// GetAtt implements cfn.Resolver.
+func (s *Stack) GetAtt(id, attr string) (any, error) {
+	r, ok := s.Resources[id]
+	if !ok {
+		return nil, fmt.Errorf("Fn::GetAtt %s.%s: resource not provisioned locally", id, attr)
+	}
+	v, ok := r.Attributes[attr]
+	if !ok {
+		return nil, fmt.Errorf("Fn::GetAtt %s.%s: no such attribute", id, attr)
+	}
+	return v, nil
+}
+
+// Physical returns the physical id (table name, queue URL, ...) of a resource.
+func (s *Stack) Physical(id string) string {
+	if r, ok := s.Resources[id]; ok {
+		return r.PhysicalID
+	}
+	return ""
+}
+
+// Attr returns one attribute of a resource, or "".
+func (s *Stack) Attr(id, attr string) string {
+	if r, ok := s.Resources[id]; ok {
+		return r.Attributes[attr]
+	}
+	return ""
+}
+
+// Notes returns every note of every resource, sorted, for a log.
+func (s *Stack) Notes() []string {
+	var out []string
+	for id, r := range s.Resources {
+		for _, n := range r.Notes {
+			out = append(out, id+": "+n)
+		}
+	}
+	sort.Strings(out)
+	return out
+}
+
+// FunctionEnv evaluates a function's environment variables, Globals first,
+// as Lambda would see them.
+func (s *Stack) FunctionEnv(logicalID string) (map[string]string, error) {
+	r, ok := s.Template.Resources[logicalID]
+	if !ok || r.Type != "AWS::Serverless::Function" {
+		return nil, fmt.Errorf("no function %s in the template", logicalID)
+	}
+	vars := map[string]any{}
+	if g, ok := s.Template.Globals["Function"].(map[string]any); ok {
+		for k, v := range nested(g, "Environment", "Variables") {
+			vars[k] = v
+		}
+	}
+	for k, v := range nested(r.Properties, "Environment", "Variables") {
+		vars[k] = v
+	}
+	out := map[string]string{}
+	for k, v := range vars {
+		ev, err := s.Eval.Eval(v)
+		if err != nil {
+			return nil, fmt.Errorf("%s environment %s: %w", logicalID, k, err)
+		}
+		str, err := cfn.String(ev)
+		if err != nil {
+			return nil, fmt.Errorf("%s environment %s: %w", logicalID, k, err)
+		}
+		out[k] = str
+	}
+	return out, nil
+}
+
+func nested(m map[string]any, keys ...string) map[string]any {
+	for _, k := range keys {
+		next, ok := m[k].(map[string]any)
+		if !ok {
+			return nil
+		}
+		m = next
+	}
+	return m
+}
+
+// Apply creates every supported resource of the template, in dependency
+// order. It is idempotent: a resource that already exists with the same shape
+// is reused, so it can be run again against a long-lived LocalStack.
+func Apply(ctx context.Context, cfg aws.Config, opts Options) (*Stack, error) {
+	t, err := cfn.ParseFile(opts.TemplatePath)
+	if err != nil {
+		return nil, err
+	}
+	if opts.Region == "" {
+		opts.Region = cfg.Region
+	}
+	if !stackName.MatchString(opts.StackName) {
+		return nil, fmt.Errorf("provision: stack name %q must match %s", opts.StackName, stackName)
+	}
+	s := &Stack{Template: t, Resources: map[string]*Resource{}}
+	ev, err := t.NewEvaluator(cfn.Stack{Name: opts.StackName, Region: opts.Region, Parameters: opts.Parameters, Resolver: s})
+	if err != nil {
+		return nil, err
+	}
+	s.Eval = ev
+
+	order, err := createOrder(t, ev)
+	if err != nil {
+		return nil, err
+	}
+	p := &provisioner{
+		stack: s,
+		ddb:   dynamodb.NewFromConfig(cfg),
+		sqs:   sqs.NewFromConfig(cfg),
+		ses:   sesv2.NewFromConfig(cfg),
+	}
+	for _, id := range order {
+		r := t.Resources[id]
+		props, err := ev.Eval(r.Properties)
+		if err != nil {
+			return nil, fmt.Errorf("provision %s: %w", id, err)
+		}
+		pm, _ := props.(map[string]any)
+		if pm == nil {
+			pm = map[string]any{}
+		}
+		var res *Resource
+		switch r.Type {
+		case TypeTable:
+			res, err = p.table(ctx, id, pm)
+		case TypeQueue:
+			res, err = p.queue(ctx, id, pm)
+		case TypeConfigurationSet:
+			res, err = p.configurationSet(ctx, id, pm)
+		case TypeEmailIdentity:
+			res, err = p.emailIdentity(ctx, id, pm)
+		}
+		if err != nil {
+			return nil, fmt.Errorf("provision %s (%s): %w", id, r.Type, err)
+		}
+		res.LogicalID, res.Type = id, r.Type
+		s.Resources[id] = res
+	}
+	return s, nil
+}
+
+var stackName = regexp.MustCompile(`^[A-Za-z][A-Za-z0-9-]{0,63}$`)
+
+// createOrder returns the supported, enabled resources in an order where
+// every resource comes after those it refers to.
+func createOrder(t *cfn.Template, ev *cfn.Evaluator) ([]string, error) {
+	supported := map[string]bool{TypeTable: true, TypeQueue: true, TypeEmailIdentity: true, TypeConfigurationSet: true}
+	var ids []string
+	for id, r := range t.Resources {
+		if !supported[r.Type] {
+			continue
+		}
+		on, err := ev.Enabled(r)
+		if err != nil {
+			return nil, err
+		}
+		if on {
+			ids = append(ids, id)
+		}
+	}
+	sort.Strings(ids)
+	state := map[string]int{} // 0 new, 1 visiting, 2 done
+	var order []string
+	var visit func(id string, path []string) error
+	visit = func(id string, path []string) error {
+		switch state[id] {
+		case 1:
+			return fmt.Errorf("provision: circular reference %s", strings.Join(append(path, id), " -> "))
+		case 2:
+			return nil
+		}
+		state[id] = 1
+		r := t.Resources[id]
+		deps := append(t.Dependencies(r.Properties), r.DependsOn...)
+		for _, d := range deps {
+			dr, ok := t.Resources[d]
+			if !ok {
+				return fmt.Errorf("provision: %s refers to unknown resource %s", id, d)
+			}
+			if !supported[dr.Type] {
+				return fmt.Errorf("provision: %s refers to %s (%s), which is not created locally", id, d, dr.Type)
+			}
+			if err := visit(d, append(path, id)); err != nil {
+				return err
+			}
+		}
+		state[id] = 2
+		order = append(order, id)
+		return nil
+	}
+	for _, id := range ids {
+		if err := visit(id, nil); err != nil {
+			return nil, err
+		}
+	}
+	return order, nil
+}
+
+type provisioner struct {
+	stack *Stack
+	ddb   *dynamodb.Client
+	sqs   *sqs.Client
+	ses   *sesv2.Client
+}
+
+// generatedName mimics CloudFormation's generated names closely enough for
+// local use: stack name and logical id, bounded in length.
+func generatedName(stack, id string, max int) string {
+	n := stack + "-" + id
+	if len(n) > max {
+		n = n[:max]
+	}
+	return n
+}
+
+// unsupported reports whether err means the endpoint does not implement the
+// operation at all (an emulator's 404 or 501 without an AWS error code).
+func unsupported(err error) bool {
+	var re *smithyhttp.ResponseError
+	if !errors.As(err, &re) {
+		return false
+	}
+	code := re.HTTPStatusCode()
+	if code != 404 && code != 501 {
+		return false
+	}
+	var ae smithy.APIError
+	if errors.As(err, &ae) {
+		switch ae.ErrorCode() {
+		case "NotFoundException", "ResourceNotFoundException":
+			return false
+		}
+	}
+	return true
+}

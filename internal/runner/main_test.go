@@ -1,9 +1,0 @@
-package runner_test
-
-import (
-	"testing"
-
-	"github.com/dispatcher-dev/dispatcher/internal/testenv"
-)
-
-func TestMain(m *testing.M) { testenv.Main(m) }

@@ -1,0 +1,91 @@
+package chaos_test
+
+import (
+	"os"
+	"strconv"
+	"strings"
+	"testing"
+
+	"github.com/dispatcher-dev/dispatcher/internal/testkit/chaos"
+	"github.com/dispatcher-dev/dispatcher/internal/testkit/testenv"
+)
+
+func TestMain(m *testing.M) { testenv.Main(m) }
+
+// env reads a setting of the long run (`make chaos`), or its default: the
+// short run inside `make test`.
+func env(name, def string) string {
+	if v := os.Getenv(name); v != "" {
+		return v
+	}
+	return def
+}
+
+// The outbox must also deliver each aggregate's events and emails in version
+// order (checked on its run only: the anti-patterns' commands have one
+// version each).
+func TestChaosTheOutboxLosesAndInventsNothingWhereTheAntiPatternsDo(t *testing.T) {
+	n, err := strconv.Atoi(env("CHAOS_N", "30"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var results []chaos.Result
+	parked, rejected := 0, 0
+	for _, s := range strings.Split(env("CHAOS_SEEDS", "7"), ",") {
+		seed, err := strconv.ParseUint(strings.TrimSpace(s), 10, 64)
+		if err != nil {
+			t.Fatal(err)
+		}
+		rows := chaos.Run(t, seed, n, chaos.DefaultRates)
+		t.Log("\n" + chaos.Format(seed, rows))
+		results = append(results, chaos.Result{Seed: seed, Rows: rows})
+		for _, r := range rows {
+			if r.BadDuplicates != 0 {
+				t.Errorf("seed %d, %s: %d duplicates under another id", seed, r.Strategy, r.BadDuplicates)
+			}
+			if r.Strategy == chaos.Outbox {
+				if r.Lost() != 0 || r.Phantom() != 0 || r.Undelivered != 0 || r.DLQLeft != 0 {
+					t.Errorf("seed %d, outbox: %d lost, %d phantom, %d undelivered, %d left in the DLQ; want all 0", seed, r.Lost(), r.Phantom(), r.Undelivered, r.DLQLeft)
+				}
+				if r.KillsMidBatch == 0 || r.Faults == 0 || r.SQSFailed == 0 {
+					t.Errorf("seed %d, outbox: %d relay kills mid-batch, %d faults, %d requests failed on the stopped SQS emulator: the schedule did not do its part", seed, r.KillsMidBatch, r.Faults, r.SQSFailed)
+				}
+				parked, rejected = parked+r.Parked, rejected+r.Rejected
+				if r.RejectedDelivered != 0 {
+					t.Errorf("seed %d, outbox: %d emails to rejected recipients were delivered while SES rejected them", seed, r.RejectedDelivered)
+				}
+				if r.ParkedMissing != 0 {
+					t.Errorf("seed %d, outbox: %d permanently failed items were not in the DLQ", seed, r.ParkedMissing)
+				}
+				if r.Committed < r.Accepted {
+					t.Errorf("seed %d, outbox: %d commands answered 202 but only %d committed", seed, r.Accepted, r.Committed)
+				}
+				if r.Committed > r.Accepted+r.Unanswered {
+					t.Errorf("seed %d, outbox: %d commands committed, more than the %d answered 202 or not answered: a refused command committed", seed, r.Committed, r.Accepted+r.Unanswered)
+				}
+				if r.Inversions() != 0 {
+					t.Errorf("seed %d, outbox: %d events and %d emails delivered after a later version of their aggregate; want 0", seed, r.InversionsEvents, r.InversionsEmails)
+				}
+				if r.OrderChecked == 0 {
+					t.Errorf("seed %d, outbox: no aggregate had 2 or more versions delivered both as events and as emails: the order check checked nothing", seed)
+				}
+				continue
+			}
+			if r.Lost()+r.Phantom() == 0 {
+				t.Errorf("seed %d, %s: no loss and no phantom: the schedule is too weak", seed, r.Strategy)
+			}
+		}
+	}
+	// A relay killed, or a write faulted, between a rejection and the DLQ
+	// leaves that email to the replay instead (a quarter to a half of them
+	// in short runs); with 8 rejected recipients or more, one reaching the
+	// DLQ is all but certain, and required.
+	if parked == 0 && rejected >= 8 {
+		t.Errorf("no permanent failure reached the DLQ in any outbox run (%d recipients rejected): the DLQ check checked nothing", rejected)
+	}
+	if path := os.Getenv("CHAOS_CHART"); path != "" {
+		if err := chaos.WriteChart(path, results); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
