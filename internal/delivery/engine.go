@@ -23,8 +23,6 @@ import (
 
 	"github.com/dispatcher-dev/dispatcher/internal/dispatch"
 	"github.com/dispatcher-dev/dispatcher/internal/obs"
-	"github.com/dispatcher-dev/dispatcher/internal/ses"
-	"github.com/dispatcher-dev/dispatcher/internal/sqs"
 )
 
 // Outbox is what delivery needs from the table.
@@ -41,13 +39,13 @@ type Outbox interface {
 
 // Queue sends SQS messages; errors are classified *dispatch.Error.
 type Queue interface {
-	SendBatch(ctx context.Context, queueURL string, msgs []sqs.Message) []error
-	Send(ctx context.Context, queueURL string, m sqs.Message) error
+	SendBatch(ctx context.Context, queueURL string, msgs []dispatch.QueueMessage) []error
+	Send(ctx context.Context, queueURL string, m dispatch.QueueMessage) error
 }
 
 // Mailer sends emails; errors are classified *dispatch.Error.
 type Mailer interface {
-	Send(ctx context.Context, e ses.Email) (string, error)
+	Send(ctx context.Context, e dispatch.OutgoingEmail) (string, error)
 }
 
 // Config tunes delivery. Zero values take the defaults.
@@ -237,6 +235,12 @@ func (e *Engine) Deliver(ctx context.Context, items []dispatch.OutboxItem) Resul
 			r.res.Outcomes[it.Key()] = AlreadyFailed
 			continue
 		}
+		// What is sent is the table's copy, so that copy is what is checked:
+		// an envelope the relay cannot trust is parked, never sent.
+		if err := cur.Validate(); err != nil {
+			r.park(ctx, cur, "", "invalid-item", err.Error())
+			continue
+		}
 		l := lanes[it.AggregateID]
 		if l == nil {
 			l = &lane{}
@@ -360,8 +364,8 @@ func (r *run) order(ctx context.Context, lanes map[string]*lane, order []string)
 				continue // settled since the query
 			}
 			if verr := it.Validate(); verr != nil {
-				// It would be parked if it came by itself; it will, by its
-				// own record or the sweeper. Until then the lane waits.
+				// Parked when it comes by itself (its own record, the
+				// sweeper): the lane waits until it is FAILED.
 				r.hold(c.l, waitingFor(k))
 				break
 			}
@@ -474,7 +478,7 @@ func (r *run) advance(l *lane, o Outcome) {
 // only the failed entries, then marks the sent ones.
 func (r *run) sendEvents(ctx context.Context, lanes []*lane) {
 	e := r.e
-	msgs := make([]sqs.Message, len(lanes))
+	msgs := make([]dispatch.QueueMessage, len(lanes))
 	pending := make([]int, 0, len(lanes))
 	for i, l := range lanes {
 		it := l.items[l.next]
@@ -489,7 +493,7 @@ func (r *run) sendEvents(ctx context.Context, lanes []*lane) {
 	}
 	lastErr := map[int]error{}
 	for attempt := 1; len(pending) > 0; attempt++ {
-		batch := make([]sqs.Message, len(pending))
+		batch := make([]dispatch.QueueMessage, len(pending))
 		for j, i := range pending {
 			batch[j] = msgs[i]
 		}
@@ -573,7 +577,6 @@ func (r *run) markEvent(ctx context.Context, l *lane, it dispatch.OutboxItem) {
 
 // sendEmail claims the email's lease, sends it, and marks it.
 func (r *run) sendEmail(ctx context.Context, l *lane) {
-	e := r.e
 	it := l.items[l.next]
 	var p dispatch.EmailPayload
 	if err := json.Unmarshal(it.Payload, &p); err != nil {
@@ -581,6 +584,20 @@ func (r *run) sendEmail(ctx context.Context, l *lane) {
 		r.advance(l, r.outcome(it.Key()))
 		return
 	}
+	leaseEnd, ok := r.claimEmail(ctx, l, it)
+	if !ok {
+		return
+	}
+	if !r.sendLeased(ctx, l, it, r.e.email(it, p), leaseEnd) {
+		return
+	}
+	r.markEmail(ctx, l, it)
+}
+
+// claimEmail waits for the send rate, then takes the email's lease. It
+// reports false, with the lane settled, when the email is not to be sent now.
+func (r *run) claimEmail(ctx context.Context, l *lane, it dispatch.OutboxItem) (leaseEnd time.Time, ok bool) {
+	e := r.e
 	// Wait for the send rate before claiming, so that the lease covers the
 	// send and the mark, not the queue for the rate: a batch of emails
 	// behind a low rate would otherwise see its last leases lapse before
@@ -590,7 +607,7 @@ func (r *run) sendEmail(ctx context.Context, l *lane) {
 		// claimed, so nothing to release: the batch's retry sends it.
 		r.set(it.Key(), NotAttempted, "rate-wait")
 		r.advance(l, NotAttempted)
-		return
+		return time.Time{}, false
 	}
 	now := e.now()
 	if err := e.outbox.Claim(ctx, it.Key(), e.owner, now, now.Add(e.cfg.Lease)); err != nil {
@@ -598,40 +615,54 @@ func (r *run) sendEmail(ctx context.Context, l *lane) {
 			// Another attempt holds the lease or finished: never send twice.
 			r.set(it.Key(), NotAttempted, "leased-elsewhere")
 			l.stopped = true
-			return
+			return time.Time{}, false
 		}
 		r.retryLater(ctx, it, "", err)
 		r.advance(l, Retry)
-		return
+		return time.Time{}, false
 	}
-	email := ses.Email{
+	return now.Add(e.cfg.Lease), true
+}
+
+// email is what SES is given for an email item: the rendered email, the
+// configured sender, and the ids a recipient drops duplicates and checks
+// order by.
+func (e *Engine) email(it dispatch.OutboxItem, p dispatch.EmailPayload) dispatch.OutgoingEmail {
+	return dispatch.OutgoingEmail{
 		From: e.cfg.Sender, ConfigurationSet: e.cfg.ConfigurationSet, To: p.To,
 		Subject: p.Subject, Text: p.Text, HTML: p.HTML,
 		Headers: map[string]string{"X-Dispatcher-Event-Id": it.EventID, "X-Dispatcher-Aggregate-Version": fmt.Sprint(it.Version)},
 		Tags:    map[string]string{"dispatcher-event-id": it.EventID, "dispatcher-template": p.Template},
 	}
+}
+
+// sendLeased sends a claimed email, retrying transient failures while the
+// lease lasts. It reports whether SES took it; otherwise the lane is settled
+// (parked, released for a retry, or stopped with the batch).
+func (r *run) sendLeased(ctx context.Context, l *lane, it dispatch.OutboxItem, email dispatch.OutgoingEmail, leaseEnd time.Time) bool {
+	e := r.e
 	// Every SES call ends before the lease lapses, with time left to mark:
 	// a call that outlived it could send after another relay (or the
 	// replay, whose timeout is longer than the lease) took the lease over.
-	leaseCtx, cancel := context.WithDeadline(ctx, now.Add(e.cfg.Lease-e.cfg.leaseMargin()))
+	leaseCtx, cancel := context.WithDeadline(ctx, leaseEnd.Add(-e.cfg.leaseMargin()))
 	defer cancel()
 	var lastErr error
 	for attempt := 1; ; attempt++ {
 		if r.isStopped() {
 			r.release(ctx, it, lastErr, "batch-stopped")
 			r.advance(l, NotAttempted)
-			return
+			return false
 		}
 		if attempt > 1 {
 			if err := e.limiter.Wait(leaseCtx); err != nil {
 				r.retryLater(ctx, it, e.owner, lastErr)
 				r.advance(l, Retry)
-				return
+				return false
 			}
 		}
 		_, err := e.mailer.Send(leaseCtx, email)
 		if err == nil {
-			break
+			return true
 		}
 		if leaseCtx.Err() != nil && ctx.Err() == nil {
 			// Cut off by the lease bound: SES may have sent it; it is
@@ -643,32 +674,35 @@ func (r *run) sendEmail(ctx context.Context, l *lane) {
 		case dispatch.Permanent:
 			r.park(ctx, it, e.owner, code(err), err.Error())
 			r.advance(l, r.outcome(it.Key()))
-			return
+			return false
 		case dispatch.AccountWide:
 			r.stopAll(ctx, it, err)
 			r.release(ctx, it, err, code(err))
 			r.advance(l, NotAttempted)
-			return
+			return false
 		}
 		if attempt >= e.cfg.MaxSendAttempts || leaseCtx.Err() != nil || !r.sleep(leaseCtx, attempt) {
 			r.retryLater(ctx, it, e.owner, err)
 			r.advance(l, Retry)
-			return
+			return false
 		}
 		e.metrics.Emit(map[string]string{"Service": "relay", "Target": "email"}, obs.Metric{Name: "SendRetried", Value: 1, Unit: obs.Count})
 	}
-	err := e.outbox.MarkDelivered(ctx, it.Key(), e.owner, e.now(), e.cfg.KeepDelivered)
-	switch {
-	case err == nil:
-		r.delivered(it)
-		r.advance(l, Delivered)
-	default:
+}
+
+// markEmail marks a sent email delivered, as its lease holder.
+func (r *run) markEmail(ctx context.Context, l *lane, it dispatch.OutboxItem) {
+	e := r.e
+	if err := e.outbox.MarkDelivered(ctx, it.Key(), e.owner, e.now(), e.cfg.KeepDelivered); err != nil {
 		// Sent; the lease keeps others from sending it again until it
 		// lapses, and the mark is retried with the batch.
 		e.log.WarnContext(ctx, "email sent but not marked", itemAttrs(it, slog.String("error", err.Error()))...)
 		r.set(it.Key(), Retry, "mark-failed")
 		r.advance(l, Retry)
+		return
 	}
+	r.delivered(it)
+	r.advance(l, Delivered)
 }
 
 // stopAll stops the whole batch after an account- or queue-wide error:
@@ -746,7 +780,7 @@ func (e *Engine) parkMessage(ctx context.Context, p ParkedMessage) error {
 	if err != nil {
 		return err
 	}
-	return e.queue.Send(ctx, e.cfg.DLQURL, sqs.Message{
+	return e.queue.Send(ctx, e.cfg.DLQURL, dispatch.QueueMessage{
 		Body:       string(b),
 		Attributes: map[string]string{"kind": ParkedKind, "reason": p.Reason},
 	})
@@ -798,17 +832,17 @@ func (r *run) sleep(ctx context.Context, attempt int) bool {
 	}
 }
 
-func (e *Engine) message(it dispatch.OutboxItem) (sqs.Message, error) {
+func (e *Engine) message(it dispatch.OutboxItem) (dispatch.QueueMessage, error) {
 	ce, err := NewCloudEvent(it, e.cfg.Source)
 	if err != nil {
-		return sqs.Message{}, err
+		return dispatch.QueueMessage{}, err
 	}
 	b, err := json.Marshal(ce)
 	if err != nil {
-		return sqs.Message{}, err
+		return dispatch.QueueMessage{}, err
 	}
-	m := sqs.Message{Body: string(b), Attributes: map[string]string{"eventId": it.EventID, "eventType": it.EventType, "aggregateVersion": fmt.Sprint(it.Version), "content-type": "application/cloudevents+json"}}
-	if sqs.IsFIFO(e.cfg.EventsQueueURL) {
+	m := dispatch.QueueMessage{Body: string(b), Attributes: map[string]string{"eventId": it.EventID, "eventType": it.EventType, "aggregateVersion": fmt.Sprint(it.Version), "content-type": "application/cloudevents+json"}}
+	if dispatch.IsFIFOQueue(e.cfg.EventsQueueURL) {
 		m.GroupID, m.DedupID = it.AggregateID, it.EventID
 	}
 	return m, nil

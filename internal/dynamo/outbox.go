@@ -14,6 +14,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
 
 	"github.com/dispatcher-dev/dispatcher/internal/dispatch"
+	"github.com/dispatcher-dev/dispatcher/internal/streams"
 )
 
 // Attributes of the delivery lease and outcome.
@@ -40,7 +41,7 @@ func StreamRecord(r events.DynamoDBEventRecord) (item dispatch.OutboxItem, ok bo
 	if r.EventName != string(events.DynamoDBOperationTypeInsert) {
 		return item, false, nil
 	}
-	keys, err := FromStreamImage(r.Change.Keys)
+	keys, err := streams.AttributeValues(r.Change.Keys)
 	if err != nil {
 		return item, true, fmt.Errorf("keys: %w", err)
 	}
@@ -52,7 +53,7 @@ func StreamRecord(r events.DynamoDBEventRecord) (item dispatch.OutboxItem, ok bo
 	if err != nil {
 		return dispatch.OutboxItem{AggregateID: k.AggregateID, Version: k.Version, Seq: k.Seq}, true, err
 	}
-	img, err := FromStreamImage(r.Change.NewImage)
+	img, err := streams.AttributeValues(r.Change.NewImage)
 	if err != nil {
 		return dispatch.OutboxItem{AggregateID: k.AggregateID, Version: k.Version, Seq: k.Seq}, true, fmt.Errorf("new image: %w", err)
 	}
@@ -82,57 +83,6 @@ func parseOutboxKey(pk, sk string) (dispatch.OutboxKey, error) {
 	}
 	k.Version, k.Seq = v, n
 	return k, nil
-}
-
-// FromStreamImage converts a stream image to SDK attribute values.
-func FromStreamImage(img map[string]events.DynamoDBAttributeValue) (map[string]types.AttributeValue, error) {
-	out := make(map[string]types.AttributeValue, len(img))
-	for k, v := range img {
-		av, err := fromStreamValue(v)
-		if err != nil {
-			return nil, fmt.Errorf("%s: %w", k, err)
-		}
-		out[k] = av
-	}
-	return out, nil
-}
-
-func fromStreamValue(v events.DynamoDBAttributeValue) (types.AttributeValue, error) {
-	switch v.DataType() {
-	case events.DataTypeString:
-		return &types.AttributeValueMemberS{Value: v.String()}, nil
-	case events.DataTypeNumber:
-		return &types.AttributeValueMemberN{Value: v.Number()}, nil
-	case events.DataTypeBoolean:
-		return &types.AttributeValueMemberBOOL{Value: v.Boolean()}, nil
-	case events.DataTypeNull:
-		return &types.AttributeValueMemberNULL{Value: true}, nil
-	case events.DataTypeBinary:
-		return &types.AttributeValueMemberB{Value: v.Binary()}, nil
-	case events.DataTypeStringSet:
-		return &types.AttributeValueMemberSS{Value: v.StringSet()}, nil
-	case events.DataTypeNumberSet:
-		return &types.AttributeValueMemberNS{Value: v.NumberSet()}, nil
-	case events.DataTypeBinarySet:
-		return &types.AttributeValueMemberBS{Value: v.BinarySet()}, nil
-	case events.DataTypeMap:
-		m, err := FromStreamImage(v.Map())
-		if err != nil {
-			return nil, err
-		}
-		return &types.AttributeValueMemberM{Value: m}, nil
-	case events.DataTypeList:
-		l := make([]types.AttributeValue, 0, len(v.List()))
-		for _, e := range v.List() {
-			av, err := fromStreamValue(e)
-			if err != nil {
-				return nil, err
-			}
-			l = append(l, av)
-		}
-		return &types.AttributeValueMemberL{Value: l}, nil
-	}
-	return nil, fmt.Errorf("unsupported stream attribute type %v", v.DataType())
 }
 
 // Statuses reads the current state of outbox items with consistent

@@ -11,17 +11,12 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	sesapi "github.com/aws/aws-sdk-go-v2/service/sesv2"
 	"github.com/aws/aws-sdk-go-v2/service/sesv2/types"
+
+	"github.com/dispatcher-dev/dispatcher/internal/dispatch"
 )
 
 // Email is one email to send.
-type Email struct {
-	From                string
-	ConfigurationSet    string // "" = none
-	To                  []string
-	Subject, Text, HTML string
-	Headers             map[string]string // e.g. "X-Dispatcher-Event-Id"
-	Tags                map[string]string // SES message tags (name/value [A-Za-z0-9_-])
-}
+type Email = dispatch.OutgoingEmail
 
 // Client sends email through SES v2.
 type Client struct {

@@ -6,7 +6,6 @@ import (
 	"context"
 	"errors"
 	"strconv"
-	"strings"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	sqsapi "github.com/aws/aws-sdk-go-v2/service/sqs"
@@ -22,13 +21,8 @@ const MaxMessageBytes = 262144
 // maxBatchEntries is SQS's limit of entries in one SendMessageBatch.
 const maxBatchEntries = 10
 
-// Message is one message to send.
-type Message struct {
-	Body       string
-	GroupID    string            // FIFO only: MessageGroupId
-	DedupID    string            // FIFO only: MessageDeduplicationId
-	Attributes map[string]string // String message attributes
-}
+// Message is one message to send: the delivery engine's type.
+type Message = dispatch.QueueMessage
 
 // Client sends messages to SQS queues.
 type Client struct {
@@ -39,11 +33,11 @@ type Client struct {
 func New(api *sqsapi.Client) *Client { return &Client{api: api} }
 
 // IsFIFO reports whether queueURL names a FIFO queue (by its ".fifo" suffix).
-func IsFIFO(queueURL string) bool { return strings.HasSuffix(queueURL, ".fifo") }
+func IsFIFO(queueURL string) bool { return dispatch.IsFIFOQueue(queueURL) }
 
 // size is what SQS counts toward MaxMessageBytes: the body and each
 // attribute's name, data type and value.
-func (m Message) size() int {
+func size(m Message) int {
 	n := len(m.Body)
 	for k, v := range m.Attributes {
 		n += len(k) + len("String") + len(v)
@@ -51,7 +45,7 @@ func (m Message) size() int {
 	return n
 }
 
-func (m Message) attributes() map[string]types.MessageAttributeValue {
+func attributes(m Message) map[string]types.MessageAttributeValue {
 	if len(m.Attributes) == 0 {
 		return nil
 	}
@@ -108,7 +102,7 @@ func (c *Client) SendBatch(ctx context.Context, queueURL string, msgs []Message)
 		batch, batchBytes = batch[:0], 0
 	}
 	for i, m := range msgs {
-		size := m.size()
+		size := size(m)
 		if size > MaxMessageBytes {
 			fail(i, dispatch.E(op, dispatch.Permanent, "MessageTooLong", errTooLong(size)))
 			continue
@@ -138,7 +132,7 @@ func (c *Client) sendBatch(ctx context.Context, op, queueURL string, fifo bool, 
 			MessageBody:            aws.String(m.Body),
 			MessageGroupId:         fifoField(fifo, m.GroupID),
 			MessageDeduplicationId: fifoField(fifo, m.DedupID),
-			MessageAttributes:      m.attributes(),
+			MessageAttributes:      attributes(m),
 		}
 	}
 	errs := make(map[int]error, len(idx))
@@ -180,7 +174,7 @@ func entryIndex(id *string, n int) (int, bool) {
 // Send sends one message with SendMessage, classified as SendBatch does.
 func (c *Client) Send(ctx context.Context, queueURL string, m Message) error {
 	const op = "sqs.Send"
-	if size := m.size(); size > MaxMessageBytes {
+	if size := size(m); size > MaxMessageBytes {
 		return dispatch.E(op, dispatch.Permanent, "MessageTooLong", errTooLong(size))
 	}
 	fifo := IsFIFO(queueURL)
@@ -189,7 +183,7 @@ func (c *Client) Send(ctx context.Context, queueURL string, m Message) error {
 		MessageBody:            aws.String(m.Body),
 		MessageGroupId:         fifoField(fifo, m.GroupID),
 		MessageDeduplicationId: fifoField(fifo, m.DedupID),
-		MessageAttributes:      m.attributes(),
+		MessageAttributes:      attributes(m),
 	})
 	if err != nil {
 		return classify(op, err)
