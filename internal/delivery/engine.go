@@ -13,7 +13,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"math/big"
 	"sort"
 	"sync"
 	"sync/atomic"
@@ -23,6 +22,7 @@ import (
 
 	"github.com/dispatcher-dev/dispatcher/internal/dispatch"
 	"github.com/dispatcher-dev/dispatcher/internal/obs"
+	"github.com/dispatcher-dev/dispatcher/internal/retry"
 )
 
 // Outbox is what delivery needs from the table.
@@ -809,27 +809,14 @@ func (r *run) release(ctx context.Context, it dispatch.OutboxItem, cause error, 
 // sleep waits a capped exponential backoff with full jitter, unless that
 // would pass the deadline; it reports whether another attempt may be made.
 func (r *run) sleep(ctx context.Context, attempt int) bool {
-	c := r.e.cfg
-	d := c.BackoffBase << min(attempt-1, 20)
-	if d > c.BackoffCap || d <= 0 {
-		d = c.BackoffCap
-	}
-	n, _ := rand.Int(rand.Reader, big.NewInt(int64(d)+1))
-	wait := time.Duration(n.Int64())
+	wait := retry.Backoff(attempt, r.e.cfg.BackoffBase, r.e.cfg.BackoffCap)
 	if !r.deadline.IsZero() && r.e.now().Add(wait).After(r.deadline) {
 		return false
 	}
 	if dl, ok := ctx.Deadline(); ok && r.e.now().Add(wait).After(dl) {
 		return false
 	}
-	t := time.NewTimer(wait)
-	defer t.Stop()
-	select {
-	case <-ctx.Done():
-		return false
-	case <-t.C:
-		return true
-	}
+	return retry.Sleep(ctx, wait) == nil
 }
 
 func (e *Engine) message(it dispatch.OutboxItem) (dispatch.QueueMessage, error) {

@@ -153,7 +153,7 @@ func Parse(body []byte) (Envelope, Command, error) {
 	case env.Type == "":
 		fields = append(fields, FieldError{"type", "is required"})
 	case !ok:
-		fields = append(fields, FieldError{"type", fmt.Sprintf("unknown command type %q; known: %s", truncate(env.Type, 64), strings.Join(CommandTypes(), ", "))})
+		fields = append(fields, FieldError{"type", fmt.Sprintf("unknown command type %q; known: %s", Truncate(env.Type, 64), strings.Join(CommandTypes(), ", "))})
 	}
 	if env.AggregateID == "" {
 		fields = append(fields, FieldError{"aggregateId", "is required"})
@@ -257,7 +257,7 @@ func jsonErrorMessage(err error) string {
 		return "malformed JSON: unexpected end"
 	}
 	if m := unknownField.FindStringSubmatch(err.Error()); m != nil {
-		return fmt.Sprintf("unknown field %q", truncate(m[1], 64))
+		return fmt.Sprintf("unknown field %q", Truncate(m[1], 64))
 	}
 	return "malformed JSON"
 }
@@ -276,16 +276,6 @@ func jsonTypeName(kind string) string {
 		return "an object"
 	}
 	return "of another type"
-}
-
-func truncate(s string, n int) string {
-	if len(s) <= n {
-		return s
-	}
-	for n > 0 && !utf8.RuneStart(s[n]) {
-		n--
-	}
-	return s[:n] + "…"
 }
 
 // hasControl reports control characters (CR, LF, NUL, DEL, ...).

@@ -85,7 +85,7 @@ func (w *valueWalk) walk(v any, depth int) {
 				w.fail("has a key of %d bytes; DynamoDB map keys are 1 to %d bytes", len(k), MaxMapKeyBytes)
 				continue
 			}
-			w.path = append(w.path, "."+truncate(k, 64))
+			w.path = append(w.path, "."+Truncate(k, 64))
 			w.walk(e, depth+1)
 			w.path = w.path[:len(w.path)-1]
 		}

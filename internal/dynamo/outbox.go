@@ -14,6 +14,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
 
 	"github.com/dispatcher-dev/dispatcher/internal/dispatch"
+	"github.com/dispatcher-dev/dispatcher/internal/retry"
 	"github.com/dispatcher-dev/dispatcher/internal/streams"
 )
 
@@ -126,7 +127,7 @@ func (s *Store) Statuses(ctx context.Context, keys []dispatch.OutboxKey) (map[di
 				if attempt >= 8 {
 					return nil, dispatch.E(op, dispatch.Transient, "unprocessed keys after retries", nil)
 				}
-				if err := sleepCtx(ctx, time.Duration(10<<attempt)*time.Millisecond); err != nil {
+				if err := retry.Sleep(ctx, time.Duration(10<<attempt)*time.Millisecond); err != nil {
 					return nil, dispatch.E(op, dispatch.Transient, "", err)
 				}
 			}
@@ -224,7 +225,7 @@ func (s *Store) recordAttempt(ctx context.Context, op string, k dispatch.OutboxK
 	cond := "attribute_exists(pk) AND #st <> :delivered"
 	vals := map[string]types.AttributeValue{
 		":status": str(string(a.status)), ":delivered": str(string(dispatch.Delivered)),
-		":one": num(1), ":zero": num(0), ":err": str(truncate(lastError, 1000)),
+		":one": num(1), ":zero": num(0), ":err": str(dispatch.Truncate(lastError, 1000)),
 	}
 	names := map[string]string{"#st": attrStatus, "#att": attrAttempts, "#err": attrLastError, "#owner": attrLeaseOwner, "#until": attrLeaseUntil}
 	if a.cond != "" {
@@ -305,22 +306,4 @@ func conditional(op string, err error) error {
 		return dispatch.E(op, dispatch.Conflict, "", dispatch.ErrAlreadyDone)
 	}
 	return classify(op, err)
-}
-
-func truncate(s string, n int) string {
-	if len(s) <= n {
-		return s
-	}
-	return s[:n]
-}
-
-func sleepCtx(ctx context.Context, d time.Duration) error {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-ctx.Done():
-		return ctx.Err()
-	case <-t.C:
-		return nil
-	}
 }

@@ -14,6 +14,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/dynamodbstreams/types"
 	sqsapi "github.com/aws/aws-sdk-go-v2/service/sqs"
 
+	"github.com/dispatcher-dev/dispatcher/internal/retry"
 	"github.com/dispatcher-dev/dispatcher/internal/streams"
 )
 
@@ -219,7 +220,7 @@ func (w *shardWorker) run(ctx context.Context) {
 					return
 				}
 				e.log.Warn("reading the stream failed; will retry", "function", e.m.Function, "shard", w.st.id, "error", err.Error())
-				sleep(ctx, e.poll)
+				_ = retry.Sleep(ctx, e.poll)
 				continue
 			}
 			got = n
@@ -250,7 +251,7 @@ func (w *shardWorker) run(ctx context.Context) {
 			if len(w.buf) > 0 {
 				wait = min(wait, max(e.m.BatchingWindow-e.now().Sub(w.buf[0].readAt), time.Millisecond))
 			}
-			sleep(ctx, wait)
+			_ = retry.Sleep(ctx, wait)
 		}
 	}
 }
@@ -403,7 +404,7 @@ func (w *shardWorker) process(ctx context.Context, batch []record) bool {
 			queue = queue[1:]
 			continue
 		}
-		sleep(ctx, e.retryDelay)
+		_ = retry.Sleep(ctx, e.retryDelay)
 	}
 	return true
 }
@@ -538,7 +539,7 @@ func (w *shardWorker) discard(ctx context.Context, recs []record, condition stri
 		}
 		// Never drop the record: Lambda keeps trying the destination too.
 		e.log.Error("sending the on-failure record failed; will retry", "function", e.m.Function, "error", err.Error())
-		sleep(ctx, time.Second)
+		_ = retry.Sleep(ctx, time.Second)
 	}
 }
 
@@ -548,16 +549,4 @@ func arrival(r events.DynamoDBEventRecord) string {
 		return ""
 	}
 	return t.UTC().Format("2006-01-02T15:04:05Z")
-}
-
-func sleep(ctx context.Context, d time.Duration) {
-	if d <= 0 {
-		return
-	}
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-ctx.Done():
-	case <-t.C:
-	}
 }
