@@ -3,6 +3,7 @@ package cfn
 import (
 	"fmt"
 	"regexp"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -194,142 +195,19 @@ func (e *Evaluator) fn(name string, arg any) (any, error) {
 		}
 		return e.Condition(id)
 	case "Fn::GetAtt":
-		parts, err := e.strings(arg, 2)
-		if err != nil {
-			return nil, fmt.Errorf("Fn::GetAtt: %w", err)
-		}
-		if _, ok := e.t.Resources[parts[0]]; !ok {
-			return nil, fmt.Errorf("Fn::GetAtt: no resource %q", parts[0])
-		}
-		if e.s.Resolver == nil {
-			return nil, fmt.Errorf("Fn::GetAtt %s.%s: no resources are known yet", parts[0], parts[1])
-		}
-		return e.s.Resolver.GetAtt(parts[0], parts[1])
+		return e.getAtt(arg)
 	case "Fn::Sub":
 		return e.sub(arg)
 	case "Fn::If":
-		l, ok := arg.([]any)
-		if !ok || len(l) != 3 {
-			return nil, fmt.Errorf("Fn::If takes [condition, then, else]")
-		}
-		cond, ok := l[0].(string)
-		if !ok {
-			return nil, fmt.Errorf("Fn::If: condition must be a name")
-		}
-		b, err := e.Condition(cond)
-		if err != nil {
-			return nil, err
-		}
-		if b {
-			return e.eval(l[1])
-		}
-		return e.eval(l[2])
+		return e.fnIf(arg)
 	case "Fn::Equals":
-		l, ok := arg.([]any)
-		if !ok || len(l) != 2 {
-			return nil, fmt.Errorf("Fn::Equals takes two values")
-		}
-		a, err := e.eval(l[0])
-		if err != nil {
-			return nil, err
-		}
-		b, err := e.eval(l[1])
-		if err != nil {
-			return nil, err
-		}
-		as, err1 := scalarString(a)
-		bs, err2 := scalarString(b)
-		if err1 != nil || err2 != nil {
-			return nil, fmt.Errorf("Fn::Equals compares scalars")
-		}
-		return as == bs, nil
+		return e.equals(arg)
 	case "Fn::Not", "Fn::And", "Fn::Or":
-		l, ok := arg.([]any)
-		if !ok || len(l) == 0 || (name == "Fn::Not" && len(l) != 1) {
-			return nil, fmt.Errorf("%s: wrong arguments", name)
-		}
-		vals := make([]bool, len(l))
-		for i, c := range l {
-			v, err := e.eval(c)
-			if err != nil {
-				return nil, err
-			}
-			b, ok := v.(bool)
-			if !ok {
-				return nil, fmt.Errorf("%s takes conditions", name)
-			}
-			vals[i] = b
-		}
-		switch name {
-		case "Fn::Not":
-			return !vals[0], nil
-		case "Fn::And":
-			for _, b := range vals {
-				if !b {
-					return false, nil
-				}
-			}
-			return true, nil
-		default:
-			for _, b := range vals {
-				if b {
-					return true, nil
-				}
-			}
-			return false, nil
-		}
+		return e.logic(name, arg)
 	case "Fn::Join":
-		l, ok := arg.([]any)
-		if !ok || len(l) != 2 {
-			return nil, fmt.Errorf("Fn::Join takes [delimiter, list]")
-		}
-		delim, ok := l[0].(string)
-		if !ok {
-			return nil, fmt.Errorf("Fn::Join: delimiter must be a string")
-		}
-		items, err := e.eval(l[1])
-		if err != nil {
-			return nil, err
-		}
-		list, ok := items.([]any)
-		if !ok {
-			return nil, fmt.Errorf("Fn::Join: second argument must be a list")
-		}
-		parts := make([]string, len(list))
-		for i, it := range list {
-			s, err := scalarString(it)
-			if err != nil {
-				return nil, fmt.Errorf("Fn::Join: %w", err)
-			}
-			parts[i] = s
-		}
-		return strings.Join(parts, delim), nil
+		return e.join(arg)
 	case "Fn::Select":
-		l, ok := arg.([]any)
-		if !ok || len(l) != 2 {
-			return nil, fmt.Errorf("Fn::Select takes [index, list]")
-		}
-		iv, err := e.eval(l[0])
-		if err != nil {
-			return nil, err
-		}
-		is, err := scalarString(iv)
-		if err != nil {
-			return nil, err
-		}
-		i, err := strconv.Atoi(is)
-		if err != nil {
-			return nil, fmt.Errorf("Fn::Select: index %q", is)
-		}
-		lv, err := e.eval(l[1])
-		if err != nil {
-			return nil, err
-		}
-		list, ok := lv.([]any)
-		if !ok || i < 0 || i >= len(list) {
-			return nil, fmt.Errorf("Fn::Select: index %d out of range", i)
-		}
-		return list[i], nil
+		return e.selectOne(arg)
 	case "Fn::ToJsonString":
 		v, err := e.Eval(arg)
 		if err != nil {
@@ -338,6 +216,144 @@ func (e *Evaluator) fn(name string, arg any) (any, error) {
 		return JSON(v)
 	}
 	return nil, fmt.Errorf("%s is not supported by the local evaluator", name)
+}
+
+func (e *Evaluator) getAtt(arg any) (any, error) {
+	parts, err := e.strings(arg, 2)
+	if err != nil {
+		return nil, fmt.Errorf("Fn::GetAtt: %w", err)
+	}
+	if _, ok := e.t.Resources[parts[0]]; !ok {
+		return nil, fmt.Errorf("Fn::GetAtt: no resource %q", parts[0])
+	}
+	if e.s.Resolver == nil {
+		return nil, fmt.Errorf("Fn::GetAtt %s.%s: no resources are known yet", parts[0], parts[1])
+	}
+	return e.s.Resolver.GetAtt(parts[0], parts[1])
+}
+
+func (e *Evaluator) fnIf(arg any) (any, error) {
+	l, ok := arg.([]any)
+	if !ok || len(l) != 3 {
+		return nil, fmt.Errorf("Fn::If takes [condition, then, else]")
+	}
+	cond, ok := l[0].(string)
+	if !ok {
+		return nil, fmt.Errorf("Fn::If: condition must be a name")
+	}
+	b, err := e.Condition(cond)
+	if err != nil {
+		return nil, err
+	}
+	if b {
+		return e.eval(l[1])
+	}
+	return e.eval(l[2])
+}
+
+func (e *Evaluator) equals(arg any) (any, error) {
+	l, ok := arg.([]any)
+	if !ok || len(l) != 2 {
+		return nil, fmt.Errorf("Fn::Equals takes two values")
+	}
+	a, err := e.eval(l[0])
+	if err != nil {
+		return nil, err
+	}
+	b, err := e.eval(l[1])
+	if err != nil {
+		return nil, err
+	}
+	as, err1 := scalarString(a)
+	bs, err2 := scalarString(b)
+	if err1 != nil || err2 != nil {
+		return nil, fmt.Errorf("Fn::Equals compares scalars")
+	}
+	return as == bs, nil
+}
+
+// logic evaluates Fn::Not, Fn::And and Fn::Or over conditions.
+func (e *Evaluator) logic(name string, arg any) (any, error) {
+	l, ok := arg.([]any)
+	if !ok || len(l) == 0 || (name == "Fn::Not" && len(l) != 1) {
+		return nil, fmt.Errorf("%s: wrong arguments", name)
+	}
+	vals := make([]bool, len(l))
+	for i, c := range l {
+		v, err := e.eval(c)
+		if err != nil {
+			return nil, err
+		}
+		b, ok := v.(bool)
+		if !ok {
+			return nil, fmt.Errorf("%s takes conditions", name)
+		}
+		vals[i] = b
+	}
+	switch name {
+	case "Fn::Not":
+		return !vals[0], nil
+	case "Fn::And":
+		return !slices.Contains(vals, false), nil
+	default:
+		return slices.Contains(vals, true), nil
+	}
+}
+
+func (e *Evaluator) join(arg any) (any, error) {
+	l, ok := arg.([]any)
+	if !ok || len(l) != 2 {
+		return nil, fmt.Errorf("Fn::Join takes [delimiter, list]")
+	}
+	delim, ok := l[0].(string)
+	if !ok {
+		return nil, fmt.Errorf("Fn::Join: delimiter must be a string")
+	}
+	items, err := e.eval(l[1])
+	if err != nil {
+		return nil, err
+	}
+	list, ok := items.([]any)
+	if !ok {
+		return nil, fmt.Errorf("Fn::Join: second argument must be a list")
+	}
+	parts := make([]string, len(list))
+	for i, it := range list {
+		s, err := scalarString(it)
+		if err != nil {
+			return nil, fmt.Errorf("Fn::Join: %w", err)
+		}
+		parts[i] = s
+	}
+	return strings.Join(parts, delim), nil
+}
+
+func (e *Evaluator) selectOne(arg any) (any, error) {
+	l, ok := arg.([]any)
+	if !ok || len(l) != 2 {
+		return nil, fmt.Errorf("Fn::Select takes [index, list]")
+	}
+	iv, err := e.eval(l[0])
+	if err != nil {
+		return nil, err
+	}
+	is, err := scalarString(iv)
+	if err != nil {
+		return nil, err
+	}
+	i, err := strconv.Atoi(is)
+	if err != nil {
+		return nil, fmt.Errorf("Fn::Select: index %q", is)
+	}
+	lv, err := e.eval(l[1])
+	if err != nil {
+		return nil, err
+	}
+	list, ok := lv.([]any)
+	if !ok || i < 0 || i >= len(list) {
+		return nil, fmt.Errorf("Fn::Select: index %d out of range", i)
+	}
+	return list[i], nil
 }
 
 func (e *Evaluator) ref(id string) (any, error) {
