@@ -476,6 +476,50 @@ func readStream(s *provision.Stack, fn, name string, props map[string]any) (Stre
 	default:
 		return m, fmt.Errorf("StartingPosition %q: want TRIM_HORIZON or LATEST", m.StartingPosition)
 	}
+	if err := readStreamNumbers(p, &m); err != nil {
+		return m, err
+	}
+	if m.MaxRecordAge == 0 {
+		m.MaxRecordAge = -1
+	}
+	for _, b := range []struct {
+		key string
+		dst *bool
+	}{{"BisectBatchOnFunctionError", &m.Bisect}, {"Enabled", &m.Enabled}} {
+		if v, ok := p[b.key]; ok {
+			sv, _ := cfn.String(v)
+			bv, err := strconv.ParseBool(sv)
+			if err != nil {
+				return m, fmt.Errorf("%s %v: want true or false", b.key, v)
+			}
+			*b.dst = bv
+		}
+	}
+	if v, ok := p["FunctionResponseTypes"]; ok {
+		l, _ := v.([]any)
+		for _, t := range l {
+			switch t {
+			case "ReportBatchItemFailures":
+				m.ReportBatchItemFailure = true
+			default:
+				return m, fmt.Errorf("FunctionResponseTypes %v is not known", t)
+			}
+		}
+	}
+	if err := readStreamTargets(s, p, &m); err != nil {
+		return m, err
+	}
+	for _, k := range []string{"KmsKeyArn", "MetricsConfig", "StartingPositionTimestamp"} {
+		if _, ok := p[k]; ok {
+			m.Notes = append(m.Notes, k+" is not emulated")
+		}
+	}
+	return m, nil
+}
+
+// readStreamNumbers reads a stream event's whole-number settings, each
+// within the range AWS accepts.
+func readStreamNumbers(p map[string]any, m *StreamMapping) error {
 	ints := []struct {
 		key      string
 		lo, hi   int
@@ -508,49 +552,28 @@ func readStream(s *provision.Stack, fn, name string, props map[string]any) (Stre
 		}
 		n, err := intOf(v)
 		if err != nil || n < f.lo || n > f.hi {
-			return m, fmt.Errorf("%s %v: want a whole number from %d to %d", f.key, v, f.lo, f.hi)
+			return fmt.Errorf("%s %v: want a whole number from %d to %d", f.key, v, f.lo, f.hi)
 		}
 		f.dst(n)
 	}
-	if m.MaxRecordAge == 0 {
-		m.MaxRecordAge = -1
-	}
-	for _, b := range []struct {
-		key string
-		dst *bool
-	}{{"BisectBatchOnFunctionError", &m.Bisect}, {"Enabled", &m.Enabled}} {
-		if v, ok := p[b.key]; ok {
-			sv, _ := cfn.String(v)
-			bv, err := strconv.ParseBool(sv)
-			if err != nil {
-				return m, fmt.Errorf("%s %v: want true or false", b.key, v)
-			}
-			*b.dst = bv
-		}
-	}
-	if v, ok := p["FunctionResponseTypes"]; ok {
-		l, _ := v.([]any)
-		for _, t := range l {
-			switch t {
-			case "ReportBatchItemFailures":
-				m.ReportBatchItemFailure = true
-			default:
-				return m, fmt.Errorf("FunctionResponseTypes %v is not known", t)
-			}
-		}
-	}
+	return nil
+}
+
+// readStreamTargets reads a stream event's filters and its on-failure
+// destination, which must be a queue of the provisioned stack.
+func readStreamTargets(s *provision.Stack, p map[string]any, m *StreamMapping) error {
 	if v, ok := p["FilterCriteria"]; ok {
 		fc, _ := v.(map[string]any)
 		filters, _ := fc["Filters"].([]any)
 		if len(filters) > 5 {
-			return m, fmt.Errorf("FilterCriteria: %d filters, Lambda allows 5", len(filters))
+			return fmt.Errorf("FilterCriteria: %d filters, Lambda allows 5", len(filters))
 		}
 		for i, f := range filters {
 			fm, _ := f.(map[string]any)
 			src, _ := fm["Pattern"].(string)
 			pat, err := CompilePattern(src)
 			if err != nil {
-				return m, fmt.Errorf("FilterCriteria filter %d: %w", i, err)
+				return fmt.Errorf("FilterCriteria filter %d: %w", i, err)
 			}
 			m.Filters = append(m.Filters, pat)
 		}
@@ -561,11 +584,11 @@ func readStream(s *provision.Stack, fn, name string, props map[string]any) (Stre
 		if of != nil {
 			typ, _ := of["Type"].(string)
 			if typ != "" && typ != "SQS" {
-				return m, fmt.Errorf("DestinationConfig OnFailure Type %s: only SQS is emulated", typ)
+				return fmt.Errorf("DestinationConfig OnFailure Type %s: only SQS is emulated", typ)
 			}
 			arn, _ := of["Destination"].(string)
 			if arn == "" {
-				return m, fmt.Errorf("DestinationConfig OnFailure has no Destination")
+				return fmt.Errorf("DestinationConfig OnFailure has no Destination")
 			}
 			m.OnFailureArn = arn
 			for _, r := range s.Resources {
@@ -574,16 +597,11 @@ func readStream(s *provision.Stack, fn, name string, props map[string]any) (Stre
 				}
 			}
 			if m.OnFailureQueueURL == "" {
-				return m, fmt.Errorf("DestinationConfig OnFailure %s is not a provisioned queue", arn)
+				return fmt.Errorf("DestinationConfig OnFailure %s is not a provisioned queue", arn)
 			}
 		}
 	}
-	for _, k := range []string{"KmsKeyArn", "MetricsConfig", "StartingPositionTimestamp"} {
-		if _, ok := p[k]; ok {
-			m.Notes = append(m.Notes, k+" is not emulated")
-		}
-	}
-	return m, nil
+	return nil
 }
 
 func str(p map[string]any, key string) (string, error) {
