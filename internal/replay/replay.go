@@ -291,63 +291,38 @@ type verdict struct {
 	reason  string
 }
 
+// drain is one pass over the DLQ: what it received, and what it says of
+// each message.
+type drain struct {
+	r        *Replayer
+	req      Request
+	rep      *Report
+	leave    []Message // made visible again at the end, so none is received twice
+	verdicts []verdict
+}
+
+// left keeps a message in the DLQ, with its reason.
+func (d *drain) left(m Message, shape, reason string) {
+	d.rep.Left++
+	d.leave = append(d.leave, m)
+	outcome := outcomeLeft
+	if d.req.DryRun {
+		outcome = outcomeDryRun
+	}
+	d.verdicts = append(d.verdicts, verdict{msg: m, shape: shape, outcome: outcome, reason: reason})
+}
+
 func (r *Replayer) drainDLQ(ctx context.Context, req Request, rep *Report) error {
-	var jobs []job
-	var verdicts []verdict
-	// Messages this run leaves are made visible again only at its end, so
-	// that it never receives (and counts) one twice.
-	var leave []Message
+	d := &drain{r: r, req: req, rep: rep}
 	defer func() {
-		for _, m := range leave {
+		for _, m := range d.leave {
 			r.release(ctx, m, req)
 		}
-		r.report(ctx, verdicts)
+		r.report(ctx, d.verdicts)
 	}()
-	leaveMsg := func(m Message, shape, reason string) {
-		rep.Left++
-		leave = append(leave, m)
-		outcome := outcomeLeft
-		if req.DryRun {
-			outcome = outcomeDryRun
-		}
-		verdicts = append(verdicts, verdict{msg: m, shape: shape, outcome: outcome, reason: reason})
-	}
-	seen := map[string]bool{}
-	for rep.Messages < req.MaxMessages {
-		msgs, err := r.dlq.Receive(ctx, min(10, req.MaxMessages-rep.Messages), visibility)
-		if err != nil {
-			return fmt.Errorf("receive from the DLQ: %w", err)
-		}
-		fresh := 0
-		for _, m := range msgs {
-			if seen[m.ID] {
-				continue
-			}
-			seen[m.ID] = true
-			fresh++
-			rep.Messages++
-			j, err := r.parse(ctx, m, rep)
-			var other *otherStreamError
-			switch {
-			case errors.As(err, &other):
-				// Not this table's: never deleted here, whatever it is.
-				rep.OtherStreams++
-				rep.LeftReasons = append(rep.LeftReasons, Failure{Reason: err.Error()})
-				leaveMsg(m, shapeOtherStream, err.Error())
-			case err != nil:
-				rep.Unrecognized++
-				rep.LeftReasons = append(rep.LeftReasons, Failure{Reason: "unrecognized: " + err.Error()})
-				leaveMsg(m, shapeUnrecognized, err.Error())
-			default:
-				jobs = append(jobs, j)
-			}
-		}
-		if fresh == 0 {
-			break
-		}
-	}
-	if len(jobs) == 0 {
-		return nil
+	jobs, err := d.receive(ctx)
+	if err != nil || len(jobs) == 0 {
+		return err
 	}
 	var keys []dispatch.OutboxKey
 	for _, j := range jobs {
@@ -356,85 +331,137 @@ func (r *Replayer) drainDLQ(ctx context.Context, req Request, rep *Report) error
 	current, err := r.store.Statuses(ctx, keys)
 	if err != nil {
 		for _, j := range jobs {
-			leaveMsg(j.msg, j.shape, "outbox read failed")
+			d.left(j.msg, j.shape, "outbox read failed")
 		}
 		return fmt.Errorf("read outbox items: %w", err)
 	}
-	// Decide per item; deliver what is wanted, all at once (order per
-	// aggregate is kept by the engine).
-	var deliver []dispatch.OutboxItem
-	wanted := map[dispatch.OutboxKey]bool{}
-	leftJob := make([]string, len(jobs)) // why a job's message stays, or ""
+	items, wanted, leftJob := d.decide(ctx, jobs, current)
+	// Delivered all at once: the engine keeps each aggregate's order.
+	res := r.deliver(ctx, items, rep, &rep.Replayed)
+	for ji, j := range jobs {
+		d.settle(ctx, j, leftJob[ji], wanted, res)
+	}
+	return nil
+}
+
+// receive takes up to maxMessages messages and recognizes each; what it
+// cannot act on (another table's record, an unknown shape) is left.
+func (d *drain) receive(ctx context.Context) ([]job, error) {
+	var jobs []job
+	seen := map[string]bool{}
+	for d.rep.Messages < d.req.MaxMessages {
+		msgs, err := d.r.dlq.Receive(ctx, min(10, d.req.MaxMessages-d.rep.Messages), visibility)
+		if err != nil {
+			return nil, fmt.Errorf("receive from the DLQ: %w", err)
+		}
+		fresh := 0
+		for _, m := range msgs {
+			if seen[m.ID] {
+				continue
+			}
+			seen[m.ID] = true
+			fresh++
+			d.rep.Messages++
+			j, err := d.r.parse(ctx, m, d.rep)
+			var other *otherStreamError
+			switch {
+			case errors.As(err, &other):
+				// Not this table's: never deleted here, whatever it is.
+				d.rep.OtherStreams++
+				d.rep.LeftReasons = append(d.rep.LeftReasons, Failure{Reason: err.Error()})
+				d.left(m, shapeOtherStream, err.Error())
+			case err != nil:
+				d.rep.Unrecognized++
+				d.rep.LeftReasons = append(d.rep.LeftReasons, Failure{Reason: "unrecognized: " + err.Error()})
+				d.left(m, shapeUnrecognized, err.Error())
+			default:
+				jobs = append(jobs, j)
+			}
+		}
+		if fresh == 0 {
+			break
+		}
+	}
+	return jobs, nil
+}
+
+// decide says, item by item, what to deliver: not what is delivered
+// already, filtered out, or FAILED too often; a FAILED item is put back to
+// PENDING first. leftJob[i] says why job i's message stays ("" if it may go).
+func (d *drain) decide(ctx context.Context, jobs []job, current map[dispatch.OutboxKey]dispatch.OutboxItem) (items []dispatch.OutboxItem, wanted map[dispatch.OutboxKey]bool, leftJob []string) {
+	wanted = map[dispatch.OutboxKey]bool{}
+	leftJob = make([]string, len(jobs))
 	for ji, j := range jobs {
 		for _, k := range j.keys {
 			it, ok := current[k]
 			switch {
 			case !ok || it.Status == dispatch.Delivered:
-				rep.SkippedDelivered++
+				d.rep.SkippedDelivered++
 				continue
-			case !r.selected(req, it):
+			case !d.r.selected(d.req, it):
 				leftJob[ji] = "filtered out"
 				continue
-			case it.Status == dispatch.Failed && it.Attempts >= req.MaxAttempts:
-				leftJob[ji] = fmt.Sprintf("over maxAttempts (%d attempts, maxAttempts %d)", it.Attempts, req.MaxAttempts)
-				rep.LeftReasons = append(rep.LeftReasons, Failure{EventID: it.EventID, Aggregate: it.AggregateID, Reason: leftJob[ji]})
+			case it.Status == dispatch.Failed && it.Attempts >= d.req.MaxAttempts:
+				leftJob[ji] = fmt.Sprintf("over maxAttempts (%d attempts, maxAttempts %d)", it.Attempts, d.req.MaxAttempts)
+				d.rep.LeftReasons = append(d.rep.LeftReasons, Failure{EventID: it.EventID, Aggregate: it.AggregateID, Reason: leftJob[ji]})
 				continue
 			}
 			if wanted[k] {
 				continue
 			}
 			wanted[k] = true
-			if req.DryRun {
-				rep.WouldReplay++
+			if d.req.DryRun {
+				d.rep.WouldReplay++
 				continue
 			}
 			if it.Status == dispatch.Failed {
-				if err := r.store.Requeue(ctx, k); err != nil && !errors.Is(err, dispatch.ErrAlreadyDone) {
+				if err := d.r.store.Requeue(ctx, k); err != nil && !errors.Is(err, dispatch.ErrAlreadyDone) {
 					leftJob[ji] = "requeue failed"
 					continue
 				}
 				it.Status = dispatch.Pending
 			}
-			deliver = append(deliver, it)
+			items = append(items, it)
 		}
 	}
-	res := r.deliver(ctx, deliver, rep, &rep.Replayed)
-	for ji, j := range jobs {
-		reason := leftJob[ji]
-		if req.DryRun && reason == "" {
-			reason = "dry run"
-		}
-		for _, k := range j.keys {
-			if !wanted[k] || reason != "" {
-				continue
-			}
-			// A parked-again item has a new DLQ message: the old one goes.
-			if o := res.Outcomes[k]; o != delivery.Delivered && o != delivery.AlreadyDone && o != delivery.Parked {
-				reason = "not delivered: " + o.String() + reasonSuffix(res.Reasons[k])
-			}
-		}
-		if j.sweep && reason == "" {
-			// The stream no longer holds the range: sweep what was written
-			// up to its end; the message goes once nothing failed.
-			before := len(rep.FailedAgain)
-			if err := r.sweepBefore(ctx, req, rep, j.until); err != nil {
-				reason = "sweep failed"
-			} else if len(rep.FailedAgain) > before {
-				reason = "swept items failed again"
-			}
-		}
-		if reason != "" {
-			leaveMsg(j.msg, j.shape, reason)
-			continue
-		}
-		if err := r.dlq.Delete(ctx, j.msg.Receipt); err != nil {
-			rep.Left++
-			verdicts = append(verdicts, verdict{msg: j.msg, shape: j.shape, outcome: outcomeLeft, reason: "delete failed: " + errCode(err)})
-			continue
-		}
-		verdicts = append(verdicts, verdict{msg: j.msg, shape: j.shape, outcome: outcomeDeleted, reason: fmt.Sprintf("%d items settled", len(j.keys))})
+	return items, wanted, leftJob
+}
+
+// settle deletes a job's message once its items are settled, or leaves it
+// with the reason it stays.
+func (d *drain) settle(ctx context.Context, j job, reason string, wanted map[dispatch.OutboxKey]bool, res delivery.Result) {
+	if d.req.DryRun && reason == "" {
+		reason = "dry run"
 	}
-	return nil
+	for _, k := range j.keys {
+		if !wanted[k] || reason != "" {
+			continue
+		}
+		// A parked-again item has a new DLQ message: the old one goes.
+		if o := res.Outcomes[k]; o != delivery.Delivered && o != delivery.AlreadyDone && o != delivery.Parked {
+			reason = "not delivered: " + o.String() + reasonSuffix(res.Reasons[k])
+		}
+	}
+	if j.sweep && reason == "" {
+		// The stream no longer holds the range: sweep what was written
+		// up to its end; the message goes once nothing failed.
+		before := len(d.rep.FailedAgain)
+		if err := d.r.sweepBefore(ctx, d.req, d.rep, j.until); err != nil {
+			reason = "sweep failed"
+		} else if len(d.rep.FailedAgain) > before {
+			reason = "swept items failed again"
+		}
+	}
+	if reason != "" {
+		d.left(j.msg, j.shape, reason)
+		return
+	}
+	if err := d.r.dlq.Delete(ctx, j.msg.Receipt); err != nil {
+		d.rep.Left++
+		d.verdicts = append(d.verdicts, verdict{msg: j.msg, shape: j.shape, outcome: outcomeLeft, reason: "delete failed: " + errCode(err)})
+		return
+	}
+	d.verdicts = append(d.verdicts, verdict{msg: j.msg, shape: j.shape, outcome: outcomeDeleted, reason: fmt.Sprintf("%d items settled", len(j.keys))})
 }
 
 // deliver has the engine deliver items and counts what became of them.
