@@ -109,16 +109,16 @@ func (h *Handler) serve(ctx context.Context, req events.APIGatewayV2HTTPRequest,
 	// decoding and of the HMAC; it says nothing about the routes.
 	if base64Len(req) > dispatch.MaxBodyBytes {
 		o.err = errTooLarge
-		return o.fail(problem(http.StatusRequestEntityTooLarge, "too-large", "The request exceeds a limit", "the body exceeds "+strconv.Itoa(dispatch.MaxBodyBytes)+" bytes"))
+		return o.fail(problemFor(errTooLarge))
 	}
 	body, err := bodyOf(req)
 	if err != nil {
-		o.err = err
-		return o.fail(problem(http.StatusBadRequest, "validation-error", "The request is not valid", "the body is not valid base64"))
+		o.err = dispatch.E("apigw", dispatch.Invalid, "the body is not valid base64", err)
+		return o.fail(problemFor(o.err))
 	}
 	if len(body) > dispatch.MaxBodyBytes {
 		o.err = errTooLarge
-		return o.fail(problem(http.StatusRequestEntityTooLarge, "too-large", "The request exceeds a limit", "the body exceeds "+strconv.Itoa(dispatch.MaxBodyBytes)+" bytes"))
+		return o.fail(problemFor(errTooLarge))
 	}
 	// Authenticate, then route: a 404 given to anyone would let
 	// unauthenticated callers map the routes.
@@ -135,10 +135,10 @@ func (h *Handler) serve(ctx context.Context, req events.APIGatewayV2HTTPRequest,
 	case RouteAggregateOutbox:
 		return h.outbox(ctx, req, o)
 	}
-	return o.fail(problem(http.StatusNotFound, "not-found", "No such route", methodOf(req)+" "+req.RawPath))
+	return o.fail(noRouteProblem.problem(methodOf(req) + " " + req.RawPath))
 }
 
-var errTooLarge = dispatch.E("apigw", dispatch.TooLarge, "body too large", nil)
+var errTooLarge = dispatch.E("apigw", dispatch.TooLarge, "the body exceeds "+strconv.Itoa(dispatch.MaxBodyBytes)+" bytes", nil)
 
 var errIAMOnly = dispatch.E("apigw.authenticate", dispatch.Unauthorized, "this API accepts only callers that API Gateway authorized with IAM (SigV4)", nil)
 
@@ -169,7 +169,7 @@ func (h *Handler) authenticate(ctx context.Context, req events.APIGatewayV2HTTPR
 
 func (h *Handler) command(ctx context.Context, req events.APIGatewayV2HTTPRequest, body []byte, scope, webhookID string, o *outcome) events.APIGatewayV2HTTPResponse {
 	if detail := checkContentType(header(req.Headers, "content-type")); detail != "" {
-		return o.fail(problem(http.StatusUnsupportedMediaType, "unsupported-media-type", "Unsupported media type", detail))
+		return o.fail(mediaTypeProblem.problem(detail))
 	}
 	key := header(req.Headers, "idempotency-key")
 	if key == "" {
@@ -420,7 +420,7 @@ func jsonResponse(o *outcome, status int, v any) events.APIGatewayV2HTTPResponse
 	b, err := json.Marshal(v)
 	if err != nil {
 		o.err = err
-		return o.fail(problem(http.StatusInternalServerError, "internal", "Internal error", ""))
+		return o.fail(internalProblem.problem(""))
 	}
 	return events.APIGatewayV2HTTPResponse{StatusCode: status, Headers: map[string]string{"Content-Type": "application/json"}, Body: string(b)}
 }
@@ -457,7 +457,7 @@ func (h *Handler) record(ctx context.Context, reqID string, o outcome, resp even
 		if o.problem != nil {
 			p = *o.problem
 		} else {
-			p = problem(resp.StatusCode, "internal", "", "")
+			p = internalProblem.problem("")
 		}
 		attrs = append(attrs, slog.String("outcome", "rejected"), slog.String("reason", p.slug))
 	} else {

@@ -2,7 +2,6 @@ package apigw
 
 import (
 	"encoding/json"
-	"errors"
 	"net/http"
 
 	"github.com/dispatcher-dev/dispatcher/internal/dispatch"
@@ -20,57 +19,76 @@ type Problem struct {
 	Errors         []dispatch.FieldError `json:"errors,omitempty"`
 	CurrentVersion *int64                `json:"currentVersion,omitempty"`
 	RequestID      string                `json:"requestId,omitempty"`
-	slug           string
+	slug           string                // the problem type's short name: the log's and the metric's Reason
 }
 
-// Slug is the problem type's short name (the metric's Reason).
-func (p Problem) Slug() string { return p.slug }
-
-func problem(status int, slug, title, detail string) Problem {
-	return Problem{Type: ProblemBase + slug, Title: title, Status: status, Detail: detail, slug: slug}
+// problemType is one row of docs/problems.md.
+type problemType struct {
+	status      int
+	slug, title string
+	// private: the error's message is not shown; it may name tables,
+	// queues or causes. The caller gets the request id instead (Handle).
+	private bool
 }
 
-// problemFor maps an error to its problem. Only the messages the domain
-// wrote for callers are shown; the cause of an internal error never is.
-func problemFor(err error) Problem {
-	var ve *dispatch.ValidationError
-	var vc *dispatch.VersionConflict
-	var de *dispatch.Error
-	switch {
-	case errors.As(err, &ve):
-		p := problem(http.StatusBadRequest, "validation-error", "The request is not valid", "")
-		if ve.Kind == dispatch.Unprocessable {
-			p = problem(http.StatusUnprocessableEntity, "unprocessable", "The command cannot be applied", "")
-		}
-		p.Errors = ve.Fields
-		if len(ve.Fields) == 1 {
-			p.Detail = ve.Error()
-		}
-		return p
-	case errors.As(err, &vc):
-		p := problem(http.StatusConflict, "version-conflict", "The aggregate is at another version", vc.Msg)
-		cur := vc.Current
-		p.CurrentVersion = &cur
-		return p
-	case errors.As(err, &de):
-		switch de.Kind {
-		case dispatch.Invalid:
-			return problem(http.StatusBadRequest, "validation-error", "The request is not valid", de.Msg)
-		case dispatch.Unauthorized:
-			return problem(http.StatusUnauthorized, "unauthorized", "Authentication failed", de.Msg)
-		case dispatch.NotFound:
-			return problem(http.StatusNotFound, "not-found", "Not found", de.Msg)
-		case dispatch.Conflict:
-			return problem(http.StatusConflict, "conflict", "The command conflicts with the current state", de.Msg)
-		case dispatch.Unprocessable:
-			return problem(http.StatusUnprocessableEntity, "unprocessable", "The command cannot be applied", de.Msg)
-		case dispatch.TooLarge:
-			return problem(http.StatusRequestEntityTooLarge, "too-large", "The request exceeds a limit", de.Msg)
-		case dispatch.Transient:
-			return problem(http.StatusServiceUnavailable, "unavailable", "Temporarily unavailable; retry with the same Idempotency-Key", "")
-		}
+var internalProblem = problemType{http.StatusInternalServerError, "internal", "Internal error", true}
+
+// problemTypes is the one place where an error's kind becomes an HTTP
+// status and a problem type. A kind not listed (Internal, and the relay's
+// Permanent and AccountWide, which no command returns) is internal.
+var problemTypes = map[dispatch.Kind]problemType{
+	dispatch.Invalid:       {http.StatusBadRequest, "validation-error", "The request is not valid", false},
+	dispatch.Unauthorized:  {http.StatusUnauthorized, "unauthorized", "Authentication failed", false},
+	dispatch.NotFound:      {http.StatusNotFound, "not-found", "Not found", false},
+	dispatch.Conflict:      {http.StatusConflict, "conflict", "The command conflicts with the current state", false},
+	dispatch.Stale:         {http.StatusConflict, "version-conflict", "The aggregate is at another version", false},
+	dispatch.Unprocessable: {http.StatusUnprocessableEntity, "unprocessable", "The command cannot be applied", false},
+	dispatch.TooLarge:      {http.StatusRequestEntityTooLarge, "too-large", "The request exceeds a limit", false},
+	dispatch.Transient:     {http.StatusServiceUnavailable, "unavailable", "Temporarily unavailable; retry with the same Idempotency-Key", true},
+}
+
+// The problems of HTTP itself, which no domain error has: the route and the
+// media type are the edge's business.
+var (
+	noRouteProblem   = problemType{http.StatusNotFound, "not-found", "No such route", false}
+	mediaTypeProblem = problemType{http.StatusUnsupportedMediaType, "unsupported-media-type", "Unsupported media type", false}
+)
+
+func typeOf(k dispatch.Kind) problemType {
+	if t, ok := problemTypes[k]; ok {
+		return t
 	}
-	return problem(http.StatusInternalServerError, "internal", "Internal error", "")
+	return internalProblem
+}
+
+func (t problemType) problem(detail string) Problem {
+	return Problem{Type: ProblemBase + t.slug, Title: t.title, Status: t.status, Detail: detail, slug: t.slug}
+}
+
+// problemFor maps an error to its problem: its kind chooses the type, and
+// only what the domain wrote for callers is shown (a message, the fields,
+// the current version); the cause never is.
+func problemFor(err error) Problem {
+	c := dispatch.Classified(err)
+	t := typeOf(dispatch.KindOf(c))
+	p := t.problem("")
+	if t.private {
+		return p
+	}
+	switch e := c.(type) {
+	case *dispatch.ValidationError:
+		p.Errors = e.Fields
+		if len(e.Fields) == 1 {
+			p.Detail = e.Error()
+		}
+	case *dispatch.VersionConflict:
+		p.Detail = e.Msg
+		cur := e.Current
+		p.CurrentVersion = &cur
+	case *dispatch.Error:
+		p.Detail = e.Msg
+	}
+	return p
 }
 
 func (p Problem) body() string {

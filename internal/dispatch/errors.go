@@ -15,15 +15,16 @@ const (
 	Invalid                   // bad input: 400
 	Unauthorized              // authentication failed: 401
 	NotFound                  // no such aggregate: 404
-	Conflict                  // version mismatch: 409
+	Conflict                  // refused by the current state (an open account opened again), or a write lost a race: 409
 	Unprocessable             // well-formed but refused by the domain: 422
 	TooLarge                  // a named limit exceeded: 413
 	Transient                 // throttling, 5xx, timeout: retry with backoff
 	Permanent                 // the target refuses this item for good: mark FAILED, park in the DLQ
 	AccountWide               // sending paused or account suspended: stop the batch, retry nothing
+	Stale                     // the caller's expectedVersion is not the current one: 409 with the current version (*VersionConflict)
 )
 
-var kindNames = [...]string{"internal", "invalid", "unauthorized", "not found", "conflict", "unprocessable", "too large", "transient", "permanent", "account-wide"}
+var kindNames = [...]string{"internal", "invalid", "unauthorized", "not found", "conflict", "unprocessable", "too large", "transient", "permanent", "account-wide", "stale"}
 
 func (k Kind) String() string {
 	if int(k) < len(kindNames) {
@@ -59,12 +60,51 @@ func E(op string, kind Kind, msg string, cause error) *Error {
 	return &Error{Op: op, Kind: kind, Msg: msg, Err: cause}
 }
 
-// KindOf returns the kind of the outermost *Error in err's chain, or
-// Internal when there is none.
+// kinded is an error that carries a kind: *Error, *ValidationError and
+// *VersionConflict. The method is unexported so that no other package's
+// error can claim a kind without being one of these.
+type kinded interface {
+	error
+	kind() Kind
+}
+
+func (e *Error) kind() Kind { return e.Kind }
+
+// kind is Unprocessable or Invalid: field-level problems are the caller's,
+// whatever Kind a literal left unset.
+func (e *ValidationError) kind() Kind {
+	if e.Kind == Unprocessable {
+		return Unprocessable
+	}
+	return Invalid
+}
+
+func (e *VersionConflict) kind() Kind { return Stale }
+
+func classified(err error) kinded {
+	var k kinded
+	if errors.As(err, &k) {
+		return k
+	}
+	return nil
+}
+
+// KindOf returns the kind of the outermost *Error, *ValidationError or
+// *VersionConflict in err's chain, or Internal when there is none.
 func KindOf(err error) Kind {
-	var e *Error
-	if errors.As(err, &e) {
-		return e.Kind
+	if k := classified(err); k != nil {
+		return k.kind()
 	}
 	return Internal
+}
+
+// Classified returns the error whose kind KindOf reports: the outermost
+// *Error, *ValidationError or *VersionConflict in err's chain, or nil. An
+// edge that shows more than the kind (a message, fields, a version) reads
+// them from this one, so that what it shows and the kind agree.
+func Classified(err error) error {
+	if k := classified(err); k != nil {
+		return k
+	}
+	return nil
 }

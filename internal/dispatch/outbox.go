@@ -13,7 +13,7 @@ import (
 // Status is an outbox item's delivery state.
 type Status string
 
-// The delivery states (DESIGN.md, data model).
+// The delivery states (README.md, "Delivery").
 const (
 	Pending   Status = "PENDING"
 	Sending   Status = "SENDING"
@@ -128,6 +128,7 @@ type CommitResult struct {
 
 // VersionConflict is the answer to an expectedVersion that does not match,
 // or to conflicts that outlasted the retries: 409 with the current version.
+// Its kind is Stale.
 type VersionConflict struct {
 	Current int64
 	Msg     string
@@ -150,34 +151,37 @@ func (o OutboxItem) Key() OutboxKey { return OutboxKey{o.AggregateID, o.Version,
 var ErrAlreadyDone = errors.New("the outbox item was already handled")
 
 // Validate checks an outbox item as read back (from the stream, the table or
-// the DLQ): an envelope the relay cannot trust is parked, not retried.
+// the DLQ). Its errors are Permanent: an envelope the relay cannot trust is
+// parked, not retried; retrying cannot make it valid.
 func (o OutboxItem) Validate() error {
+	const op = "OutboxItem.Validate"
+	bad := func(msg string, cause error) error { return E(op, Permanent, msg, cause) }
 	switch {
 	case !ValidAggregateID(o.AggregateID):
-		return fmt.Errorf("outbox item: invalid aggregate id")
+		return bad("invalid aggregate id", nil)
 	case o.Version < 1 || o.Seq < 0:
-		return fmt.Errorf("outbox item: invalid version or position")
+		return bad("invalid version or position", nil)
 	case o.EventID == "" || len(o.EventID) > 64:
-		return fmt.Errorf("outbox item: missing or oversized event id")
+		return bad("missing or oversized event id", nil)
 	case o.EventType == "" || len(o.EventType) > MaxTypeLen+len("email."):
-		return fmt.Errorf("outbox item: missing or oversized event type")
+		return bad("missing or oversized event type", nil)
 	}
 	switch o.Target {
 	case TargetEvents:
 		var p EventPayload
 		if err := json.Unmarshal(o.Payload, &p); err != nil {
-			return fmt.Errorf("outbox item: event payload: %w", err)
+			return bad("event payload", err)
 		}
 	case TargetEmail:
 		var p EmailPayload
 		if err := json.Unmarshal(o.Payload, &p); err != nil {
-			return fmt.Errorf("outbox item: email payload: %w", err)
+			return bad("email payload", err)
 		}
 		if len(p.To) == 0 || len(p.To) > MaxRecipientsPerEmail || p.Subject == "" || hasControl(p.Subject) || (p.Text == "" && p.HTML == "") {
-			return fmt.Errorf("outbox item: email payload is incomplete or unsafe")
+			return bad("email payload is incomplete or unsafe", nil)
 		}
 	default:
-		return fmt.Errorf("outbox item: unknown target %q", o.Target)
+		return bad(fmt.Sprintf("unknown target %q", o.Target), nil)
 	}
 	return nil
 }

@@ -4,29 +4,12 @@
 package obs
 
 import (
-	"context"
 	"encoding/json"
 	"io"
-	"log/slog"
 	"sort"
 	"sync"
 	"time"
-
-	"github.com/aws/aws-lambda-go/lambdacontext"
 )
-
-// NewLogger returns a JSON logger writing to w.
-func NewLogger(w io.Writer, level slog.Level) *slog.Logger {
-	return slog.New(slog.NewJSONHandler(w, &slog.HandlerOptions{Level: level}))
-}
-
-// RequestID returns the Lambda request id of the invocation, or "".
-func RequestID(ctx context.Context) string {
-	if lc, ok := lambdacontext.FromContext(ctx); ok {
-		return lc.AwsRequestID
-	}
-	return ""
-}
 
 // Unit is a CloudWatch metric unit.
 type Unit string
