@@ -311,7 +311,7 @@ func naiveNote(relay, floor, naive float64) string {
 		return ""
 	}
 	return fmt.Sprintf("on the emulators the bare floor itself is only %.1fx naive: DynamoDB Local serves requests mostly one at a time "+
-		"(DESIGN.md), so batching and concurrency buy little; the relay is at %.2f of that floor. 5x needs a backend that serves requests "+
+		"(docs/local.md), so batching and concurrency buy little; the relay is at %.2f of that floor. 5x needs a backend that serves requests "+
 		"in parallel (AWS): measure there", floor/naive, relay/floor)
 }
 

@@ -12,12 +12,12 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"math/big"
 	"regexp"
 	"time"
 
 	"github.com/dispatcher-dev/dispatcher/internal/dispatch"
 	"github.com/dispatcher-dev/dispatcher/internal/emails"
+	"github.com/dispatcher-dev/dispatcher/internal/retry"
 )
 
 // Store is what the service needs from the database.
@@ -143,7 +143,7 @@ func (s *Service) Execute(ctx context.Context, req Request) (Result, error) {
 			if attempt >= MaxAttempts {
 				return res, dispatch.E("command.Execute", dispatch.Transient, "", err)
 			}
-			if err := sleep(ctx, backoff(attempt)); err != nil {
+			if err := retry.Sleep(ctx, backoff(attempt)); err != nil {
 				return res, dispatch.E("command.Execute", dispatch.Transient, "", err)
 			}
 		case errors.Is(err, dispatch.ErrVersionConflict) && env.ExpectedVersion != nil:
@@ -158,7 +158,7 @@ func (s *Service) Execute(ctx context.Context, req Request) (Result, error) {
 			if attempt >= MaxAttempts {
 				return res, &dispatch.VersionConflict{Current: cur.Version, Msg: fmt.Sprintf("the aggregate kept changing concurrently; gave up after %d attempts, retry the request", attempt)}
 			}
-			if err := sleep(ctx, backoff(attempt)); err != nil {
+			if err := retry.Sleep(ctx, backoff(attempt)); err != nil {
 				return res, dispatch.E("command.Execute", dispatch.Transient, "", err)
 			}
 		default:
@@ -315,24 +315,5 @@ func traceparent(in string) string {
 }
 
 func backoff(attempt int) time.Duration {
-	d := backoffBase << min(attempt, 16)
-	if d > backoffCap || d <= 0 {
-		d = backoffCap
-	}
-	n, err := rand.Int(rand.Reader, big.NewInt(int64(d)))
-	if err != nil {
-		return d / 2
-	}
-	return time.Duration(n.Int64())
-}
-
-func sleep(ctx context.Context, d time.Duration) error {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-ctx.Done():
-		return ctx.Err()
-	case <-t.C:
-		return nil
-	}
+	return retry.Backoff(attempt+1, backoffBase, backoffCap)
 }

@@ -1,8 +1,7 @@
 // Package delivery delivers outbox items: events to SQS as CloudEvents,
 // emails through SES v2, in version order per aggregate, with retries inside
 // the invocation, a lease per email, parking in the DLQ, and conditional
-// marks. The stream relay and the DLQ replay share it (DESIGN.md, "Delivery
-// rules").
+// marks. The stream relay and the DLQ replay share it (README, "Delivery").
 package delivery
 
 import (

@@ -9,7 +9,7 @@ import (
 )
 
 // A burst of outbox writes must spread over every shard of the sparse index,
-// so that no one index partition takes it all (DESIGN.md, data model):
+// so that no one index partition takes it all (the sharded sparse index of undelivered items):
 // whether the burst comes from many aggregates or from one busy aggregate.
 func TestUndeliveredItemsSpreadOverEveryShard(t *testing.T) {
 	s := New(nil, "t", 8)
