@@ -130,6 +130,13 @@ audit: lint-template $(AUDIT_STAMP) $(VULNDB)/index/db.json $(CFN_GUARD) ## govu
 	$(CFN_GUARD) validate --rules tools/audit/guard --data $(TRANSFORMED) --show-summary fail
 	@echo "audit: ok"
 
+## --- docs --------------------------------------------------------------------
+.PHONY: imports
+imports: ## redraw the import graph in docs/architecture.md (Mermaid, grouped by wing)
+	@{ sed '/^```mermaid$$/,$$d' docs/architecture.md; $(GO) run ./cmd/importgraph; } > docs/architecture.md.new
+	@mv docs/architecture.md.new docs/architecture.md
+	@echo "docs/architecture.md: import graph redrawn"
+
 ## --- build -------------------------------------------------------------------
 .PHONY: build
 build: $(addprefix $(DIST)/,$(addsuffix .zip,$(FUNCTIONS))) ## linux/arm64 bootstrap per function, zipped, in dist/

@@ -1,5 +1,6 @@
 // Command command is the API Gateway HTTP API handler: it validates,
-// authenticates and applies commands. Wiring only; the logic lives in internal/.
+// authenticates and applies commands.
+// Wiring only; the logic lives in internal/.
 package main
 
 import (
@@ -8,7 +9,6 @@ import (
 	"os"
 
 	"github.com/aws/aws-lambda-go/lambda"
-
 	"github.com/aws/aws-sdk-go-v2/config"
 
 	"github.com/dispatcher-dev/dispatcher/internal/app/commandfn"
@@ -16,15 +16,11 @@ import (
 
 func main() {
 	ctx := context.Background()
-	c, err := commandfn.LoadConfig(os.Getenv)
-	if err != nil {
-		fail(err)
-	}
 	cfg, err := config.LoadDefaultConfig(ctx)
 	if err != nil {
 		fail(err)
 	}
-	h, err := commandfn.NewHandler(ctx, cfg, c)
+	h, err := commandfn.Build(ctx, cfg, os.Getenv)
 	if err != nil {
 		fail(err)
 	}

@@ -1,5 +1,6 @@
 // Command dlq-replay redelivers what landed in the DLQ and sweeps outbox
-// items stuck undelivered. Wiring only; the logic lives in internal/.
+// items stuck undelivered.
+// Wiring only; the logic lives in internal/.
 package main
 
 import (
@@ -8,24 +9,22 @@ import (
 	"os"
 
 	"github.com/aws/aws-lambda-go/lambda"
-
 	"github.com/aws/aws-sdk-go-v2/config"
 
-	"github.com/dispatcher-dev/dispatcher/internal/app/deliveryfn"
 	"github.com/dispatcher-dev/dispatcher/internal/app/replayfn"
 )
 
 func main() {
 	ctx := context.Background()
-	c, err := deliveryfn.LoadConfig(os.Getenv)
-	if err != nil {
-		fail(err)
-	}
 	cfg, err := config.LoadDefaultConfig(ctx)
 	if err != nil {
 		fail(err)
 	}
-	lambda.Start(replayfn.NewHandler(ctx, cfg, c).Invoke)
+	h, err := replayfn.Build(ctx, cfg, os.Getenv)
+	if err != nil {
+		fail(err)
+	}
+	lambda.Start(h.Invoke)
 }
 
 // fail reports a cold-start error; Lambda shows it as an init error.

@@ -1,5 +1,6 @@
 // Command stream-relay delivers outbox items from the table's DynamoDB
-// stream to SQS and SES v2. Wiring only; the logic lives in internal/.
+// stream to SQS and SES v2.
+// Wiring only; the logic lives in internal/.
 package main
 
 import (
@@ -8,7 +9,6 @@ import (
 	"os"
 
 	"github.com/aws/aws-lambda-go/lambda"
-
 	"github.com/aws/aws-sdk-go-v2/config"
 
 	"github.com/dispatcher-dev/dispatcher/internal/app/deliveryfn"
@@ -16,15 +16,15 @@ import (
 
 func main() {
 	ctx := context.Background()
-	c, err := deliveryfn.LoadConfig(os.Getenv)
-	if err != nil {
-		fail(err)
-	}
 	cfg, err := config.LoadDefaultConfig(ctx)
 	if err != nil {
 		fail(err)
 	}
-	lambda.Start(deliveryfn.NewRelayHandler(ctx, cfg, c).Handle)
+	h, err := deliveryfn.Build(ctx, cfg, os.Getenv)
+	if err != nil {
+		fail(err)
+	}
+	lambda.Start(h.Handle)
 }
 
 // fail reports a cold-start error; Lambda shows it as an init error.

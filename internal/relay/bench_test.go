@@ -104,7 +104,7 @@ type benchEnv struct {
 
 func benchRelayThroughput(b *testing.B, shape benchShape) {
 	f := flowtest.New(b, nil)
-	// The bare paths use clients built as app.NewDeliveryEngine builds the
+	// The bare paths use clients built as deliveryfn.NewEngine builds the
 	// relay's, over the same counting transport, so that the only difference
 	// is the relay's own work.
 	cfg := testenv.Get(b).AWS.Copy()

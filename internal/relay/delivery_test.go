@@ -12,7 +12,7 @@ import (
 	"github.com/aws/aws-lambda-go/events"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
 
-	"github.com/dispatcher-dev/dispatcher/internal/app"
+	"github.com/dispatcher-dev/dispatcher/internal/app/deliveryfn"
 	"github.com/dispatcher-dev/dispatcher/internal/delivery"
 	"github.com/dispatcher-dev/dispatcher/internal/testkit/faults"
 	"github.com/dispatcher-dev/dispatcher/internal/testkit/flowtest"
@@ -157,7 +157,7 @@ func TestAPermanentRejectionParksOneItemAndTheRestIsDelivered(t *testing.T) {
 }
 
 func TestTheFailureResponseNamesTheFirstFailedSequenceNumber(t *testing.T) {
-	f := flowtest.New(t, func(c *app.DeliveryConfig) { c.Delivery.MaxSendAttempts = 2 })
+	f := flowtest.New(t, func(c *deliveryfn.Config) { c.Delivery.MaxSendAttempts = 2 })
 	id := unique("seq")
 	f.Command(open(id, id+"@example.com"))
 	f.Command(deposit(id, 7))
@@ -345,7 +345,7 @@ func TestAnEventSentButNotMarkedIsReportedAndNotDuplicatedByTheRetry(t *testing.
 func TestAnEmailLeaseIsTakenAfterTheRateWait(t *testing.T) {
 	const lease = 300 * time.Millisecond
 	// 2 emails a second (burst 2): the last of 6 waits about 2 s.
-	f := flowtest.New(t, func(c *app.DeliveryConfig) { c.Delivery.EmailRate, c.Delivery.Lease = 2, lease })
+	f := flowtest.New(t, func(c *deliveryfn.Config) { c.Delivery.EmailRate, c.Delivery.Lease = 2, lease })
 	var ids []string
 	for i := range 6 {
 		id := unique(fmt.Sprintf("rate%d", i))

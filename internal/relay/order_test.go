@@ -12,7 +12,7 @@ import (
 	"github.com/aws/aws-lambda-go/events"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
 
-	"github.com/dispatcher-dev/dispatcher/internal/app"
+	"github.com/dispatcher-dev/dispatcher/internal/app/deliveryfn"
 	"github.com/dispatcher-dev/dispatcher/internal/dispatch"
 	"github.com/dispatcher-dev/dispatcher/internal/dynamo"
 	"github.com/dispatcher-dev/dispatcher/internal/testkit/faults"
@@ -179,7 +179,7 @@ func TestABatchOfALaterVersionDeliversTheEarlierFirst(t *testing.T) {
 // the lease could send after another relay (or the replay, whose timeout is
 // longer than the lease) took the lease over, and the email went out twice.
 func TestASlowSESCallIsCutOffBeforeTheLeaseLapses(t *testing.T) {
-	f := flowtest.New(t, func(c *app.DeliveryConfig) { c.Delivery.Lease = time.Second })
+	f := flowtest.New(t, func(c *deliveryfn.Config) { c.Delivery.Lease = time.Second })
 	id := unique("slow")
 	addr := id + "@example.com"
 	f.Command(open(id, addr))

@@ -17,7 +17,7 @@ import (
 	"github.com/aws/aws-lambda-go/events"
 	"github.com/aws/aws-sdk-go-v2/config"
 
-	"github.com/dispatcher-dev/dispatcher/internal/app"
+	"github.com/dispatcher-dev/dispatcher/internal/app/deliveryfn"
 	"github.com/dispatcher-dev/dispatcher/internal/command"
 	"github.com/dispatcher-dev/dispatcher/internal/testkit/flowtest"
 	"github.com/dispatcher-dev/dispatcher/internal/testkit/testenv"
@@ -137,11 +137,10 @@ func TestRelayPeakRSSChild(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	c, err := app.LoadDeliveryConfig(os.Getenv)
+	h, err := deliveryfn.Build(ctx, cfg, os.Getenv) // as the function's cold start
 	if err != nil {
 		t.Fatal(err)
 	}
-	h := app.NewRelayHandler(ctx, cfg, c) // as the function's cold start
 	base := vmHWM(t)
 	raw, err := os.ReadFile(file) // the payload the Runtime API would hand over
 	if err != nil {

@@ -1,8 +1,8 @@
 // Package commandfn builds the command function's handler from its
 // environment: typed configuration read once at cold start, AWS clients,
-// adapters. The function's main.go and the local runner (through package
-// app) call the same constructor. It imports only what the command function
-// needs, which keeps its binary and its cold start small.
+// adapters. Build is what the function's main.go and the local runner call.
+// It imports only what the command function needs, which keeps its binary
+// and its cold start small.
 package commandfn
 
 import (
@@ -10,14 +10,13 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
-	"strconv"
-	"strings"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 
 	"github.com/dispatcher-dev/dispatcher/internal/apigw"
+	"github.com/dispatcher-dev/dispatcher/internal/app/env"
 	"github.com/dispatcher-dev/dispatcher/internal/command"
 	"github.com/dispatcher-dev/dispatcher/internal/dynamo"
 	"github.com/dispatcher-dev/dispatcher/internal/emails"
@@ -31,8 +30,20 @@ const (
 	AuthIAM     = "iam"     // only callers that API Gateway authorized with IAM; no secrets
 )
 
-// Config is the command function's configuration.
-type Config struct {
+// Build reads the command function's environment through getenv, checks
+// it, and builds its handler on cfg's clients: everything the function's
+// cold start does before lambda.Start. It fails without webhook secrets
+// unless API_AUTH=iam.
+func Build(ctx context.Context, cfg aws.Config, getenv func(string) string) (*apigw.Handler, error) {
+	c, err := loadConfig(getenv)
+	if err != nil {
+		return nil, err
+	}
+	return newHandler(ctx, cfg, c)
+}
+
+// config is the command function's configuration.
+type config struct {
 	TableName string // TABLE_NAME
 	Shards    int    // UNDELIVERED_INDEX_SHARDS
 	LogLevel  slog.Level
@@ -43,47 +54,32 @@ type Config struct {
 	getenv         func(string) string
 }
 
-// LoadConfig reads and checks the command function's environment.
-func LoadConfig(getenv func(string) string) (Config, error) {
-	c := Config{TableName: getenv("TABLE_NAME"), Shards: 8, Auth: AuthWebhook, SecretsRefresh: webhook.DefaultRefreshEvery, getenv: getenv}
-	var problems []string
-	if c.TableName == "" {
-		problems = append(problems, "TABLE_NAME is required")
-	}
-	switch s := getenv("API_AUTH"); s {
+// loadConfig reads and checks the command function's environment.
+func loadConfig(getenv func(string) string) (config, error) {
+	r := env.New(getenv)
+	c := config{Auth: AuthWebhook, SecretsRefresh: webhook.DefaultRefreshEvery, getenv: getenv}
+	c.TableName = r.Required("TABLE_NAME")
+	switch s := r.String("API_AUTH"); s {
 	case "", AuthWebhook:
 	case AuthIAM:
 		c.Auth = AuthIAM
 	default:
-		problems = append(problems, fmt.Sprintf("API_AUTH=%q must be %s or %s", s, AuthWebhook, AuthIAM))
+		r.Fail(fmt.Sprintf("API_AUTH=%q must be %s or %s", s, AuthWebhook, AuthIAM))
 	}
-	if s := getenv("WEBHOOK_SECRETS_REFRESH"); s != "" {
+	if s := r.String("WEBHOOK_SECRETS_REFRESH"); s != "" {
 		d, err := time.ParseDuration(s)
 		if err != nil || d < 0 || (d > 0 && d < time.Second) || d > 24*time.Hour {
-			problems = append(problems, fmt.Sprintf("WEBHOOK_SECRETS_REFRESH=%q must be a Go duration from 1s to 24h, or 0 (read once per cold start)", s))
+			r.Fail(fmt.Sprintf("WEBHOOK_SECRETS_REFRESH=%q must be a Go duration from 1s to 24h, or 0 (read once per cold start)", s))
 		}
 		c.SecretsRefresh = d
 	}
-	if s := getenv("UNDELIVERED_INDEX_SHARDS"); s != "" {
-		n, err := strconv.Atoi(s)
-		if err != nil || n < 1 || n > 64 {
-			problems = append(problems, fmt.Sprintf("UNDELIVERED_INDEX_SHARDS=%q must be a whole number from 1 to 64", s))
-		}
-		c.Shards = n
-	}
-	if s := getenv("LOG_LEVEL"); s != "" {
-		if err := c.LogLevel.UnmarshalText([]byte(s)); err != nil {
-			problems = append(problems, fmt.Sprintf("LOG_LEVEL=%q must be DEBUG, INFO, WARN or ERROR", s))
-		}
-	}
-	if len(problems) > 0 {
-		return c, fmt.Errorf("command configuration: %s", strings.Join(problems, "; "))
-	}
-	return c, nil
+	c.Shards = r.Int("UNDELIVERED_INDEX_SHARDS", env.DefaultIndexShards, env.IndexShards)
+	c.LogLevel = r.LogLevel()
+	return c, r.Err("command configuration")
 }
 
-// NewHandler builds the command function's handler.
-func NewHandler(ctx context.Context, cfg aws.Config, c Config) (*apigw.Handler, error) {
+// newHandler builds the command function's handler.
+func newHandler(ctx context.Context, cfg aws.Config, c config) (*apigw.Handler, error) {
 	log := obs.NewLogger(os.Stderr, c.LogLevel).With(slog.String("function", "command"))
 	metrics := obs.NewMetrics(os.Stdout, "Dispatcher")
 	var verifier apigw.Verifier // nil: IAM callers only
@@ -104,7 +100,7 @@ func NewHandler(ctx context.Context, cfg aws.Config, c Config) (*apigw.Handler, 
 
 // newVerifier reads the webhook secrets (a cold start fails without them);
 // secrets from Secrets Manager or SSM are read again every c.SecretsRefresh.
-func newVerifier(ctx context.Context, c Config, src webhook.SecretSource, log *slog.Logger, metrics *obs.Metrics) (apigw.Verifier, error) {
+func newVerifier(ctx context.Context, c config, src webhook.SecretSource, log *slog.Logger, metrics *obs.Metrics) (apigw.Verifier, error) {
 	secrets, err := webhook.LoadSecrets(ctx, c.getenv, src)
 	if err != nil {
 		return nil, err

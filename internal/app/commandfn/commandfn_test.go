@@ -46,7 +46,7 @@ func TestLoadConfig(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			tt.vars["TABLE_NAME"] = "t"
-			c, err := LoadConfig(envOf(tt.vars))
+			c, err := loadConfig(envOf(tt.vars))
 			if tt.wantErr != "" {
 				if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
 					t.Fatalf("err = %v, want it to name %s", err, tt.wantErr)
@@ -54,20 +54,58 @@ func TestLoadConfig(t *testing.T) {
 				return
 			}
 			if err != nil || c.Auth != tt.auth || c.SecretsRefresh != tt.refresh {
-				t.Fatalf("LoadConfig = %+v, %v; want auth %s, refresh %s", c, err, tt.auth, tt.refresh)
+				t.Fatalf("loadConfig = %+v, %v; want auth %s, refresh %s", c, err, tt.auth, tt.refresh)
 			}
 		})
+	}
+}
+
+// The settings every function shares, and how their problems are told.
+func TestLoadConfigChecksTheSharedSettings(t *testing.T) {
+	tests := []struct {
+		name    string
+		env     map[string]string
+		shards  int
+		wantErr string
+	}{
+		{"accepts the template's environment", map[string]string{"TABLE_NAME": "t", "UNDELIVERED_INDEX_SHARDS": "8"}, 8, ""},
+		{"defaults to 8 shards", map[string]string{"TABLE_NAME": "t"}, 8, ""},
+		{"reads UNDELIVERED_INDEX_SHARDS", map[string]string{"TABLE_NAME": "t", "UNDELIVERED_INDEX_SHARDS": "64"}, 64, ""},
+		{"requires TABLE_NAME", map[string]string{}, 0, "TABLE_NAME is required"},
+		{"rejects a shard count out of range", map[string]string{"TABLE_NAME": "t", "UNDELIVERED_INDEX_SHARDS": "0"}, 0, "UNDELIVERED_INDEX_SHARDS"},
+		{"rejects a shard count that is not a number", map[string]string{"TABLE_NAME": "t", "UNDELIVERED_INDEX_SHARDS": "eight"}, 0, "UNDELIVERED_INDEX_SHARDS"},
+		{"refuses UNDELIVERED_INDEX_SHARDS=1.5", map[string]string{"TABLE_NAME": "t", "UNDELIVERED_INDEX_SHARDS": "1.5"}, 0, `UNDELIVERED_INDEX_SHARDS="1.5" must be a whole number from 1 to 64`},
+		{"rejects an unknown log level", map[string]string{"TABLE_NAME": "t", "LOG_LEVEL": "LOUD"}, 0, "LOG_LEVEL"},
+		{"names every problem at once", map[string]string{"LOG_LEVEL": "LOUD"}, 0, "TABLE_NAME is required; LOG_LEVEL"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			c, err := loadConfig(envOf(tt.env))
+			if tt.wantErr == "" && err != nil {
+				t.Fatalf("err = %v", err)
+			}
+			if tt.wantErr != "" && (err == nil || !strings.Contains(err.Error(), tt.wantErr)) {
+				t.Fatalf("err = %v, want it to mention %q", err, tt.wantErr)
+			}
+			if tt.wantErr == "" && c.Shards != tt.shards {
+				t.Errorf("shards %d, want %d", c.Shards, tt.shards)
+			}
+		})
+	}
+}
+
+// Build refuses what loadConfig refuses, before it builds anything.
+func TestBuildRefusesABadEnvironment(t *testing.T) {
+	_, err := Build(context.Background(), aws.Config{Region: "us-east-1"}, envOf(map[string]string{"TABLE_NAME": "t", "API_AUTH": "iam", "UNDELIVERED_INDEX_SHARDS": "1.5"}))
+	if err == nil || !strings.Contains(err.Error(), "UNDELIVERED_INDEX_SHARDS") {
+		t.Fatalf("err = %v, want it to name UNDELIVERED_INDEX_SHARDS", err)
 	}
 }
 
 // With API_AUTH=iam the function starts without any secret and refuses
 // whoever API Gateway did not authorize with IAM.
 func TestWithIAMAuthTheFunctionStartsWithoutSecrets(t *testing.T) {
-	c, err := LoadConfig(envOf(map[string]string{"TABLE_NAME": "t", "API_AUTH": "iam"}))
-	if err != nil {
-		t.Fatal(err)
-	}
-	h, err := NewHandler(context.Background(), aws.Config{Region: "us-east-1"}, c)
+	h, err := Build(context.Background(), aws.Config{Region: "us-east-1"}, envOf(map[string]string{"TABLE_NAME": "t", "API_AUTH": "iam"}))
 	if err != nil {
 		t.Fatalf("cold start without secrets: %v", err)
 	}
@@ -122,7 +160,7 @@ func TestSecretsFromTheCloudAreRefreshed(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			c := Config{SecretsRefresh: tt.refresh, getenv: envOf(tt.vars)}
+			c := config{SecretsRefresh: tt.refresh, getenv: envOf(tt.vars)}
 			v, err := newVerifier(context.Background(), c, &source{value: secret}, obs.NewLogger(&bytes.Buffer{}, 0), obs.NewMetrics(&bytes.Buffer{}, "Dispatcher"))
 			if err != nil {
 				t.Fatal(err)
@@ -149,7 +187,7 @@ func typeName(v any) string {
 func TestAFailedRefreshIsLoggedAndCounted(t *testing.T) {
 	src := &source{value: secret}
 	var logs, metrics bytes.Buffer
-	c := Config{SecretsRefresh: time.Millisecond, getenv: envOf(map[string]string{"WEBHOOK_SECRETS_ARN": "arn:x"})}
+	c := config{SecretsRefresh: time.Millisecond, getenv: envOf(map[string]string{"WEBHOOK_SECRETS_ARN": "arn:x"})}
 	v, err := newVerifier(context.Background(), c, src, obs.NewLogger(&logs, 0), obs.NewMetrics(&metrics, "Dispatcher"))
 	if err != nil {
 		t.Fatal(err)

@@ -1,4 +1,6 @@
-// Package replayfn builds the DLQ replay (and sweeper) from its environment.
+// Package replayfn builds the DLQ replay (and sweeper) from its environment
+// (read once at cold start). Build is what the dlq-replay function's main.go
+// and the local runner call.
 package replayfn
 
 import (
@@ -55,15 +57,23 @@ func (s streamRanges) Range(ctx context.Context, arn, shard, start, end string) 
 	return streams.NewReader(s.api, arn, s.region).Range(ctx, shard, start, end)
 }
 
-// NewReplayer builds the DLQ replay (and sweeper).
+// Build reads the dlq-replay function's environment (the relay's settings,
+// deliveryfn.LoadConfig) through getenv, checks it, and builds the replay
+// on cfg's clients: everything the function's cold start does before
+// lambda.Start.
+func Build(_ context.Context, cfg aws.Config, getenv func(string) string) (*replay.Replayer, error) {
+	c, err := deliveryfn.LoadConfig(getenv)
+	if err != nil {
+		return nil, err
+	}
+	log := obs.NewLogger(os.Stderr, c.LogLevel).With(slog.String("function", "dlq-replay"))
+	return NewReplayer(cfg, c, log, obs.NewMetrics(os.Stdout, "Dispatcher")), nil
+}
+
+// NewReplayer builds the DLQ replay (and sweeper) from a checked
+// configuration, logging and counting where the caller says.
 func NewReplayer(cfg aws.Config, c deliveryfn.Config, log *slog.Logger, metrics *obs.Metrics) *replay.Replayer {
 	engine, store := deliveryfn.NewEngine(cfg, c, log, metrics)
 	q := sqs.New(sqsapi.NewFromConfig(cfg))
 	return replay.New(c.TableName, store, dlq{q, c.Delivery.DLQURL}, streamRanges{dynamodbstreams.NewFromConfig(cfg), cfg.Region}, engine, log, metrics)
-}
-
-// NewHandler builds the dlq-replay function's handler.
-func NewHandler(_ context.Context, cfg aws.Config, c deliveryfn.Config) *replay.Replayer {
-	log := obs.NewLogger(os.Stderr, c.LogLevel).With(slog.String("function", "dlq-replay"))
-	return NewReplayer(cfg, c, log, obs.NewMetrics(os.Stdout, "Dispatcher"))
 }

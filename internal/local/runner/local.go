@@ -76,33 +76,29 @@ func FunctionDirs(root string) (map[string]string, error) {
 // as its main.go does before lambda.Start.
 type constructor func(ctx context.Context, cfg aws.Config, getenv func(string) string) (any, error)
 
-// constructors, by folder under functions/. Each is that folder's
-// main.go, calls for calls, minus lambda.Start.
+// constructors, by folder under functions/. Each calls the Build that
+// folder's main.go calls and hands over what it gives lambda.Start.
 var constructors = map[string]constructor{
 	"command": func(ctx context.Context, cfg aws.Config, getenv func(string) string) (any, error) {
-		c, err := commandfn.LoadConfig(getenv)
-		if err != nil {
-			return nil, err
-		}
-		h, err := commandfn.NewHandler(ctx, cfg, c)
+		h, err := commandfn.Build(ctx, cfg, getenv)
 		if err != nil {
 			return nil, err
 		}
 		return h.Handle, nil
 	},
 	"stream-relay": func(ctx context.Context, cfg aws.Config, getenv func(string) string) (any, error) {
-		c, err := deliveryfn.LoadConfig(getenv)
+		h, err := deliveryfn.Build(ctx, cfg, getenv)
 		if err != nil {
 			return nil, err
 		}
-		return deliveryfn.NewRelayHandler(ctx, cfg, c).Handle, nil
+		return h.Handle, nil
 	},
 	"dlq-replay": func(ctx context.Context, cfg aws.Config, getenv func(string) string) (any, error) {
-		c, err := deliveryfn.LoadConfig(getenv)
+		r, err := replayfn.Build(ctx, cfg, getenv)
 		if err != nil {
 			return nil, err
 		}
-		return replayfn.NewHandler(ctx, cfg, c).Invoke, nil
+		return r.Invoke, nil
 	},
 }
 

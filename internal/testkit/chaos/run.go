@@ -14,7 +14,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/sesv2"
 	"github.com/aws/aws-sdk-go-v2/service/sqs"
 
-	"github.com/dispatcher-dev/dispatcher/internal/app"
+	"github.com/dispatcher-dev/dispatcher/internal/app/deliveryfn"
 	"github.com/dispatcher-dev/dispatcher/internal/testkit/faults"
 	"github.com/dispatcher-dev/dispatcher/internal/testkit/flowtest"
 	"github.com/dispatcher-dev/dispatcher/internal/testkit/testenv"
@@ -72,7 +72,7 @@ const Outbox = "outbox"
 func Run(t testing.TB, seed uint64, n int, rates Rates) []Row {
 	t.Helper()
 	env := testenv.Get(t)
-	f := flowtest.New(t, func(c *app.DeliveryConfig) { c.Delivery.Lease = 300 * time.Millisecond })
+	f := flowtest.New(t, func(c *deliveryfn.Config) { c.Delivery.Lease = 300 * time.Millisecond })
 	rows := []Row{runOutbox(t, env, f, seed, n, rates)}
 	for i := range 4 {
 		sched := NewSchedule(seed, rates)

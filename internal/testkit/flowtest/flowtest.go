@@ -22,7 +22,8 @@ import (
 	sqsapi "github.com/aws/aws-sdk-go-v2/service/sqs"
 	sqstypes "github.com/aws/aws-sdk-go-v2/service/sqs/types"
 
-	"github.com/dispatcher-dev/dispatcher/internal/app"
+	"github.com/dispatcher-dev/dispatcher/internal/app/deliveryfn"
+	"github.com/dispatcher-dev/dispatcher/internal/app/replayfn"
 	"github.com/dispatcher-dev/dispatcher/internal/command"
 	"github.com/dispatcher-dev/dispatcher/internal/dynamo"
 	"github.com/dispatcher-dev/dispatcher/internal/emails"
@@ -48,14 +49,14 @@ type Fixture struct {
 	Replay  *replay.Replayer
 	Logs    *bytes.Buffer
 	Metrics *bytes.Buffer // the relay's and the replay's EMF lines
-	Config  app.DeliveryConfig
+	Config  deliveryfn.Config
 	Table   string
 	Events  string // the events queue URL
 	DLQ     string // the delivery DLQ URL
 }
 
 // New builds a Fixture; tune adjusts the delivery configuration.
-func New(t testing.TB, tune func(*app.DeliveryConfig)) *Fixture {
+func New(t testing.TB, tune func(*deliveryfn.Config)) *Fixture {
 	t.Helper()
 	env := testenv.Get(t)
 	f := &Fixture{t: t, env: env, DB: dynamodb.NewFromConfig(env.AWS), SQS: sqsapi.NewFromConfig(env.AWS), Logs: &bytes.Buffer{}, Metrics: &bytes.Buffer{},
@@ -70,7 +71,7 @@ func New(t testing.TB, tune func(*app.DeliveryConfig)) *Fixture {
 	if err != nil {
 		t.Fatal(err)
 	}
-	c, err := app.LoadDeliveryConfig(func(k string) string { return vars[k] })
+	c, err := deliveryfn.LoadConfig(func(k string) string { return vars[k] })
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -85,9 +86,9 @@ func New(t testing.TB, tune func(*app.DeliveryConfig)) *Fixture {
 	cfg.HTTPClient = f.Faults
 	log := obs.NewLogger(f.Logs, 0)
 	metrics := obs.NewMetrics(f.Metrics, "Dispatcher")
-	engine, _ := app.NewDeliveryEngine(cfg, c, log, metrics)
+	engine, _ := deliveryfn.NewEngine(cfg, c, log, metrics)
 	f.Relay = relay.New(engine, log)
-	f.Replay = app.NewReplayer(cfg, c, log, metrics)
+	f.Replay = replayfn.NewReplayer(cfg, c, log, metrics)
 	f.Drain(f.Events)
 	f.Drain(f.DLQ)
 	return f
