@@ -83,7 +83,7 @@ fuzz: ## run each fuzz target for FUZZTIME (their seed corpora also run in `make
 
 ## --- lint --------------------------------------------------------------------
 .PHONY: lint
-lint: ## gofmt, go vet, staticcheck; the domain imports only the standard library; product packages import neither the local stack nor the test kit
+lint: ## gofmt, go vet, staticcheck; the domain imports only the standard library; product packages import neither the local stack nor the test kit; the use cases import no adapter
 	@out="$$(gofmt -l $$($(GO) list -f '{{.Dir}}' ./...))"; \
 	  if [ -n "$$out" ]; then echo "gofmt would change:"; echo "$$out"; exit 1; fi
 	$(GO) vet ./...
@@ -93,6 +93,9 @@ lint: ## gofmt, go vet, staticcheck; the domain imports only the standard librar
 	@bad="$$(for p in $$($(GO) list ./internal/... ./functions/... | grep -v -e '/internal/local/' -e '/internal/testkit/'); do \
 	    $(GO) list -f '{{range .Deps}}{{$$.ImportPath}} imports {{.}}{{"\n"}}{{end}}' $$p | grep -E 'internal/(local|testkit)/'; done || true)"; \
 	  if [ -n "$$bad" ]; then echo "product packages must not import the local stack (internal/local) or the test kit (internal/testkit):"; echo "$$bad"; exit 1; fi
+	@bad="$$(for p in ./internal/command ./internal/delivery ./internal/replay; do \
+	    $(GO) list -f '{{range .Deps}}{{$$.ImportPath}} imports {{.}}{{"\n"}}{{end}}' $$p | grep -E 'dispatcher/internal/(dynamo|sqs|ses|streams|apigw|app)(/|$$)'; done || true)"; \
+	  if [ -n "$$bad" ]; then echo "the use cases (command, delivery, replay) must not import an adapter or an edge:"; echo "$$bad"; exit 1; fi
 	@echo "lint: ok"
 
 ## --- audit -------------------------------------------------------------------

@@ -19,7 +19,6 @@ import (
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/config"
-	"github.com/aws/smithy-go/logging"
 
 	"github.com/dispatcher-dev/dispatcher/internal/local/emulator"
 	"github.com/dispatcher-dev/dispatcher/internal/local/provision"
@@ -123,7 +122,7 @@ func dev(ctx context.Context, o devOptions) error {
 			os.Setenv(k, v)
 		}
 	}
-	cfg, err := config.LoadDefaultConfig(ctx, config.WithLogger(quietLogger{}))
+	cfg, err := config.LoadDefaultConfig(ctx, config.WithLogger(emulator.QuietSDKLogger{}))
 	if err != nil {
 		return err
 	}
@@ -213,18 +212,6 @@ func detachedEmulators() (state, bool) {
 		}
 	}
 	return st, true
-}
-
-// quietLogger drops the SDK's checksum warning that DynamoDB Local provokes
-// (harmless; see README) and keeps the rest.
-type quietLogger struct{}
-
-func (quietLogger) Logf(c logging.Classification, format string, v ...any) {
-	msg := fmt.Sprintf(format, v...)
-	if strings.Contains(msg, "response did not match expected checksum") {
-		return
-	}
-	fmt.Fprintf(os.Stderr, "SDK %s %s\n", c, msg)
 }
 
 type banner struct {
@@ -377,7 +364,7 @@ func replayOnce(ctx context.Context, stackName, reqBody string) error {
 		return err
 	}
 	root := filepath.Dir(dir)
-	cfg, err := config.LoadDefaultConfig(ctx, config.WithLogger(quietLogger{}))
+	cfg, err := config.LoadDefaultConfig(ctx, config.WithLogger(emulator.QuietSDKLogger{}))
 	if err != nil {
 		return err
 	}

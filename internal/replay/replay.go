@@ -11,18 +11,15 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"github.com/aws/smithy-go"
 	"log/slog"
 	"slices"
 	"strings"
 	"time"
 
-	"github.com/aws/aws-lambda-go/events"
-
 	"github.com/dispatcher-dev/dispatcher/internal/delivery"
 	"github.com/dispatcher-dev/dispatcher/internal/dispatch"
-	"github.com/dispatcher-dev/dispatcher/internal/dynamo"
 	"github.com/dispatcher-dev/dispatcher/internal/obs"
-	"github.com/dispatcher-dev/dispatcher/internal/streams"
 )
 
 // Store is what replay needs from the table.
@@ -50,10 +47,17 @@ type Message struct {
 	SentAt  time.Time // when it entered the DLQ
 }
 
-// StreamReader re-reads a sequence range of the stream.
+// StreamReader re-reads a sequence range of the stream and returns the
+// keys of the outbox items inserted in it (what the relay would have been
+// given), decoded by the adapter. A range the stream no longer holds whole
+// is an error that errors.Is ErrRangeTrimmed.
 type StreamReader interface {
-	Range(ctx context.Context, streamArn, shardID, start, end string) ([]events.DynamoDBEventRecord, error)
+	Range(ctx context.Context, streamArn, shardID, start, end string) ([]dispatch.OutboxKey, error)
 }
+
+// ErrRangeTrimmed: the stream no longer holds the whole range (older than
+// its 24-hour retention); the sweeper covers it.
+var ErrRangeTrimmed = errors.New("the stream no longer holds the range")
 
 // Deliverer is the delivery engine.
 type Deliverer interface {
@@ -533,18 +537,13 @@ func (r *Replayer) parse(ctx context.Context, m Message, rep *Report) (job, erro
 	}
 	rep.StreamRanges++
 	b := of.DDBStreamBatchInfo
-	recs, err := r.streams.Range(ctx, b.StreamArn, b.ShardID, b.StartSequenceNumber, b.EndSequenceNumber)
-	if err == nil && (len(recs) == 0 || recs[0].Change.SequenceNumber != b.StartSequenceNumber) {
-		// The range does not start where the record says: the stream no
-		// longer holds it whole (an emulator may not say "trimmed").
-		err = streams.ErrTrimmed
-	}
+	keys, err := r.streams.Range(ctx, b.StreamArn, b.ShardID, b.StartSequenceNumber, b.EndSequenceNumber)
 	if err != nil {
 		// The stream no longer holds the range (older than its 24-hour
 		// retention), or will not give it back: the sweeper finds what of it
 		// is still undelivered. Sweeping is safe whatever the cause: it
 		// reloads every item and sends only what is not delivered.
-		if !isTrimmed(err) {
+		if !errors.Is(err, ErrRangeTrimmed) {
 			r.log.WarnContext(ctx, "stream range unreadable; falling back to the sweeper", slog.String("shardId", b.ShardID), slog.String("error", errCode(err)))
 		}
 		rep.RangesExpired++
@@ -560,15 +559,7 @@ func (r *Replayer) parse(ctx context.Context, m Message, rep *Report) (job, erro
 		}
 		return job{msg: m, shape: shapeOnFailure, sweep: true, until: until}, nil
 	}
-	j := job{msg: m, shape: shapeOnFailure}
-	for _, rec := range recs {
-		it, ok, err := dynamo.StreamRecord(rec)
-		if !ok || err != nil {
-			continue // not an outbox insert, or undecodable (the relay parked those)
-		}
-		j.keys = append(j.keys, it.Key())
-	}
-	return j, nil
+	return job{msg: m, shape: shapeOnFailure, keys: keys}, nil
 }
 
 func (r *Replayer) selected(req Request, it dispatch.OutboxItem) bool {
@@ -696,4 +687,13 @@ func (r *Replayer) load(ctx context.Context, what string, query func(context.Con
 		}
 	}
 	return out, nil
+}
+
+// errCode keeps an AWS error's code, not its request ids, for reports.
+func errCode(err error) string {
+	var ae smithy.APIError
+	if errors.As(err, &ae) {
+		return ae.ErrorCode() + ": " + ae.ErrorMessage()
+	}
+	return err.Error()
 }

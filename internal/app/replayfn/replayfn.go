@@ -5,6 +5,8 @@ package replayfn
 
 import (
 	"context"
+	"errors"
+	"fmt"
 	"log/slog"
 	"os"
 	"time"
@@ -15,6 +17,8 @@ import (
 	sqsapi "github.com/aws/aws-sdk-go-v2/service/sqs"
 
 	"github.com/dispatcher-dev/dispatcher/internal/app/deliveryfn"
+	"github.com/dispatcher-dev/dispatcher/internal/dispatch"
+	"github.com/dispatcher-dev/dispatcher/internal/dynamo"
 	"github.com/dispatcher-dev/dispatcher/internal/obs"
 	"github.com/dispatcher-dev/dispatcher/internal/replay"
 	"github.com/dispatcher-dev/dispatcher/internal/sqs"
@@ -53,8 +57,30 @@ type streamRanges struct {
 	region string
 }
 
-func (s streamRanges) Range(ctx context.Context, arn, shard, start, end string) ([]events.DynamoDBEventRecord, error) {
-	return streams.NewReader(s.api, arn, s.region).Range(ctx, shard, start, end)
+// Range reads the range and decodes its outbox inserts, as the relay would
+// have been given them; a range that does not start where asked is no
+// longer held whole (an emulator may not say "trimmed").
+func (s streamRanges) Range(ctx context.Context, arn, shard, start, end string) ([]dispatch.OutboxKey, error) {
+	recs, err := streams.NewReader(s.api, arn, s.region).Range(ctx, shard, start, end)
+	if errors.Is(err, streams.ErrTrimmed) || (err == nil && (len(recs) == 0 || recs[0].Change.SequenceNumber != start)) {
+		return nil, fmt.Errorf("%w: shard %s from %s", replay.ErrRangeTrimmed, shard, start)
+	}
+	if err != nil {
+		return nil, err
+	}
+	return outboxKeys(recs), nil
+}
+
+// outboxKeys keeps the keys of the outbox inserts among stream records
+// (not the others, nor the undecodable ones: the relay parked those).
+func outboxKeys(recs []events.DynamoDBEventRecord) []dispatch.OutboxKey {
+	var keys []dispatch.OutboxKey
+	for _, rec := range recs {
+		if it, ok, err := dynamo.StreamRecord(rec); ok && err == nil {
+			keys = append(keys, it.Key())
+		}
+	}
+	return keys
 }
 
 // Build reads the dlq-replay function's environment (the relay's settings,

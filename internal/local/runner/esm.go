@@ -14,6 +14,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/dynamodbstreams/types"
 	sqsapi "github.com/aws/aws-sdk-go-v2/service/sqs"
 
+	"github.com/dispatcher-dev/dispatcher/internal/replay"
 	"github.com/dispatcher-dev/dispatcher/internal/retry"
 	"github.com/dispatcher-dev/dispatcher/internal/streams"
 )
@@ -339,7 +340,7 @@ type pending struct {
 	recs    []record
 	retries int // retries used; bisection does not use any
 	invokes int // invocations of these records so far
-	last    streams.ResponseContext
+	last    replay.ResponseContext
 }
 
 type outcome int
@@ -374,7 +375,7 @@ func (w *shardWorker) process(ctx context.Context, batch []record) bool {
 			return false
 		}
 		p.invokes++
-		p.last = streams.ResponseContext{StatusCode: 200, ExecutedVersion: "$LATEST"}
+		p.last = replay.ResponseContext{StatusCode: 200, ExecutedVersion: "$LATEST"}
 		switch res {
 		case succeeded:
 			e.count(func(s *Stats) { s.Delivered += len(p.recs) })
@@ -511,7 +512,7 @@ func (w *shardWorker) discard(ctx context.Context, recs []record, condition stri
 			"startSequenceNumber", first.Change.SequenceNumber, "endSequenceNumber", last.Change.SequenceNumber)
 		return
 	}
-	rec := streams.OnFailure{Version: "1.0", Timestamp: e.now().UTC().Format("2006-01-02T15:04:05.000Z")}
+	rec := replay.OnFailure{Version: "1.0", Timestamp: e.now().UTC().Format("2006-01-02T15:04:05.000Z")}
 	rec.RequestContext.RequestID = newRequestID()
 	rec.RequestContext.FunctionArn = e.functionArn
 	rec.RequestContext.Condition = condition
@@ -520,7 +521,7 @@ func (w *shardWorker) discard(ctx context.Context, recs []record, condition stri
 	if rec.ResponseContext.ExecutedVersion == "" {
 		rec.ResponseContext.ExecutedVersion = "$LATEST"
 	}
-	rec.DDBStreamBatchInfo = &streams.BatchInfo{
+	rec.DDBStreamBatchInfo = &replay.BatchInfo{
 		ShardID:                         w.st.id,
 		StartSequenceNumber:             first.Change.SequenceNumber,
 		EndSequenceNumber:               last.Change.SequenceNumber,

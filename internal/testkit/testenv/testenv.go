@@ -28,7 +28,6 @@ import (
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/config"
-	"github.com/aws/smithy-go/logging"
 
 	"github.com/dispatcher-dev/dispatcher/internal/local/emulator"
 	"github.com/dispatcher-dev/dispatcher/internal/local/provision"
@@ -112,7 +111,7 @@ func run(m *testing.M) int {
 	for k, v := range stack.Endpoints() {
 		os.Setenv(k, v)
 	}
-	cfg, err := config.LoadDefaultConfig(ctx, config.WithLogger(quietLogger{}))
+	cfg, err := config.LoadDefaultConfig(ctx, config.WithLogger(emulator.QuietSDKLogger{}))
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "testenv: load AWS config:", err)
 		return 1
@@ -135,18 +134,6 @@ func run(m *testing.M) int {
 		os.RemoveAll(stack.LogDir)
 	}
 	return code
-}
-
-// quietLogger drops the SDK's checksum warning, which DynamoDB Local
-// provokes on some responses (harmless; see README), and keeps the rest.
-type quietLogger struct{}
-
-func (quietLogger) Logf(c logging.Classification, format string, v ...any) {
-	msg := fmt.Sprintf(format, v...)
-	if strings.Contains(msg, "response did not match expected checksum") {
-		return
-	}
-	fmt.Fprintf(os.Stderr, "SDK %s %s\n", c, msg)
 }
 
 // startTimeout allows DISPATCHER_EMULATOR_START_TIMEOUT (a Go duration) to
