@@ -121,6 +121,11 @@ type ValidationError struct {
 func (e *ValidationError) Error() string {
 	parts := make([]string, len(e.Fields))
 	for i, f := range e.Fields {
+		// A whole-body error names no field: just its message.
+		if f.Field == "" {
+			parts[i] = f.Message
+			continue
+		}
 		parts[i] = f.Field + ": " + f.Message
 	}
 	return "validation: " + strings.Join(parts, "; ")

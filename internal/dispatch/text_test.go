@@ -24,3 +24,12 @@ func TestTruncateNeverCutsACharacterInHalf(t *testing.T) {
 		})
 	}
 }
+
+func TestAValidationErrorWithoutAFieldReadsAsItsMessage(t *testing.T) {
+	if got := InvalidField("", "unexpected data after the JSON value").Error(); got != "validation: unexpected data after the JSON value" {
+		t.Errorf("got %q", got)
+	}
+	if got := InvalidField("amount", "must be positive").Error(); got != "validation: amount: must be positive" {
+		t.Errorf("got %q", got)
+	}
+}
