@@ -2,10 +2,8 @@ package apigw_test
 
 import (
 	"encoding/json"
+	"github.com/dispatcher-dev/dispatcher/internal/testkit/samples"
 	"net/http"
-	"os"
-	"path/filepath"
-	"slices"
 	"strings"
 	"testing"
 
@@ -35,10 +33,7 @@ var apiSamples = []struct {
 
 func readSample(t *testing.T, file string) events.APIGatewayV2HTTPRequest {
 	t.Helper()
-	raw, err := os.ReadFile(filepath.Join("testdata/samples", file))
-	if err != nil {
-		t.Fatal(err)
-	}
+	raw := samples.Read(t, file)
 	var req events.APIGatewayV2HTTPRequest
 	if err := json.Unmarshal(raw, &req); err != nil {
 		t.Fatalf("decoding the sample as an APIGatewayV2HTTPRequest: %v", err)
@@ -57,22 +52,11 @@ func readSample(t *testing.T, file string) events.APIGatewayV2HTTPRequest {
 // The table above and the samples folder must agree: a sample added without
 // an expected outcome, or a table that lost its samples, fails.
 func TestSamplesFolderMatchesTheTable(t *testing.T) {
-	got, err := filepath.Glob("testdata/samples/*.json")
-	if err != nil {
-		t.Fatal(err)
-	}
-	for i := range got {
-		got[i] = filepath.Base(got[i])
-	}
-	var want []string
+	var names []string
 	for _, s := range apiSamples {
-		want = append(want, s.file)
+		names = append(names, s.file)
 	}
-	slices.Sort(got)
-	slices.Sort(want)
-	if len(want) == 0 || !slices.Equal(got, want) {
-		t.Fatalf("testdata/samples holds %v, the table expects %v", got, want)
-	}
+	samples.MatchFolder(t, names)
 }
 
 func checkProblem(t *testing.T, resp events.APIGatewayV2HTTPResponse, body map[string]any, status int, slug string) {

@@ -2,9 +2,7 @@ package relay_test
 
 import (
 	"encoding/json"
-	"os"
-	"path/filepath"
-	"slices"
+	"github.com/dispatcher-dev/dispatcher/internal/testkit/samples"
 	"testing"
 
 	"github.com/aws/aws-lambda-go/events"
@@ -35,22 +33,11 @@ var relaySamples = []struct {
 // The table above and the samples folder must agree: a sample added without
 // an expected outcome, or a table that lost its samples, fails.
 func TestSamplesFolderMatchesTheTable(t *testing.T) {
-	got, err := filepath.Glob("testdata/samples/*.json")
-	if err != nil {
-		t.Fatal(err)
-	}
-	for i := range got {
-		got[i] = filepath.Base(got[i])
-	}
-	var want []string
+	var names []string
 	for _, s := range relaySamples {
-		want = append(want, s.file)
+		names = append(names, s.file)
 	}
-	slices.Sort(got)
-	slices.Sort(want)
-	if len(want) == 0 || !slices.Equal(got, want) {
-		t.Fatalf("testdata/samples holds %v, the table expects %v", got, want)
-	}
+	samples.MatchFolder(t, names)
 }
 
 // Real AWS samples that are not outbox INSERTs of this table (other tables'
@@ -60,10 +47,7 @@ func TestSampleEventsAreIgnoredCleanly(t *testing.T) {
 	f := flowtest.New(t, nil) // drains the events queue and the DLQ
 	for _, s := range relaySamples {
 		t.Run(s.file, func(t *testing.T) {
-			raw, err := os.ReadFile(filepath.Join("testdata/samples", s.file))
-			if err != nil {
-				t.Fatal(err)
-			}
+			raw := samples.Read(t, s.file)
 			var ev events.DynamoDBEvent
 			if err := json.Unmarshal(raw, &ev); err != nil {
 				t.Fatalf("decoding the sample as a DynamoDBEvent: %v", err)

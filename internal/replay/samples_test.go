@@ -4,9 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
-	"os"
-	"path/filepath"
-	"slices"
+	"github.com/dispatcher-dev/dispatcher/internal/testkit/samples"
 	"strings"
 	"testing"
 	"time"
@@ -40,22 +38,11 @@ var replaySamples = []struct {
 // The table above and the samples folder must agree: a sample added without
 // an expected outcome, or a table that lost its samples, fails.
 func TestSamplesFolderMatchesTheTable(t *testing.T) {
-	got, err := filepath.Glob("testdata/samples/*.json")
-	if err != nil {
-		t.Fatal(err)
-	}
-	for i := range got {
-		got[i] = filepath.Base(got[i])
-	}
-	var want []string
+	var names []string
 	for _, s := range replaySamples {
-		want = append(want, s.file)
+		names = append(names, s.file)
 	}
-	slices.Sort(got)
-	slices.Sort(want)
-	if len(want) == 0 || !slices.Equal(got, want) {
-		t.Fatalf("testdata/samples holds %v, the table expects %v", got, want)
-	}
+	samples.MatchFolder(t, names)
 }
 
 // An SQS, DynamoDB Streams or HTTP API event sent to the replay function by
@@ -71,10 +58,7 @@ func TestSampleEventsAreNotReplayRequests(t *testing.T) {
 	}
 	for _, s := range replaySamples {
 		t.Run(s.file, func(t *testing.T) {
-			raw, err := os.ReadFile(filepath.Join("testdata/samples", s.file))
-			if err != nil {
-				t.Fatal(err)
-			}
+			raw := samples.Read(t, s.file)
 			if !json.Valid(raw) {
 				t.Fatal("the sample is not JSON")
 			}
