@@ -166,7 +166,6 @@ type lane struct {
 	items   []dispatch.OutboxItem
 	next    int
 	stopped bool
-	adopted int // earlier items of the aggregate taken on by the order check
 	// markFailed is set by a mark that runs behind the lane's sends: the
 	// lane sends nothing more in this invocation.
 	markFailed atomic.Bool
@@ -372,7 +371,6 @@ func (r *run) order(ctx context.Context, lanes map[string]*lane, order []string)
 			r.res.Outcomes[k] = NotAttempted
 			r.mu.Unlock()
 			c.l.items = append(c.l.items, it)
-			c.l.adopted++
 		}
 		if !c.l.stopped {
 			sortItems(c.l.items)
