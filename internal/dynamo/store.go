@@ -19,6 +19,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
 	"github.com/aws/smithy-go"
 
+	"github.com/dispatcher-dev/dispatcher/internal/awserr"
 	"github.com/dispatcher-dev/dispatcher/internal/dispatch"
 )
 
@@ -466,7 +467,11 @@ func classifyCommit(op string, err error, keys int) error {
 }
 
 // classify sorts SDK errors into kinds. The SDK's retryer has already retried
-// throttling and 5xx by the time an error gets here.
+// throttling and 5xx by the time an error gets here. Past DynamoDB's own
+// codes, what every AWS service may say (InternalFailure, an HTTP 5xx with
+// no readable code, a timeout) is Transient as well: the same request can
+// succeed later, and a command retried with its ClientRequestToken cannot
+// apply twice.
 func classify(op string, err error) error {
 	if errors.Is(err, context.DeadlineExceeded) || errors.Is(err, context.Canceled) {
 		return dispatch.E(op, dispatch.Transient, "", err)
@@ -478,6 +483,9 @@ func classify(op string, err error) error {
 			"InternalServerError", "ServiceUnavailable":
 			return dispatch.E(op, dispatch.Transient, "", err)
 		}
+	}
+	if e := awserr.Classify(op, err); e.Kind == dispatch.Transient {
+		return e
 	}
 	return dispatch.E(op, dispatch.Internal, "", err)
 }

@@ -155,6 +155,7 @@ func TestSendBatchDelivers(t *testing.T) {
 		wantKinds func(n int) []string
 		wantCalls []int // entries per SendMessageBatch call
 		wantBody  func(id string) []string
+		differs   *testenv.Difference // a backend that cannot show this case
 	}{
 		{
 			name:  "25 messages to the FIFO queue arrive in order in calls of at most 10",
@@ -238,10 +239,14 @@ func TestSendBatchDelivers(t *testing.T) {
 			wantKinds: func(int) []string { return []string{"sent", "permanent", "sent"} },
 			wantCalls: []int{3},
 			wantBody:  func(id string) []string { return []string{id + "-0", id + "-2"} },
+			differs:   &testenv.MotoAcceptsAnyMessageCharacter,
 		},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
+			if tt.differs != nil && testenv.Skip(t, *tt.differs) {
+				t.SkipNow()
+			}
 			r := newRig(t)
 			id := run(t)
 			url := r.env.Stack.Physical(tt.queue)
@@ -401,10 +406,11 @@ func TestSend(t *testing.T) {
 		wantKind string // "sent" or a kind
 		wantMsg  string
 		wantCall bool // whether SendMessage reached the transport
+		differs  *testenv.Difference
 	}{
 		{name: "a FIFO message is sent", queue: "EventsQueue", body: "small", wantKind: "sent", wantCall: true},
 		{name: "a message over the limit is Permanent and never sent", queue: "EventsQueue", body: strings.Repeat("x", sqs.MaxMessageBytes+1), wantKind: "permanent", wantMsg: "MessageTooLong"},
-		{name: "a message SQS refuses is Permanent", queue: "DeadLetterQueue", body: "bad\x01", wantKind: "permanent", wantMsg: "AWS.SimpleQueueService.InvalidMessageContents", wantCall: true},
+		{name: "a message SQS refuses is Permanent", queue: "DeadLetterQueue", body: "bad\x01", wantKind: "permanent", wantMsg: "AWS.SimpleQueueService.InvalidMessageContents", wantCall: true, differs: &testenv.MotoAcceptsAnyMessageCharacter},
 		{name: "throttling is Transient", queue: "EventsQueue", body: "small", fault: &faults.Fault{Status: 403, Code: "RequestThrottled"}, wantKind: "transient", wantMsg: "RequestThrottled", wantCall: true},
 		{name: "a 500 is Transient", queue: "EventsQueue", body: "small", fault: &faults.Fault{Status: 500, Code: "InternalError"}, wantKind: "transient", wantMsg: "InternalError", wantCall: true},
 		{name: "a timeout is Transient", queue: "EventsQueue", body: "small", fault: &faults.Fault{Delay: time.Minute}, timeout: 50 * time.Millisecond, wantKind: "transient", wantMsg: "Timeout", wantCall: true},
@@ -412,6 +418,9 @@ func TestSend(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
+			if tt.differs != nil && testenv.Skip(t, *tt.differs) {
+				t.SkipNow()
+			}
 			r := newRig(t)
 			id := run(t)
 			if tt.fault != nil {

@@ -38,15 +38,41 @@ import (
 // Name names one emulator.
 type Name string
 
-// The three emulators, in the order they are listed everywhere.
+// The three emulators, in the order they are listed everywhere, and moto,
+// the second implementation that serves all three services alone.
 const (
 	DynamoDB Name = "dynamodb-local"
 	SQS      Name = "fauxqs"
 	SES      Name = "aws-ses-v2-local"
+	Moto     Name = "moto"
 )
 
-// All lists every emulator.
+// All lists every emulator of the default backend.
 var All = []Name{DynamoDB, SQS, SES}
+
+// Backend chooses what serves the AWS APIs.
+type Backend string
+
+const (
+	// Emulators is the default: DynamoDB Local, fauxqs and aws-ses-v2-local.
+	Emulators Backend = "emulators"
+	// MotoServer is moto (PyPI moto[server]) in server mode: one process
+	// for DynamoDB, DynamoDB Streams, SQS and SES v2, written by other
+	// people than the three emulators, so a test that passes on both is
+	// not leaning on one implementation's quirks.
+	MotoServer Backend = "moto"
+)
+
+// ParseBackend reads DISPATCHER_BACKEND's value; empty means Emulators.
+func ParseBackend(s string) (Backend, error) {
+	switch Backend(s) {
+	case "", Emulators:
+		return Emulators, nil
+	case MotoServer:
+		return MotoServer, nil
+	}
+	return "", &SetupError{Msg: fmt.Sprintf("DISPATCHER_BACKEND=%q: want %q (the default) or %q", s, Emulators, MotoServer)}
+}
 
 // Requirements, checked before anything starts.
 const (
@@ -81,6 +107,20 @@ type Options struct {
 	// Detach leaves the emulators running after this process exits (for
 	// `make emulators-up`). Stop them with StopPIDs.
 	Detach bool
+	// Backend chooses the emulators (the default) or moto.
+	Backend Backend
+	// MotoPython is the Python that has moto[server] (with Backend
+	// MotoServer); it runs tools/moto/serve.py. Empty means
+	// .venv-moto/bin/python beside Dir, where `make moto-install` puts it.
+	MotoPython string
+}
+
+// names lists the processes a backend runs.
+func (o Options) names() []Name {
+	if o.Backend == MotoServer {
+		return []Name{Moto}
+	}
+	return All
 }
 
 // Process is one running emulator.
@@ -147,10 +187,20 @@ func Start(ctx context.Context, opts Options) (*Stack, error) {
 	if opts.StartTimeout <= 0 {
 		opts.StartTimeout = DefaultStartTimeout
 	}
-	if err := Preflight(ctx, opts.Dir); err != nil {
+	if opts.Backend == "" {
+		opts.Backend = Emulators
+	}
+	if opts.Backend == MotoServer {
+		if opts.MotoPython == "" {
+			opts.MotoPython = filepath.Join(filepath.Dir(opts.Dir), ".venv-moto", "bin", "python")
+		}
+		if _, err := os.Stat(filepath.Join(filepath.Dir(opts.MotoPython), "moto_server")); err != nil {
+			return nil, &SetupError{Msg: fmt.Sprintf("moto is not installed beside %s: run `make moto-install` (pip install -r tools/moto/requirements.txt into .venv-moto)", opts.MotoPython)}
+		}
+	} else if err := Preflight(ctx, opts.Dir); err != nil {
 		return nil, err
 	}
-	for _, n := range All {
+	for _, n := range opts.names() {
 		if p := opts.Ports[n]; p != 0 {
 			if err := checkPortFree(p); err != nil {
 				return nil, &SetupError{Msg: fmt.Sprintf("%s: port %d is already in use (%v): stop what listens there or choose another port", n, p, err)}
@@ -178,7 +228,7 @@ func Start(ctx context.Context, opts Options) (*Stack, error) {
 		errs []error
 		wg   sync.WaitGroup
 	)
-	for _, n := range All {
+	for _, n := range opts.names() {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
@@ -252,6 +302,9 @@ func launch(n Name, port int, opts Options) (*Process, error) {
 	case SES:
 		bin = "node"
 		args = []string{filepath.Join(mod, "aws-ses-v2-local", "dist", "cli.js"), "--host", "127.0.0.1", "--port", strconv.Itoa(port)}
+	case Moto:
+		bin = opts.MotoPython
+		args = []string{filepath.Join(filepath.Dir(opts.Dir), "tools", "moto", "serve.py"), "-H", "127.0.0.1", "-p", strconv.Itoa(port)}
 	default:
 		return nil, fmt.Errorf("unknown emulator %q", n)
 	}
@@ -328,6 +381,8 @@ func (p *Process) answers(ctx context.Context, client *http.Client) bool {
 		req, err = http.NewRequestWithContext(ctx, http.MethodGet, p.URL+"/health", nil)
 	case SES:
 		req, err = http.NewRequestWithContext(ctx, http.MethodGet, p.URL+"/health-check", nil)
+	case Moto:
+		req, err = http.NewRequestWithContext(ctx, http.MethodGet, p.URL+"/moto-api/", nil)
 	}
 	if err != nil {
 		return false
@@ -403,12 +458,24 @@ func (p *Process) stop() (killed bool) {
 }
 
 // Get returns one emulator: the running one, or after StopOne the stopped
-// one, whose URL is where StartOne will bring it back.
+// one, whose URL is where StartOne will bring it back. On the moto backend
+// every service's name returns the one moto process.
 func (s *Stack) Get(n Name) *Process {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	return s.procs[n]
+	return s.procs[s.serving(n)]
 }
+
+// serving names the process that serves n's API.
+func (s *Stack) serving(n Name) Name {
+	if s.opts.Backend == MotoServer {
+		return Moto
+	}
+	return n
+}
+
+// Backend says what serves the AWS APIs.
+func (s *Stack) Backend() Backend { return s.opts.Backend }
 
 // Stop stops every emulator; it is safe to call more than once. A StartOne
 // still waiting for its emulator to answer stops it and fails.
@@ -442,6 +509,9 @@ func (s *Stack) Stop() {
 // The error says that the stop was not clean, which for fauxqs means its
 // state was not saved; the emulator is stopped all the same.
 func (s *Stack) StopOne(n Name) error {
+	if s.opts.Backend == MotoServer {
+		return fmt.Errorf("stop %s: on the moto backend one process serves every service, and it keeps no state across a restart", n)
+	}
 	s.mu.Lock()
 	p, busy := s.procs[n], s.starting[n]
 	s.mu.Unlock()
@@ -470,6 +540,9 @@ func (s *Stack) StopOne(n Name) error {
 // a state file it cannot read makes it exit, and StartOne fail with the
 // file's name in the log tail it quotes, rather than start empty.
 func (s *Stack) StartOne(ctx context.Context, n Name) error {
+	if s.opts.Backend == MotoServer {
+		return fmt.Errorf("start %s: the moto backend cannot restart one service", n)
+	}
 	s.mu.Lock()
 	old := s.procs[n]
 	switch {
@@ -516,12 +589,12 @@ func (s *Stack) StartOne(ctx context.Context, n Name) error {
 func (s *Stack) Endpoints() map[string]string {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	ddb := s.procs[DynamoDB].URL
+	ddb := s.procs[s.serving(DynamoDB)].URL
 	return map[string]string{
 		"AWS_ENDPOINT_URL_DYNAMODB":         ddb,
 		"AWS_ENDPOINT_URL_DYNAMODB_STREAMS": ddb,
-		"AWS_ENDPOINT_URL_SQS":              s.procs[SQS].URL,
-		"AWS_ENDPOINT_URL_SESV2":            s.procs[SES].URL,
+		"AWS_ENDPOINT_URL_SQS":              s.procs[s.serving(SQS)].URL,
+		"AWS_ENDPOINT_URL_SESV2":            s.procs[s.serving(SES)].URL,
 		"AWS_REGION":                        "us-east-1",
 		"AWS_ACCESS_KEY_ID":                 "local",
 		"AWS_SECRET_ACCESS_KEY":             "local",
@@ -543,7 +616,7 @@ func (s *Stack) Processes() []*Process {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	var out []*Process
-	for _, n := range All {
+	for _, n := range s.opts.names() {
 		if p := s.procs[n]; p != nil {
 			out = append(out, p)
 		}

@@ -143,3 +143,18 @@ func TestStartAnswersAndStopLeavesNothing(t *testing.T) {
 		}
 	}
 }
+
+func TestParseBackend(t *testing.T) {
+	for in, want := range map[string]Backend{"": Emulators, "emulators": Emulators, "moto": MotoServer} {
+		if got, err := ParseBackend(in); err != nil || got != want {
+			t.Errorf("ParseBackend(%q) = %q, %v; want %q", in, got, err, want)
+		}
+	}
+	for _, in := range []string{"Moto", "localstack", "aws"} {
+		_, err := ParseBackend(in)
+		var se *SetupError
+		if !errors.As(err, &se) || !strings.Contains(err.Error(), "DISPATCHER_BACKEND") {
+			t.Errorf("ParseBackend(%q) = %v, want a SetupError naming DISPATCHER_BACKEND", in, err)
+		}
+	}
+}

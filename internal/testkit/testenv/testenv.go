@@ -76,8 +76,13 @@ func run(m *testing.M) int {
 		err error
 	}
 	ch := make(chan started, 1)
+	backend, err := emulator.ParseBackend(os.Getenv("DISPATCHER_BACKEND"))
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "testenv:", err)
+		return 1
+	}
 	go func() {
-		s, err := emulator.Start(ctx, emulator.Options{Dir: dir, StartTimeout: startTimeout()})
+		s, err := emulator.Start(ctx, emulator.Options{Dir: dir, StartTimeout: startTimeout(), Backend: backend})
 		ch <- started{s, err}
 	}()
 	var stack *emulator.Stack
@@ -212,26 +217,37 @@ func (e SentEmail) Header(name string) string {
 	return ""
 }
 
-// SentEmails reads every email the SES emulator has accepted.
+// SentEmails reads every email the SES emulator (or moto) has accepted, in
+// the order it accepted them.
 func (e *Env) SentEmails(ctx context.Context) ([]SentEmail, error) {
-	url := e.Emulators.Get(emulator.SES).URL + "/store"
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
-	if err != nil {
-		return nil, err
-	}
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		return nil, err
-	}
-	defer resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
-		return nil, fmt.Errorf("GET %s: %s", url, resp.Status)
+	if e.Emulators.Backend() == emulator.MotoServer {
+		return motoSentEmails(ctx, e.Emulators.Get(emulator.Moto).URL)
 	}
 	var store struct {
 		Emails []SentEmail `json:"emails"`
 	}
-	if err := json.NewDecoder(resp.Body).Decode(&store); err != nil {
-		return nil, fmt.Errorf("decode %s: %w", url, err)
+	if err := getJSON(ctx, e.Emulators.Get(emulator.SES).URL+"/store", &store); err != nil {
+		return nil, err
 	}
 	return store.Emails, nil
+}
+
+// getJSON decodes the JSON answer of a GET into v.
+func getJSON(ctx context.Context, url string, v any) error {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+	if err != nil {
+		return err
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return fmt.Errorf("GET %s: %s", url, resp.Status)
+	}
+	if err := json.NewDecoder(resp.Body).Decode(v); err != nil {
+		return fmt.Errorf("decode %s: %w", url, err)
+	}
+	return nil
 }
