@@ -9,14 +9,14 @@ import (
 	"os"
 
 	"github.com/aws/aws-lambda-go/lambda"
-	"github.com/aws/aws-sdk-go-v2/config"
 
+	"github.com/dispatcher-dev/dispatcher/internal/app/awscfg"
 	"github.com/dispatcher-dev/dispatcher/internal/app/commandfn"
 )
 
 func main() {
 	ctx := context.Background()
-	cfg, err := config.LoadDefaultConfig(ctx)
+	cfg, err := awscfg.Load(os.Getenv)
 	if err != nil {
 		fail(err)
 	}

@@ -15,7 +15,6 @@ import (
 
 	"github.com/dispatcher-dev/dispatcher/internal/dispatch"
 	"github.com/dispatcher-dev/dispatcher/internal/retry"
-	"github.com/dispatcher-dev/dispatcher/internal/streams"
 )
 
 // Attributes of the delivery lease and outcome.
@@ -42,7 +41,7 @@ func StreamRecord(r events.DynamoDBEventRecord) (item dispatch.OutboxItem, ok bo
 	if r.EventName != string(events.DynamoDBOperationTypeInsert) {
 		return item, false, nil
 	}
-	keys, err := streams.AttributeValues(r.Change.Keys)
+	keys, err := streamAttributeValues(r.Change.Keys)
 	if err != nil {
 		return item, true, fmt.Errorf("keys: %w", err)
 	}
@@ -54,7 +53,7 @@ func StreamRecord(r events.DynamoDBEventRecord) (item dispatch.OutboxItem, ok bo
 	if err != nil {
 		return dispatch.OutboxItem{AggregateID: k.AggregateID, Version: k.Version, Seq: k.Seq}, true, err
 	}
-	img, err := streams.AttributeValues(r.Change.NewImage)
+	img, err := streamAttributeValues(r.Change.NewImage)
 	if err != nil {
 		return dispatch.OutboxItem{AggregateID: k.AggregateID, Version: k.Version, Seq: k.Seq}, true, fmt.Errorf("new image: %w", err)
 	}

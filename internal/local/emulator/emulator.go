@@ -590,6 +590,21 @@ func (s *Stack) Endpoints() map[string]string {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	ddb := s.procs[s.serving(DynamoDB)].URL
+	if s.opts.Backend == MotoServer {
+		// moto also serves what the command function reads its webhook
+		// secrets from; the emulators have no such service.
+		return map[string]string{
+			"AWS_ENDPOINT_URL_DYNAMODB":         ddb,
+			"AWS_ENDPOINT_URL_DYNAMODB_STREAMS": ddb,
+			"AWS_ENDPOINT_URL_SQS":              ddb,
+			"AWS_ENDPOINT_URL_SESV2":            ddb,
+			"AWS_ENDPOINT_URL_SECRETS_MANAGER":  ddb,
+			"AWS_ENDPOINT_URL_SSM":              ddb,
+			"AWS_REGION":                        "us-east-1",
+			"AWS_ACCESS_KEY_ID":                 "local",
+			"AWS_SECRET_ACCESS_KEY":             "local",
+		}
+	}
 	return map[string]string{
 		"AWS_ENDPOINT_URL_DYNAMODB":         ddb,
 		"AWS_ENDPOINT_URL_DYNAMODB_STREAMS": ddb,

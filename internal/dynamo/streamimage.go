@@ -1,4 +1,4 @@
-package streams
+package dynamo
 
 import (
 	"fmt"
@@ -7,9 +7,9 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
 )
 
-// AttributeValues converts a stream image, as Lambda delivers it, to the
-// DynamoDB SDK's attribute values (the inverse of Record's conversion).
-func AttributeValues(img map[string]events.DynamoDBAttributeValue) (map[string]types.AttributeValue, error) {
+// streamAttributeValues converts a stream image, as Lambda delivers it, to the
+// DynamoDB SDK's attribute values (the inverse of the streams package's Record conversion).
+func streamAttributeValues(img map[string]events.DynamoDBAttributeValue) (map[string]types.AttributeValue, error) {
 	out := make(map[string]types.AttributeValue, len(img))
 	for k, v := range img {
 		av, err := fromStreamValue(v)
@@ -40,7 +40,7 @@ func fromStreamValue(v events.DynamoDBAttributeValue) (types.AttributeValue, err
 	case events.DataTypeBinarySet:
 		return &types.AttributeValueMemberBS{Value: v.BinarySet()}, nil
 	case events.DataTypeMap:
-		m, err := AttributeValues(v.Map())
+		m, err := streamAttributeValues(v.Map())
 		if err != nil {
 			return nil, err
 		}
