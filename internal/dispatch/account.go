@@ -3,7 +3,6 @@ package dispatch
 import (
 	"fmt"
 	"net/mail"
-	"regexp"
 	"strconv"
 	"strings"
 	"time"
@@ -31,8 +30,6 @@ type account struct {
 	Balance  int64  `json:"balance"` // minor units
 }
 
-var currencyCode = regexp.MustCompile(`^[A-Z]{3}$`)
-
 // OpenAccount creates an account.
 type OpenAccount struct {
 	Owner    string `json:"owner"`
@@ -51,7 +48,7 @@ func (c *OpenAccount) Validate() []FieldError {
 	} else {
 		c.Email = addr
 	}
-	if !currencyCode.MatchString(c.Currency) {
+	if !isUpper3(c.Currency) {
 		fe = append(fe, FieldError{"currency", "must be an ISO 4217 code such as EUR"})
 	}
 	return fe
@@ -91,7 +88,7 @@ func (m *Movement) validate() []FieldError {
 	if m.Amount <= 0 || m.Amount > MaxAmountMinor {
 		fe = append(fe, FieldError{"amount", fmt.Sprintf("must be a whole number of minor units from 1 to %d", int64(MaxAmountMinor))})
 	}
-	if !currencyCode.MatchString(m.Currency) {
+	if !isUpper3(m.Currency) {
 		fe = append(fe, FieldError{"currency", "must be an ISO 4217 code such as EUR"})
 	}
 	if msg := checkText(m.Reference, 128); msg != "" {

@@ -3,7 +3,6 @@ package dispatch
 import (
 	"bytes"
 	"encoding/json"
-	"regexp"
 	"time"
 )
 
@@ -22,13 +21,11 @@ type Aggregate struct {
 // Exists reports whether the aggregate has been created.
 func (a Aggregate) Exists() bool { return a.Version > 0 }
 
-var aggregateID = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9_-]*$`)
-
 // ValidAggregateID reports whether id is a usable aggregate id: 1 to
 // MaxAggregateIDLen characters of [A-Za-z0-9_-], starting with a letter or
 // digit (no dots or slashes, so it can never climb a path).
 func ValidAggregateID(id string) bool {
-	return len(id) <= MaxAggregateIDLen && aggregateID.MatchString(id)
+	return len(id) <= MaxAggregateIDLen && isAggregateID(id)
 }
 
 // decodeData turns aggregate data into a typed struct.

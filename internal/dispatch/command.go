@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"io"
 	"reflect"
-	"regexp"
 	"sort"
 	"strings"
 	"time"
@@ -242,8 +241,6 @@ func jsonErrorField(err error) string {
 	return ""
 }
 
-var unknownField = regexp.MustCompile(`^json: unknown field "(.*)"$`)
-
 func jsonErrorMessage(err error) string {
 	var te *json.UnmarshalTypeError
 	var se *json.SyntaxError
@@ -261,8 +258,8 @@ func jsonErrorMessage(err error) string {
 	case errors.Is(err, io.ErrUnexpectedEOF):
 		return "malformed JSON: unexpected end"
 	}
-	if m := unknownField.FindStringSubmatch(err.Error()); m != nil {
-		return fmt.Sprintf("unknown field %q", Truncate(m[1], 64))
+	if name, ok := unknownFieldName(err.Error()); ok {
+		return fmt.Sprintf("unknown field %q", Truncate(name, 64))
 	}
 	return "malformed JSON"
 }

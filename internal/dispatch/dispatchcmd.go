@@ -2,7 +2,6 @@ package dispatch
 
 import (
 	"fmt"
-	"regexp"
 	"strings"
 	"time"
 )
@@ -35,13 +34,11 @@ type DispatchEmail struct {
 // reservedTypes are the aggregate types that typed commands own.
 var reservedTypes = map[string]bool{AccountType: true}
 
-var typeName = regexp.MustCompile(`^[A-Za-z][A-Za-z0-9._-]*$`)
-
 // Validate implements Command.
 func (c *Dispatch) Validate() []FieldError {
 	var fe []FieldError
 	switch {
-	case !typeName.MatchString(c.AggregateType) || len(c.AggregateType) > MaxTypeLen:
+	case !isTypeName(c.AggregateType) || len(c.AggregateType) > MaxTypeLen:
 		fe = append(fe, FieldError{"aggregateType", fmt.Sprintf("must be 1 to %d characters of A-Z a-z 0-9 . _ - starting with a letter", MaxTypeLen)})
 	case reservedTypes[c.AggregateType]:
 		// Typed commands own these aggregates and their invariants (an
@@ -61,7 +58,7 @@ func (c *Dispatch) Validate() []FieldError {
 		fe = append(fe, checkValue("state", c.State)...)
 	}
 	for i, e := range c.Events {
-		if !typeName.MatchString(e.Type) || len(e.Type) > MaxTypeLen {
+		if !isTypeName(e.Type) || len(e.Type) > MaxTypeLen {
 			fe = append(fe, FieldError{fmt.Sprintf("events[%d].type", i), fmt.Sprintf("must be 1 to %d characters of A-Z a-z 0-9 . _ - starting with a letter", MaxTypeLen)})
 		}
 		if e.Data != nil {
@@ -85,7 +82,7 @@ func (c *Dispatch) Validate() []FieldError {
 			}
 			e.To[j] = addr
 		}
-		if !templateName.MatchString(e.Template) {
+		if !isTemplateName(e.Template) {
 			fe = append(fe, FieldError{f + ".template", "must be a template name of a-z 0-9 -"})
 		}
 		if e.Data != nil {
@@ -94,8 +91,6 @@ func (c *Dispatch) Validate() []FieldError {
 	}
 	return fe
 }
-
-var templateName = regexp.MustCompile(`^[a-z0-9-]{1,64}$`)
 
 // Decide implements Command.
 func (c *Dispatch) Decide(cur Aggregate, _ time.Time) (Decision, error) {
