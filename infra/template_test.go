@@ -165,6 +165,12 @@ var service = map[string]string{
 
 var inputLiteral = regexp.MustCompile(`\b(\w+)\.(\w+)Input\{`)
 
+// signedCall finds the calls internal/webhook makes with one signed request
+// instead of an SDK client: s.call(ctx, <service>, "<Operation>", ...).
+var signedCall = regexp.MustCompile(`\.call\(ctx, (\w+), "(\w+)"`)
+
+var signedService = map[string]string{"secretsManager": "secretsmanager", "parameterStore": "ssm"}
+
 func usedActions(t *testing.T, paths []string) []string {
 	t.Helper()
 	set := map[string]bool{}
@@ -183,6 +189,13 @@ func usedActions(t *testing.T, paths []string) []string {
 			b, err := os.ReadFile(f)
 			if err != nil {
 				t.Fatal(err)
+			}
+			for _, m := range signedCall.FindAllStringSubmatch(string(b), -1) {
+				svc, ok := signedService[m[1]]
+				if !ok {
+					t.Fatalf("%s: a signed call to %s, which signedService does not map to an IAM service", f, m[1])
+				}
+				set[svc+":"+m[2]] = true
 			}
 			for _, m := range inputLiteral.FindAllStringSubmatch(string(b), -1) {
 				svc, ok := service[m[1]]

@@ -2,7 +2,7 @@
 // size of its bootstrap and the time from process start to its first
 // request for work from a Lambda Runtime API endpoint, both against a
 // hello-world aws-lambda-go binary built the same way in the same run.
-// Targets (issue 9): size at most 2.5x, init at most 2x.
+// Targets (issue 17): size at most 2x, init at most 1.5x.
 package coldstart_test
 
 import (

@@ -17,7 +17,9 @@ import (
 	"os/exec"
 	"os/signal"
 	"path/filepath"
+	"regexp"
 	"runtime"
+	"slices"
 	"strconv"
 	"strings"
 	"text/tabwriter"
@@ -29,10 +31,12 @@ type suite struct {
 	pkg, bench, benchtime string
 }
 
-// suites: benchtimes chosen so that the whole report takes about five
+// suites: benchtimes chosen so that the whole report takes about seven
 // minutes on a small machine (each package also starts its emulators).
 var suites = []suite{
 	{"./internal/apigw", "^BenchmarkCommandPathVsBareTransactWriteItems$", "300x"},
+	// With the latency model's shapes (BENCH_RTT_MS, default 5,20 ms; the
+	// variable passes through to the benchmark) about three minutes.
 	{"./internal/relay", "^BenchmarkRelayThroughput$", "2x"},
 	{"./internal/relay", "^BenchmarkRelayPeakRSS$", "1x"},
 	{"./internal/local/runner", "^BenchmarkEndToEnd$", "40x"},
@@ -41,6 +45,8 @@ var suites = []suite{
 	{"./internal/dispatch", "^BenchmarkParse$", "1s"},
 	{"./internal/dynamo", "^BenchmarkStreamRecord$", "1s"},
 	{"./internal/delivery", "^BenchmarkEnvelope$", "1s"},
+	// The stream mapping's throughput per shard (scaleout.go).
+	scaleOutSuite,
 }
 
 // Row is one line of the report.
@@ -248,6 +254,12 @@ func rows(res results) []Row {
 		}
 	}
 
+	// Relay throughput under the latency model (BENCH_RTT_MS).
+	out = append(out, relayRTTRows(get, benchRTTs(res))...)
+
+	// The stream mapping's scale-out per shard (scaleout.go).
+	out = append(out, scaleOutRows(get)...)
+
 	// End to end.
 	for _, v := range []string{"template", "nowindow"} {
 		b := "BenchmarkEndToEnd/" + v
@@ -271,16 +283,16 @@ func rows(res results) []Row {
 		sx, ok3 := get("BenchmarkColdStart", fn+"-size-x")
 		ix, ok4 := get("BenchmarkColdStart", fn+"-init-x")
 		if !(ok1 && ok2 && ok3 && ok4) {
-			missing("cold start "+fn, "size ≤ 2.5, init ≤ 2")
+			missing("cold start "+fn, "size ≤ 2, init ≤ 1.5")
 			continue
 		}
 		out = append(out,
-			Row{Metric: "cold start " + fn + " size vs hello world", Value: ptr(sx * helloMB), Baseline: ptr(helloMB), Unit: "MB", Ratio: ptr(sx), Target: "≤ 2.5", Holds: holds(sx <= 2.5)},
-			Row{Metric: "cold start " + fn + " init vs hello world", Value: ptr(ix * helloMS), Baseline: ptr(helloMS), Unit: "ms", Ratio: ptr(ix), Target: "≤ 2", Holds: holds(ix <= 2)})
-		if sx > 2.5 {
+			Row{Metric: "cold start " + fn + " size vs hello world", Value: ptr(sx * helloMB), Baseline: ptr(helloMB), Unit: "MB", Ratio: ptr(sx), Target: "≤ 2", Holds: holds(sx <= 2)},
+			Row{Metric: "cold start " + fn + " init vs hello world", Value: ptr(ix * helloMS), Baseline: ptr(helloMS), Unit: "ms", Ratio: ptr(ix), Target: "≤ 1.5", Holds: holds(ix <= 1.5)})
+		if sx > 2 {
 			out[len(out)-2].Note = coldNotes[fn]
 		}
-		if ix > 2 {
+		if ix > 1.5 {
 			out[len(out)-1].Note = coldNotes[fn]
 		}
 	}
@@ -297,13 +309,16 @@ func rows(res results) []Row {
 }
 
 // coldNotes say why a function misses its cold-start target, from
-// GODEBUG=inittrace=1 on the built bootstrap (see the report of issue 9).
+// GODEBUG=inittrace=1 on the built bootstrap (issue 17). The SSM and Secrets
+// Manager clients, the credential chain (config, STS, SSO) and DynamoDB
+// Streams are no longer linked; what is left is the SDK's own package init
+// of the service clients each function calls.
 var coldNotes = map[string]string{
-	"command": "it links the SSM and Secrets Manager SDKs (for the webhook secrets): ssm/schemas alone spends 1.2 ms and 1.4 MB at init, " +
-		"dynamodb/schemas 0.5 ms; fetching the secrets through one small client (or the Parameters and Secrets extension over HTTP) would close most of it",
-	"stream-relay": "the SDK's service schemas (dynamodb 0.5 ms, sesv2 0.5 ms, sqs 0.1 ms at init) are most of the gap over hello world; " +
-		"at a few ms against a 2 ms baseline, run-to-run noise is about ±0.3x",
-	"dlq-replay": "as stream-relay: the SDK's service schemas initialised at start; noise about ±0.3x",
+	"command": "what is left is the DynamoDB client's package init (dynamodb/schemas 0.46 ms and 3,151 allocations, its endpoint rules 0.1 ms) " +
+		"and parsing the email templates (0.3 ms, in Build): about 1 ms over a hello world's 2.4 ms; below that needs a DynamoDB client without the SDK's schemas",
+	"stream-relay": "the SDK's service schemas are most of the gap: sesv2/schemas 0.55 ms, dynamodb/schemas 0.46 ms, sqs/schemas 0.21 ms and their endpoint rules 0.24 ms, " +
+		"1.5 ms of package init against a hello world's 2.4 ms in all; the relay calls all three services",
+	"dlq-replay": "as stream-relay (the same three clients, plus DynamoDB Streams for the stream ranges)",
 }
 
 func naiveNote(relay, floor, naive float64) string {
@@ -350,4 +365,131 @@ func lastLines(s string, n int) string {
 		lines = lines[len(lines)-n:]
 	}
 	return strings.Join(lines, "\n")
+}
+
+// relayRTTBench is the relay benchmark under a round trip of ms added in
+// front of every AWS call (internal/relay's latency model).
+func relayRTTBench(ms int) string {
+	return fmt.Sprintf("BenchmarkRelayThroughput/100x10@rtt=%dms", ms)
+}
+
+var rttName = regexp.MustCompile(`^BenchmarkRelayThroughput/100x10@rtt=(\d+)ms$`)
+
+// benchRTTs are the latency model's round trips, in ms: those BENCH_RTT_MS
+// asks for (the relay benchmark reads the same variable; default 5,20),
+// so that one that did not run is reported missing, and those measured.
+func benchRTTs(res results) []int {
+	v := strings.TrimSpace(os.Getenv("BENCH_RTT_MS"))
+	if v == "" {
+		v = "5,20"
+	}
+	var out []int
+	for f := range strings.SplitSeq(v, ",") {
+		if ms, err := strconv.Atoi(strings.TrimSpace(f)); err == nil && ms > 0 {
+			out = append(out, ms)
+		}
+	}
+	for name := range res {
+		if m := rttName.FindStringSubmatch(name); m != nil {
+			ms, _ := strconv.Atoi(m[1])
+			out = append(out, ms)
+		}
+	}
+	slices.Sort(out)
+	return slices.Compact(out)
+}
+
+// fifoNote is the physical bound the relay rows under the model are read
+// against.
+const fifoNote = "bound on AWS: an SQS FIFO queue (per queue, without high-throughput mode) takes 300 API calls/s per action, " +
+	"so 300 messages/s one SendMessage at a time (naive's ceiling) or 3,000 messages/s in SendMessageBatch calls of 10 (the relay's); " +
+	"below those quotas throughput is latency-bound, and the latency model (a fixed round trip slept per request, concurrent requests " +
+	"overlapping) is what makes the relay's concurrency count: RELAY_WORKERS (default 16) calls in flight, 10 events per send"
+
+// relayRTTRows are the relay's lines under the latency model, one set per
+// round trip.
+func relayRTTRows(get func(bench, unit string) (float64, bool), rtts []int) []Row {
+	var out []Row
+	for _, ms := range rtts {
+		b := relayRTTBench(ms)
+		name := fmt.Sprintf("relay 100x10 at %d ms RTT", ms)
+		relay, ok1 := get(b, "relay-events/s")
+		floor, ok2 := get(b, "floor-events/s")
+		naive, ok3 := get(b, "naive-events/s")
+		if !(ok1 && ok2 && ok3) {
+			for _, r := range []Row{{Metric: name + " vs naive", Target: "≥ 10"}, {Metric: name + " vs bare floor", Target: "≥ 0.85"}} {
+				r.Holds, r.Note = "no", "not measured: the benchmark failed or did not run"
+				out = append(out, r)
+			}
+			continue
+		}
+		rr, fr, nr := rtts3(get, b)
+		idle, _ := get(b, "relay-ddb-idle-%")
+		fidle, _ := get(b, "floor-ddb-idle-%")
+		quota := fifoNote
+		if len(out) > 0 {
+			quota = "bound: see the first SQS FIFO quota line"
+		}
+		out = append(out,
+			Row{Metric: name + " vs naive", Value: ptr(relay), Baseline: ptr(naive), Unit: "events/s", Ratio: ptr(relay / naive), Target: "≥ 10", Holds: holds(relay/naive >= 10),
+				Note: rttNaiveNote(ms, relay, naive, rr, nr, idle)},
+			Row{Metric: name + " vs bare floor", Value: ptr(relay), Baseline: ptr(floor), Unit: "events/s", Ratio: ptr(relay / floor), Target: "≥ 0.85", Holds: holds(relay/floor >= 0.85),
+				Note: rttFloorNote(ms, relay, floor, rr, fr, idle, fidle)},
+			Row{Metric: name + " vs SQS FIFO batched quota", Value: ptr(relay), Baseline: ptr(3000), Unit: "events/s", Ratio: ptr(relay / 3000), Target: "-", Holds: "-", Note: quota})
+	}
+	return out
+}
+
+// rtts3 are the wall times per stream batch, in round trips, of the relay,
+// the floor and naive (0 where not reported).
+func rtts3(get func(bench, unit string) (float64, bool), b string) (relay, floor, naive float64) {
+	relay, _ = get(b, "relay-rtts/batch")
+	floor, _ = get(b, "floor-rtts/batch")
+	naive, _ = get(b, "naive-rtts/batch")
+	return relay, floor, naive
+}
+
+// rttNaiveNote says what bounds the relay against naive under the model.
+// DynamoDB Local still serves requests about one at a time under it, and
+// the relay makes one conditional mark per event: the time DynamoDB Local
+// is busy per event is a floor no concurrency lowers, while naive pays
+// three round trips per event one after the other on top of it.
+func rttNaiveNote(ms int, relay, naive, rr, nr, idle float64) string {
+	var s []string
+	if rr > 0 && nr > 0 {
+		s = append(s, fmt.Sprintf("per stream batch of 100 events the relay took %.1f round trips of wall time, naive %.0f (3 calls an event, one after the other)", rr, nr))
+	}
+	if relay/naive < 10 && idle > 0 {
+		busy := (1 - idle/100) * 1000 / relay // ms DynamoDB Local is busy per relay event
+		s = append(s, fmt.Sprintf("DynamoDB Local was busy %.0f%% of the relay's time, %.1f ms per event (one conditional mark each, served one at a time), "+
+			"so it caps the relay near %.0f events/s whatever its workers; naive pays %.1f ms per event (3 × %d ms + the emulators' own time), "+
+			"so the cap on the ratio here is about %.1f: the emulator's serial writes bind, not the relay's concurrency. On AWS, where DynamoDB "+
+			"serves the marks in parallel, the round trips bind: about 12 per batch for the relay (1 status read, 10 rounds of one "+
+			"SendMessageBatch, the last marks) against naive's 300, about 25x, as the larger RTTs show",
+			100-idle, busy, 1000/busy, 1000/naive, ms, 1000/naive/busy))
+	}
+	return strings.Join(s, "; ")
+}
+
+// rttFloorNote says what separates the relay from its bare floor under the
+// model: the floor sends a stream batch's events all at once, the relay one
+// event per aggregate per round, to keep each aggregate's order.
+func rttFloorNote(ms int, relay, floor, rr, fr, idle, fidle float64) string {
+	if rr == 0 || fr == 0 {
+		return ""
+	}
+	s := fmt.Sprintf("per stream batch the relay took %.1f round trips of wall time, the floor %.1f: the floor sends all 100 events at once "+
+		"(10 concurrent SendMessageBatch calls), then marks them 16 at a time; the relay keeps each aggregate's order, so 10 aggregates of 10 events "+
+		"take 10 rounds of one SendMessageBatch each, after one status read, its marks overlapping the next round", rr, fr)
+	if relay/floor < 0.85 {
+		s += "; in round trips alone the relay needs about 12 per batch (1 status read, 10 rounds, the last marks) and the floor about 9 " +
+			"(1 BatchGetItem, 1 round of sends, 100 marks in 7 waves of 16), so with 10 events of an aggregate in one batch the order per " +
+			"aggregate bounds relay/floor near 0.75, whatever RELAY_WORKERS: the floor does not keep that order. Closing it needs several " +
+			"events of one aggregate in one SendMessageBatch (FIFO keeps their order within a message group), a change to internal/delivery"
+	}
+	if idle > 0 && fidle > 0 && relay/floor > 1.15 {
+		s += fmt.Sprintf("; at %d ms DynamoDB Local was busy %.0f%% of the relay's time and %.0f%% of the floor's: its serial writes, not the round trips, "+
+			"set both paces, and the floor's marks, all issued after its sends, queue there while the relay's overlap its sends", ms, 100-idle, 100-fidle)
+	}
+	return s
 }

@@ -2,11 +2,15 @@ package runner
 
 import (
 	"context"
+	"crypto/md5"
+	"encoding/binary"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/aws/aws-lambda-go/events"
@@ -27,8 +31,8 @@ const (
 
 // esm emulates one DynamoDB Streams event source mapping: one worker per
 // shard (a child shard starts once its parent is drained), filtering,
-// batching, partial batch failures, bisection, bounded retries and the
-// on-failure destination.
+// batching, ParallelizationFactor lanes per shard, partial batch failures,
+// bisection, bounded retries and the on-failure destination.
 // shardReader is what a mapping needs of the Streams API
 // (*streams.Reader).
 type shardReader interface {
@@ -214,7 +218,8 @@ func (w *shardWorker) run(ctx context.Context) {
 	e := w.e
 	for ctx.Err() == nil {
 		got := 0
-		if !w.closed && len(w.buf) < e.m.BatchSize {
+		lanes := e.m.lanes()
+		if !w.closed && len(w.buf) < e.m.BatchSize*lanes {
 			n, err := w.read(ctx)
 			if err != nil {
 				if ctx.Err() != nil {
@@ -227,7 +232,17 @@ func (w *shardWorker) run(ctx context.Context) {
 			got = n
 		}
 		for len(w.buf) > 0 && (len(w.buf) >= e.m.BatchSize || w.closed || e.now().Sub(w.buf[0].readAt) >= e.m.BatchingWindow) {
-			n := w.batchLen()
+			if lanes > 1 {
+				// The whole buffer is one chunk; the checkpoint (the
+				// buffer's head) moves past it once every lane is done.
+				n := len(w.buf)
+				if !w.processLanes(ctx, w.buf[:n], lanes) {
+					return // stopped
+				}
+				w.buf = w.buf[n:]
+				continue
+			}
+			n := w.batchLen(w.buf)
 			if !w.process(ctx, w.buf[:n]) {
 				return // stopped
 			}
@@ -320,18 +335,89 @@ func (w *shardWorker) read(ctx context.Context) (int, error) {
 	return len(recs), nil
 }
 
-// batchLen is how many buffered records the next batch takes: at most
-// BatchSize, and no more than fit Lambda's 6 MB invocation payload.
-func (w *shardWorker) batchLen() int {
+// batchLen is how many of recs the next batch takes: at most BatchSize,
+// and no more than fit Lambda's 6 MB invocation payload.
+func (w *shardWorker) batchLen(recs []record) int {
 	n, size := 0, len(`{"Records":[]}`)
-	for n < len(w.buf) && n < w.e.m.BatchSize {
-		size += len(w.buf[n].json) + 1
+	for n < len(recs) && n < w.e.m.BatchSize {
+		size += len(recs[n].json) + 1
 		if n > 0 && size > MaxInvokePayload {
 			break
 		}
 		n++
 	}
 	return n
+}
+
+// lanes is how many batches of one shard may run at once.
+func (m *StreamMapping) lanes() int { return min(max(m.ParallelizationFactor, 1), 10) }
+
+// processLanes delivers a chunk of a shard's records with a
+// ParallelizationFactor above 1. As Lambda does, records go to a lane by a
+// hash of their partition key, so one key's records stay in one lane in
+// stream order, and a lane's next batch starts only once its previous one
+// is done (delivered, or handed to the on-failure destination after its
+// retries and bisections): the lanes run concurrently, each as the single
+// lane of a factor of 1 does. Simplification: Lambda keeps a checkpoint per
+// lane and feeds each lane as it frees up; here the chunk is a barrier, the
+// shard's checkpoint moves past the chunk once every lane has finished its
+// part, and the next chunk is only read then. Order per key and the
+// checkpoint are the same as Lambda's; only throughput is lower when lanes
+// are uneven. It returns false if ctx ended.
+func (w *shardWorker) processLanes(ctx context.Context, chunk []record, lanes int) bool {
+	parts := make([][]record, lanes)
+	for _, r := range chunk {
+		i := laneOf(r.ev, w.e.m.PartitionKey, lanes)
+		parts[i] = append(parts[i], r)
+	}
+	var wg sync.WaitGroup
+	var stopped atomic.Bool
+	for _, part := range parts {
+		if len(part) == 0 {
+			continue
+		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for len(part) > 0 {
+				n := w.batchLen(part)
+				if !w.process(ctx, part[:n]) {
+					stopped.Store(true)
+					return
+				}
+				part = part[n:]
+			}
+		}()
+	}
+	wg.Wait()
+	return !stopped.Load() && ctx.Err() == nil
+}
+
+// laneOf is the lane of a record: an MD5 hash of its partition key
+// attribute (of its whole key when the attribute is not known or absent),
+// as Kinesis maps partition keys to shards; Lambda does not document its
+// own, only that one key always goes to one lane.
+func laneOf(ev events.DynamoDBEventRecord, partitionKey string, lanes int) int {
+	if lanes <= 1 {
+		return 0
+	}
+	h := md5.New()
+	if v, ok := ev.Change.Keys[partitionKey]; ok && partitionKey != "" {
+		b, _ := json.Marshal(v)
+		h.Write(b)
+	} else {
+		names := make([]string, 0, len(ev.Change.Keys))
+		for k := range ev.Change.Keys {
+			names = append(names, k)
+		}
+		slices.Sort(names)
+		for _, k := range names {
+			b, _ := json.Marshal(ev.Change.Keys[k])
+			h.Write([]byte(k))
+			h.Write(b)
+		}
+	}
+	return int(binary.BigEndian.Uint64(h.Sum(nil)[:8]) % uint64(lanes))
 }
 
 // pending is a batch (or a part of one, after a partial failure or a

@@ -303,8 +303,8 @@ func (r *Runner) Describe() []string {
 		}
 		out = append(out,
 			fmt.Sprintf("stream %s -> %s (%s)", shortArn(m.StreamArn), m.Function, m.Event),
-			fmt.Sprintf("  start %s, batch %d, window %s, bisect %t, retries %s, max record age %s, ReportBatchItemFailures %t",
-				m.StartingPosition, m.BatchSize, m.BatchingWindow, m.Bisect, retries, age, m.ReportBatchItemFailure),
+			fmt.Sprintf("  start %s, batch %d, window %s, bisect %t, retries %s, max record age %s, ReportBatchItemFailures %t, parallelization %d",
+				m.StartingPosition, m.BatchSize, m.BatchingWindow, m.Bisect, retries, age, m.ReportBatchItemFailure, m.lanes()),
 			fmt.Sprintf("  filter %s", strings.Join(filters, " OR ")),
 			fmt.Sprintf("  on failure -> %s", onFailure))
 	}

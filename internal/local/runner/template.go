@@ -52,8 +52,14 @@ type StreamMapping struct {
 	OnFailureArn           string // the destination's ARN, "" when none
 	OnFailureQueueURL      string // the provisioned queue with that ARN
 	Enabled                bool
-	// Notes lists settings read but not emulated (ParallelizationFactor > 1,
-	// tumbling windows, ...), to be shown to the person running it.
+	// ParallelizationFactor is how many batches of one shard run at once
+	// (1..10): records go to a lane by a hash of their partition key.
+	ParallelizationFactor int
+	// PartitionKey is the table's HASH key attribute, read from the
+	// template's table whose stream this is; "" hashes the whole key.
+	PartitionKey string
+	// Notes lists settings read but not emulated (tumbling windows, ...),
+	// to be shown to the person running it.
 	Notes []string
 }
 
@@ -462,7 +468,7 @@ func readStream(s *provision.Stack, fn, name string, props map[string]any) (Stre
 	}
 	p, _ := vals.(map[string]any)
 	// AWS's defaults (CreateEventSourceMapping for DynamoDB Streams).
-	m := StreamMapping{Function: fn, Event: name, BatchSize: 100, MaxRetryAttempts: -1, MaxRecordAge: -1, Enabled: true}
+	m := StreamMapping{Function: fn, Event: name, BatchSize: 100, MaxRetryAttempts: -1, MaxRecordAge: -1, Enabled: true, ParallelizationFactor: 1}
 	if m.StreamArn, err = str(p, "Stream"); err != nil || m.StreamArn == "" {
 		return m, fmt.Errorf("Stream: no stream ARN (%v)", err)
 	}
@@ -509,6 +515,7 @@ func readStream(s *provision.Stack, fn, name string, props map[string]any) (Stre
 	if err := readStreamTargets(s, p, &m); err != nil {
 		return m, err
 	}
+	m.PartitionKey = partitionKey(s, m.StreamArn)
 	for _, k := range []string{"KmsKeyArn", "MetricsConfig", "StartingPositionTimestamp"} {
 		if _, ok := p[k]; ok {
 			m.Notes = append(m.Notes, k+" is not emulated")
@@ -534,11 +541,7 @@ func readStreamNumbers(p map[string]any, m *StreamMapping) error {
 				m.MaxRecordAge = time.Duration(n) * time.Second
 			}
 		}, true},
-		{"ParallelizationFactor", 1, 10, func(n int) {
-			if n > 1 {
-				m.Notes = append(m.Notes, fmt.Sprintf("ParallelizationFactor %d: the local runner processes each shard with one concurrent batch", n))
-			}
-		}, true},
+		{"ParallelizationFactor", 1, 10, func(n int) { m.ParallelizationFactor = n }, true},
 		{"TumblingWindowInSeconds", 0, 900, func(n int) {
 			if n > 0 {
 				m.Notes = append(m.Notes, "TumblingWindowInSeconds is not emulated")
@@ -602,6 +605,32 @@ func readStreamTargets(s *provision.Stack, p map[string]any, m *StreamMapping) e
 		}
 	}
 	return nil
+}
+
+// partitionKey is the HASH key attribute of the template's table whose
+// stream has the given ARN, or "" when it cannot be told.
+func partitionKey(s *provision.Stack, streamArn string) string {
+	if s.Template == nil {
+		return ""
+	}
+	for id, r := range s.Resources {
+		if r.Attributes["StreamArn"] != streamArn {
+			continue
+		}
+		res, ok := s.Template.Resources[id]
+		if !ok {
+			return ""
+		}
+		ks, _ := res.Properties["KeySchema"].([]any)
+		for _, k := range ks {
+			km, _ := k.(map[string]any)
+			if km["KeyType"] == "HASH" {
+				name, _ := km["AttributeName"].(string)
+				return name
+			}
+		}
+	}
+	return ""
 }
 
 func str(p map[string]any, key string) (string, error) {
