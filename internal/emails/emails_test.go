@@ -438,3 +438,24 @@ func TestEveryTemplateBelongsToACommand(t *testing.T) {
 		}
 	}
 }
+
+// The command function's renderer parses nothing until its first render,
+// then renders exactly as the loaded set does.
+func TestEmbeddedRendersAsTheLoadedSet(t *testing.T) {
+	set, err := Load()
+	if err != nil {
+		t.Fatal(err)
+	}
+	data := map[string]any{"owner": "Ada", "accountId": "acc-1", "currency": "EUR"}
+	want, err := set.Render(dispatch.TemplateAccountWelcome, data)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := Embedded{}.Render(dispatch.TemplateAccountWelcome, data)
+	if err != nil || got != want {
+		t.Fatalf("Embedded rendered %+v, %v; the set %+v", got, err, want)
+	}
+	if _, err := (Embedded{}).Render("no-such-template", data); err == nil {
+		t.Error("an unknown template rendered")
+	}
+}

@@ -90,12 +90,9 @@ func newHandler(ctx context.Context, cfg aws.Config, c config) (*apigw.Handler, 
 		}
 		verifier = v
 	}
-	tmpl, err := emails.Load()
-	if err != nil {
-		return nil, fmt.Errorf("email templates: %w", err)
-	}
+	// The templates are parsed at the first email, off the init path.
 	store := dynamo.New(dynamodb.NewFromConfig(cfg), c.TableName, c.Shards)
-	return apigw.New(command.New(store, tmpl), store, verifier, log, metrics), nil
+	return apigw.New(command.New(store, emails.Embedded{}), store, verifier, log, metrics), nil
 }
 
 // newVerifier reads the webhook secrets (a cold start fails without them);
