@@ -27,6 +27,7 @@ const (
 	RouteCommands        = "POST /v1/commands"
 	RouteAggregate       = "GET /v1/aggregates/{id}"
 	RouteAggregateOutbox = "GET /v1/aggregates/{id}/outbox"
+	RouteAggregateEvents = "GET /v1/aggregates/{id}/events"
 )
 
 // Verifier authenticates a webhook-signed request and returns its webhook-id.
@@ -46,6 +47,15 @@ type Reader interface {
 	Load(ctx context.Context, aggregateID string) (dispatch.Aggregate, error)
 	ListOutbox(ctx context.Context, aggregateID string, limit int, cursor string) ([]dispatch.OutboxItem, string, error)
 	FirstUnsettled(ctx context.Context, aggregateID string) (dispatch.OutboxKey, bool, error)
+	// ListEvents pages through an event-sourced aggregate's events.
+	ListEvents(ctx context.Context, aggregateID string, limit int, cursor string) ([]dispatch.OutboxItem, string, error)
+}
+
+// modeReader reads an aggregate in whichever mode it is stored (folding an
+// event-sourced one's events); command.Service is one. An Executor that is
+// not one leaves GET /v1/aggregates/{id} to Reader.Load.
+type modeReader interface {
+	Read(ctx context.Context, aggregateID string) (dispatch.Aggregate, error)
 }
 
 // Executor applies commands.
@@ -134,6 +144,8 @@ func (h *Handler) serve(ctx context.Context, req events.APIGatewayV2HTTPRequest,
 		return h.aggregate(ctx, req, o)
 	case RouteAggregateOutbox:
 		return h.outbox(ctx, req, o)
+	case RouteAggregateEvents:
+		return h.events(ctx, req, o)
 	}
 	return o.fail(noRouteProblem.problem(methodOf(req) + " " + req.RawPath))
 }
@@ -246,7 +258,11 @@ func (h *Handler) aggregate(ctx context.Context, req events.APIGatewayV2HTTPRequ
 		o.err = err
 		return o.fail(problemFor(err))
 	}
-	a, err := h.reader.Load(ctx, id)
+	load := h.reader.Load
+	if r, ok := h.exec.(modeReader); ok {
+		load = r.Read
+	}
+	a, err := load(ctx, id)
 	if err == nil && !a.Exists() {
 		err = dispatch.E("apigw.aggregate", dispatch.NotFound, "no aggregate "+id, nil)
 	}
@@ -294,14 +310,10 @@ func (h *Handler) outbox(ctx context.Context, req events.APIGatewayV2HTTPRequest
 		o.err = err
 		return o.fail(problemFor(err))
 	}
-	limit := DefaultOutboxLimit
-	if s := req.QueryStringParameters["limit"]; s != "" {
-		n, err := strconv.Atoi(s)
-		if err != nil || n < 1 || n > MaxOutboxLimit {
-			o.err = dispatch.InvalidField("limit", "must be a whole number from 1 to %d", MaxOutboxLimit)
-			return o.fail(problemFor(o.err))
-		}
-		limit = n
+	limit, err := pageLimit(req)
+	if err != nil {
+		o.err = err
+		return o.fail(problemFor(err))
 	}
 	items, next, err := h.reader.ListOutbox(ctx, id, limit, req.QueryStringParameters["cursor"])
 	if err != nil {
@@ -345,6 +357,70 @@ func (h *Handler) outbox(ctx context.Context, req events.APIGatewayV2HTTPRequest
 	return jsonResponse(o, http.StatusOK, out)
 }
 
+// pageLimit reads a page's limit query parameter (the outbox's and the
+// events' page sizes are the same).
+func pageLimit(req events.APIGatewayV2HTTPRequest) (int, error) {
+	s := req.QueryStringParameters["limit"]
+	if s == "" {
+		return DefaultOutboxLimit, nil
+	}
+	n, err := strconv.Atoi(s)
+	if err != nil || n < 1 || n > MaxOutboxLimit {
+		return 0, dispatch.InvalidField("limit", "must be a whole number from 1 to %d", MaxOutboxLimit)
+	}
+	return n, nil
+}
+
+type eventView struct {
+	EventID   string          `json:"eventId"`
+	EventType string          `json:"eventType"`
+	Version   int64           `json:"version"`
+	Data      map[string]any  `json:"data"`
+	Status    dispatch.Status `json:"status"`
+	Attempts  int             `json:"attempts"`
+	LastError string          `json:"lastError,omitempty"`
+	CreatedAt time.Time       `json:"createdAt"`
+}
+
+// events answers GET /v1/aggregates/{id}/events: an event-sourced
+// aggregate's history, in version order, paged like the outbox. An
+// aggregate in outbox mode keeps no history: its list is empty (as is an
+// unknown aggregate's outbox), not a 404.
+func (h *Handler) events(ctx context.Context, req events.APIGatewayV2HTTPRequest, o *outcome) events.APIGatewayV2HTTPResponse {
+	id, err := pathID(req)
+	o.aggregateID = id
+	if err != nil {
+		o.err = err
+		return o.fail(problemFor(err))
+	}
+	limit, err := pageLimit(req)
+	if err != nil {
+		o.err = err
+		return o.fail(problemFor(err))
+	}
+	items, next, err := h.reader.ListEvents(ctx, id, limit, req.QueryStringParameters["cursor"])
+	if err != nil {
+		o.err = err
+		return o.fail(problemFor(err))
+	}
+	views := make([]eventView, len(items))
+	for i, it := range items {
+		data := map[string]any{}
+		if m, err := dispatch.DecodeJSONObject(it.Payload); err == nil {
+			if d, ok := m["data"].(map[string]any); ok {
+				data = d
+			}
+		}
+		views[i] = eventView{EventID: it.EventID, EventType: it.EventType, Version: it.Version, Data: data,
+			Status: it.Status, Attempts: it.Attempts, LastError: it.LastError, CreatedAt: it.CreatedAt}
+	}
+	out := map[string]any{"aggregateId": id, "events": views}
+	if next != "" {
+		out["nextCursor"] = next
+	}
+	return jsonResponse(o, http.StatusOK, out)
+}
+
 func pathID(req events.APIGatewayV2HTTPRequest) (string, error) {
 	id := req.PathParameters["id"]
 	if !dispatch.ValidAggregateID(id) {
@@ -364,7 +440,7 @@ func truncateID(id string) string {
 // that leaves it empty) it is matched from the method and path.
 func routeOf(req events.APIGatewayV2HTTPRequest) string {
 	switch req.RouteKey {
-	case RouteCommands, RouteAggregate, RouteAggregateOutbox:
+	case RouteCommands, RouteAggregate, RouteAggregateOutbox, RouteAggregateEvents:
 		return req.RouteKey
 	}
 	method, path := req.RequestContext.HTTP.Method, req.RawPath
@@ -376,6 +452,8 @@ func routeOf(req events.APIGatewayV2HTTPRequest) string {
 		return RouteAggregate
 	case method == http.MethodGet && len(parts) == 4 && parts[0] == "v1" && parts[1] == "aggregates" && parts[3] == "outbox":
 		return RouteAggregateOutbox
+	case method == http.MethodGet && len(parts) == 4 && parts[0] == "v1" && parts[1] == "aggregates" && parts[3] == "events":
+		return RouteAggregateEvents
 	}
 	return ""
 }

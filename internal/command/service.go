@@ -28,6 +28,9 @@ type Store interface {
 	// CommitKeys is Commit that records more keys of the request in the same
 	// transaction, each of which fails it with ErrKeyInUse if already recorded.
 	CommitKeys(ctx context.Context, c dispatch.Commit, more []dispatch.Idempotency) (dispatch.CommitResult, error)
+	// LoadHistory reads an event-sourced aggregate: its latest snapshot and
+	// the events after it.
+	LoadHistory(ctx context.Context, aggregateID string) (dispatch.History, error)
 }
 
 // Renderer renders repository email templates.
@@ -49,11 +52,57 @@ type Service struct {
 	store Store
 	tmpl  Renderer
 	now   func() time.Time
+	modes map[string]dispatch.Mode
 }
 
-// New returns a Service.
+// New returns a Service; every aggregate type runs in its registry mode
+// (dispatch.DefaultModes) until WithModes says otherwise.
 func New(store Store, tmpl Renderer) *Service {
-	return &Service{store: store, tmpl: tmpl, now: time.Now}
+	return &Service{store: store, tmpl: tmpl, now: time.Now, modes: dispatch.DefaultModes()}
+}
+
+// WithModes sets the mode of each aggregate type (dispatch.ParseModes reads
+// AGGREGATE_MODES); a type not in modes runs in the outbox mode.
+func (s *Service) WithModes(modes map[string]dispatch.Mode) *Service {
+	s.modes = modes
+	return s
+}
+
+// modeOf returns the mode of the aggregate a command type changes.
+func (s *Service) modeOf(commandType string) dispatch.Mode {
+	if m := s.modes[dispatch.AggregateTypeOf(commandType)]; m == dispatch.ModeEventSourced {
+		return m
+	}
+	return dispatch.ModeOutbox
+}
+
+// load reads an aggregate as its mode stores it: the state item, or the
+// events folded from the latest snapshot on.
+func (s *Service) load(ctx context.Context, mode dispatch.Mode, id string) (dispatch.Aggregate, error) {
+	if mode != dispatch.ModeEventSourced {
+		return s.store.Load(ctx, id)
+	}
+	h, err := s.store.LoadHistory(ctx, id)
+	if err != nil {
+		return dispatch.Aggregate{}, err
+	}
+	return dispatch.Fold(id, h)
+}
+
+// Read returns an aggregate in whichever mode it is stored: its state item,
+// or, when it has none and some aggregate type is event-sourced, its folded
+// events. GET /v1/aggregates/{id} shows it.
+func (s *Service) Read(ctx context.Context, id string) (dispatch.Aggregate, error) {
+	a, err := s.store.Load(ctx, id)
+	if err != nil || a.Exists() {
+		return a, err
+	}
+	for _, m := range s.modes {
+		if m == dispatch.ModeEventSourced {
+			return s.load(ctx, m, id)
+		}
+	}
+	return a, nil
 }
 
 // Request is one command as received.
@@ -86,6 +135,9 @@ type Result struct {
 	Attempts    int
 	WriteUnits  float64
 	Traceparent string
+	// Queued: the command was validated and queued for the consumer
+	// (listen to yourself, listen.go); nothing is applied yet.
+	Queued bool
 }
 
 // Execute applies one command. Errors are *dispatch.Error,
@@ -107,19 +159,20 @@ func (s *Service) Execute(ctx context.Context, req Request) (Result, error) {
 	// next attempt reads it.
 	cr, creates := cmd.(dispatch.Creator)
 	blind := (creates && cr.CreatesAggregate()) || (env.ExpectedVersion != nil && *env.ExpectedVersion == 0)
+	mode := s.modeOf(env.Type)
 	for attempt := 1; ; attempt++ {
 		res.Attempts = attempt
 		cur := dispatch.Aggregate{ID: env.AggregateID, Data: map[string]any{}}
 		if !blind || attempt > 1 {
 			var err error
-			if cur, err = s.store.Load(ctx, env.AggregateID); err != nil {
+			if cur, err = s.load(ctx, mode, env.AggregateID); err != nil {
 				return res, err
 			}
 		}
 		if ev := env.ExpectedVersion; ev != nil && *ev != cur.Version {
 			return s.replayOr(ctx, res, req, hash, &dispatch.VersionConflict{Current: cur.Version, Msg: fmt.Sprintf("expected version %d, the aggregate is at version %d", *ev, cur.Version)})
 		}
-		commit, err := s.prepare(env, cmd, cur, req, hash, res.Traceparent, attempt)
+		commit, err := s.prepare(env, cmd, cur, req, hash, res.Traceparent, attempt, mode)
 		if err != nil {
 			return s.replayOr(ctx, res, req, hash, err)
 		}
@@ -147,7 +200,7 @@ func (s *Service) Execute(ctx context.Context, req Request) (Result, error) {
 				return res, dispatch.E("command.Execute", dispatch.Transient, "", err)
 			}
 		case errors.Is(err, dispatch.ErrVersionConflict) && env.ExpectedVersion != nil:
-			now, lerr := s.store.Load(ctx, env.AggregateID)
+			now, lerr := s.load(ctx, mode, env.AggregateID)
 			if lerr != nil {
 				return res, lerr
 			}
@@ -223,7 +276,7 @@ func replay(res Result, rec *dispatch.Idempotency, header, hash string) (Result,
 }
 
 // prepare decides and builds everything one attempt writes.
-func (s *Service) prepare(env dispatch.Envelope, cmd dispatch.Command, cur dispatch.Aggregate, req Request, hash, tp string, attempt int) (dispatch.Commit, error) {
+func (s *Service) prepare(env dispatch.Envelope, cmd dispatch.Command, cur dispatch.Aggregate, req Request, hash, tp string, attempt int, mode dispatch.Mode) (dispatch.Commit, error) {
 	now := s.now().UTC()
 	d, err := cmd.Decide(cur, now)
 	if err != nil {
@@ -237,6 +290,10 @@ func (s *Service) prepare(env dispatch.Envelope, cmd dispatch.Command, cur dispa
 	c := dispatch.Commit{
 		State:       dispatch.Aggregate{ID: env.AggregateID, Type: d.AggregateType, Version: version, Data: d.Data, CreatedAt: created, UpdatedAt: now},
 		PrevVersion: cur.Version,
+		Mode:        mode,
+	}
+	if mode == dispatch.ModeEventSourced && len(d.Events) != 1 {
+		return c, dispatch.E("command.prepare", dispatch.Internal, "", fmt.Errorf("%s decided %d events; an event-sourced command records exactly one", env.Type, len(d.Events)))
 	}
 	var ids []string
 	add := func(target dispatch.Target, eventType string, payload any) error {
@@ -258,6 +315,11 @@ func (s *Service) prepare(env dispatch.Envelope, cmd dispatch.Command, cur dispa
 			return c, err
 		}
 	}
+	if mode == dispatch.ModeEventSourced {
+		if err := s.recordEvent(&c, cur); err != nil {
+			return c, err
+		}
+	}
 	for i, e := range d.Emails {
 		r, err := s.tmpl.Render(e.Template, e.Data)
 		if err != nil {
@@ -275,6 +337,38 @@ func (s *Service) prepare(env dispatch.Envelope, cmd dispatch.Command, cur dispa
 	}
 	c.Token = requestToken(req.Scope, req.IdempotencyKey, hash, attempt)
 	return c, nil
+}
+
+// recordEvent turns an event-sourced commit's event into the aggregate's
+// EVENT item, and checks that folding it gives the state Decide decided: a
+// fold that drifted from the commands would show a state no command saw.
+// At every SnapshotEvery-th version it keeps the folded state as well.
+func (s *Service) recordEvent(c *dispatch.Commit, cur dispatch.Aggregate) error {
+	const op = "command.recordEvent"
+	ev := &c.Outbox[0]
+	ev.History = true
+	data, err := dispatch.DecodeJSONObject(ev.Payload)
+	if err != nil {
+		return dispatch.E(op, dispatch.Internal, "", err)
+	}
+	d, _ := data["data"].(map[string]any)
+	next, err := dispatch.Evolve(cur, dispatch.RecordedEvent{
+		AggregateID: ev.AggregateID, AggregateType: ev.AggregateType, Version: ev.Version,
+		EventID: ev.EventID, Type: ev.EventType, Data: d, CreatedAt: ev.CreatedAt,
+	})
+	if err != nil {
+		return err
+	}
+	if !dispatch.SameState(next.Data, c.State.Data) {
+		return dispatch.E(op, dispatch.Internal, "", fmt.Errorf("folding %s gives another state than the command decided", ev.EventType))
+	}
+	next.CreatedAt = c.State.CreatedAt
+	c.State = next
+	if next.Version%dispatch.SnapshotEvery == 0 {
+		snap := next
+		c.Snapshot = &snap
+	}
+	return nil
 }
 
 // renderError names the email whose template failed; for Dispatch the

@@ -40,6 +40,12 @@ func (s *fakeStore) Load(_ context.Context, id string) (dispatch.Aggregate, erro
 	return a, nil
 }
 
+// LoadHistory: the fake keeps no events; the event-sourced mode is tested
+// against DynamoDB Local (internal/apigw, internal/relay).
+func (s *fakeStore) LoadHistory(context.Context, string) (dispatch.History, error) {
+	return dispatch.History{}, nil
+}
+
 func (s *fakeStore) Idempotency(_ context.Context, scope, key string) (*dispatch.Idempotency, error) {
 	if rec, ok := s.keys[scope+"\x00"+key]; ok {
 		return &rec, nil

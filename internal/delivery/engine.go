@@ -742,7 +742,7 @@ func (r *run) delivered(it dispatch.OutboxItem) {
 func (r *run) park(ctx context.Context, it dispatch.OutboxItem, owner, reason, msg string) {
 	e := r.e
 	p := ParkedMessage{
-		Kind: ParkedKind, AggregateID: it.AggregateID, Version: it.Version, Seq: it.Seq,
+		Kind: ParkedKind, AggregateID: it.AggregateID, Version: it.Version, Seq: it.Seq, History: it.History,
 		EventID: it.EventID, EventType: it.EventType, Target: string(it.Target),
 		Reason: reason, Error: msg, Attempts: it.Attempts + 1, TraceParent: it.Traceparent, ParkedAt: e.now().UTC(),
 	}

@@ -20,6 +20,7 @@ type ParkedMessage struct {
 	AggregateID string    `json:"aggregateId"`
 	Version     int64     `json:"version"`
 	Seq         int       `json:"seq"`
+	History     bool      `json:"history,omitempty"` // an event-sourced aggregate's EVENT item
 	EventID     string    `json:"eventId,omitempty"`
 	EventType   string    `json:"eventType,omitempty"`
 	Target      string    `json:"target,omitempty"`
@@ -32,7 +33,7 @@ type ParkedMessage struct {
 
 // Key returns the parked item's key.
 func (p ParkedMessage) Key() dispatch.OutboxKey {
-	return dispatch.OutboxKey{AggregateID: p.AggregateID, Version: p.Version, Seq: p.Seq}
+	return dispatch.OutboxKey{AggregateID: p.AggregateID, Version: p.Version, Seq: p.Seq, History: p.History}
 }
 
 // ParseParked decodes a DLQ message written by Park.

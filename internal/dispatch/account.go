@@ -69,7 +69,7 @@ func (c *OpenAccount) Decide(cur Aggregate, _ time.Time) (Decision, error) {
 	return Decision{
 		AggregateType: AccountType,
 		Data:          data,
-		Events:        []Event{{Type: "AccountOpened", Data: map[string]any{"owner": c.Owner, "currency": c.Currency}}},
+		Events:        []Event{{Type: "AccountOpened", Data: map[string]any{"owner": c.Owner, "email": c.Email, "currency": c.Currency}}},
 		Emails: []Email{{To: []string{c.Email}, Template: TemplateAccountWelcome, Data: map[string]any{
 			"owner": c.Owner, "accountId": cur.ID, "currency": c.Currency,
 		}}},

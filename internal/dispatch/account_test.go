@@ -134,7 +134,7 @@ func TestAccountDecideDecides(t *testing.T) {
 				return Decision{
 					AggregateType: AccountType,
 					Data:          state(t, "EUR", "0"),
-					Events:        []Event{{Type: "AccountOpened", Data: map[string]any{"owner": "Ada Lovelace", "currency": "EUR"}}},
+					Events:        []Event{{Type: "AccountOpened", Data: map[string]any{"owner": "Ada Lovelace", "email": "ada@example.com", "currency": "EUR"}}},
 					Emails: []Email{{To: []string{"ada@example.com"}, Template: "account-welcome", Data: map[string]any{
 						"owner": "Ada Lovelace", "accountId": "acc-1", "currency": "EUR",
 					}}},

@@ -68,6 +68,22 @@ var commands = map[string]func() Command{
 	"Dispatch":      func() Command { return &Dispatch{} },
 }
 
+// aggregateTypes names the aggregate type each command type changes, when
+// it is fixed (a Dispatch caller names its own): what the service reads
+// before deciding, in the type's mode (modes).
+var aggregateTypes = map[string]string{
+	"OpenAccount":   AccountType,
+	"DepositFunds":  AccountType,
+	"WithdrawFunds": AccountType,
+}
+
+// modes is each aggregate type's default mode; AGGREGATE_MODES overrides it
+// for a type that has an evolver (ParseModes). A type not listed runs in
+// ModeOutbox.
+var modes = map[string]Mode{
+	AccountType: ModeOutbox,
+}
+
 // templates lists the email templates each command type may send. A
 // Dispatch caller chooses the recipients and the data, so it gets only the
 // templates written for that; the account templates speak for the bank

@@ -48,6 +48,10 @@ type OutboxItem struct {
 	Traceparent   string
 	LeaseOwner    string    // SENDING only: who holds the delivery lease
 	LeaseUntil    time.Time // SENDING only: when the lease lapses
+	// History marks an event-sourced aggregate's event: stored as the
+	// aggregate's EVENT item (its history), delivered like any outbox event
+	// but never expired. Its Seq is 0.
+	History bool
 }
 
 // EventPayload is the payload of an events-queue item: what the relay turns
@@ -93,6 +97,11 @@ type Commit struct {
 	PrevVersion int64     // 0: the aggregate must not exist yet
 	Outbox      []OutboxItem
 	Idempotency Idempotency
+	// Mode is the aggregate's mode. ModeEventSourced writes no state item:
+	// the Outbox item with History set is the aggregate's EVENT item (the
+	// version condition), and Snapshot, when set, the folded state to keep.
+	Mode     Mode
+	Snapshot *Aggregate
 	// Token is the transaction's ClientRequestToken: a retry of the same
 	// call (after a timeout) is then applied at most once.
 	Token string
@@ -141,10 +150,11 @@ type OutboxKey struct {
 	AggregateID string
 	Version     int64
 	Seq         int
+	History     bool // an event-sourced aggregate's EVENT item (OutboxItem.History)
 }
 
 // Key returns the item's key.
-func (o OutboxItem) Key() OutboxKey { return OutboxKey{o.AggregateID, o.Version, o.Seq} }
+func (o OutboxItem) Key() OutboxKey { return OutboxKey{o.AggregateID, o.Version, o.Seq, o.History} }
 
 // ErrAlreadyDone: a conditional delivery update lost its condition, because
 // another worker delivered, claimed or failed the item first.

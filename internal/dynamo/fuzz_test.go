@@ -12,6 +12,7 @@ import (
 func FuzzStreamRecord(f *testing.F) {
 	f.Add(`{"eventName":"INSERT","dynamodb":{"Keys":{"pk":{"S":"AGG#a"},"sk":{"S":"OUTBOX#00000000000000000001#000"}},"NewImage":{"eventId":{"S":"e"},"eventType":{"S":"T"},"target":{"S":"events"},"payload":{"S":"{\"data\":{}}"}},"SequenceNumber":"1"}}`)
 	f.Add(`{"eventName":"INSERT","dynamodb":{"Keys":{"pk":{"S":"AGG#a"},"sk":{"S":"OUTBOX#x"}}}}`)
+	f.Add(`{"eventName":"INSERT","dynamodb":{"Keys":{"pk":{"S":"AGG#a"},"sk":{"S":"EVENT#00000000000000000002"}},"NewImage":{"eventId":{"S":"e"},"eventType":{"S":"T"},"target":{"S":"events"},"payload":{"S":"{\"data\":{}}"}},"SequenceNumber":"1"}}`)
 	f.Add(`{"eventName":"MODIFY"}`)
 	f.Add(`{"eventName":"INSERT","dynamodb":{"NewImage":{"m":{"M":{"l":{"L":[{"N":"1"},{"NULL":true},{"BS":["AA=="]}]}}}}}}`)
 	f.Fuzz(func(t *testing.T, raw string) {

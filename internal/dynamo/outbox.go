@@ -29,7 +29,7 @@ const maxBatchGet = 100
 
 // key returns the table key of an outbox item.
 func key(k dispatch.OutboxKey) map[string]types.AttributeValue {
-	return map[string]types.AttributeValue{attrPK: str(aggregatePK(k.AggregateID)), attrSK: str(OutboxSK(k.Version, k.Seq))}
+	return map[string]types.AttributeValue{attrPK: str(aggregatePK(k.AggregateID)), attrSK: str(itemSK(k))}
 }
 
 // StreamRecord decodes a DynamoDB Streams record (as Lambda delivers it) into
@@ -46,19 +46,19 @@ func StreamRecord(r events.DynamoDBEventRecord) (item dispatch.OutboxItem, ok bo
 		return item, true, fmt.Errorf("keys: %w", err)
 	}
 	sk := getS(keys, attrSK)
-	if !strings.HasPrefix(sk, prefixOutbox) {
+	if !strings.HasPrefix(sk, prefixOutbox) && !strings.HasPrefix(sk, prefixEvent) {
 		return item, false, nil
 	}
 	k, err := parseOutboxKey(getS(keys, attrPK), sk)
 	if err != nil {
-		return dispatch.OutboxItem{AggregateID: k.AggregateID, Version: k.Version, Seq: k.Seq}, true, err
+		return dispatch.OutboxItem{AggregateID: k.AggregateID, Version: k.Version, Seq: k.Seq, History: k.History}, true, err
 	}
 	img, err := streamAttributeValues(r.Change.NewImage)
 	if err != nil {
-		return dispatch.OutboxItem{AggregateID: k.AggregateID, Version: k.Version, Seq: k.Seq}, true, fmt.Errorf("new image: %w", err)
+		return dispatch.OutboxItem{AggregateID: k.AggregateID, Version: k.Version, Seq: k.Seq, History: k.History}, true, fmt.Errorf("new image: %w", err)
 	}
 	item = decodeOutbox(img)
-	item.AggregateID, item.Version, item.Seq = k.AggregateID, k.Version, k.Seq
+	item.AggregateID, item.Version, item.Seq, item.History = k.AggregateID, k.Version, k.Seq, k.History
 	if err := item.Validate(); err != nil {
 		return item, true, err
 	}
@@ -72,6 +72,15 @@ func parseOutboxKey(pk, sk string) (dispatch.OutboxKey, error) {
 		return k, fmt.Errorf("partition key %q is not an aggregate key", pk)
 	}
 	k.AggregateID = id
+	if rest, ok := strings.CutPrefix(sk, prefixEvent); ok {
+		// An event-sourced aggregate's event: one per version, position 0.
+		v, err := strconv.ParseInt(rest, 10, 64)
+		if err != nil || v < 1 || len(rest) != 20 {
+			return k, fmt.Errorf("sort key %q is not an event key", sk)
+		}
+		k.Version, k.History = v, true
+		return k, nil
+	}
 	parts := strings.Split(strings.TrimPrefix(sk, prefixOutbox), "#")
 	if len(parts) != 2 {
 		return k, fmt.Errorf("sort key %q is not an outbox key", sk)
@@ -116,7 +125,7 @@ func (s *Store) Statuses(ctx context.Context, keys []dispatch.OutboxKey) (map[di
 				if err != nil {
 					continue
 				}
-				o.AggregateID, o.Version, o.Seq = k.AggregateID, k.Version, k.Seq
+				o.AggregateID, o.Version, o.Seq, o.History = k.AggregateID, k.Version, k.Seq, k.History
 				o.LeaseOwner = getS(it, attrLeaseOwner)
 				o.LeaseUntil = time.UnixMilli(getN(it, attrLeaseUntil))
 				out[k] = o
@@ -136,7 +145,8 @@ func (s *Store) Statuses(ctx context.Context, keys []dispatch.OutboxKey) (map[di
 }
 
 // MarkDelivered records a delivery: status DELIVERED, attempts + 1, the TTL
-// (a Number of epoch seconds), and both sparse indexes' keys and the lease
+// (a Number of epoch seconds; never on an event-sourced EVENT item, which is
+// the aggregate's history and is kept), and both sparse indexes' keys and the lease
 // removed.
 // The condition keeps it from overwriting a delivery recorded by another
 // worker; when leaseOwner is set (emails), only the lease holder may mark.
@@ -148,19 +158,24 @@ func (s *Store) MarkDelivered(ctx context.Context, k dispatch.OutboxKey, leaseOw
 		":delivered": str(string(dispatch.Delivered)),
 		":one":       num(1),
 		":at":        str(now.UTC().Format(time.RFC3339Nano)),
-		":exp":       num(now.Add(keepFor).Unix()),
 		":zero":      num(0),
 	}
 	if leaseOwner != "" {
 		cond += " AND #owner = :owner"
 		vals[":owner"] = str(leaseOwner)
 	}
-	names := map[string]string{"#st": attrStatus, "#att": attrAttempts, "#at": attrDeliveredAt, "#exp": attrExpiresAt,
+	names := map[string]string{"#st": attrStatus, "#att": attrAttempts, "#at": attrDeliveredAt,
 		"#shard": attrShard, "#since": attrSince, "#psk": attrPendingSK, "#owner": attrLeaseOwner, "#until": attrLeaseUntil, "#err": attrLastError}
+	set := "SET #st = :delivered, #att = if_not_exists(#att, :zero) + :one, #at = :at"
+	if !k.History {
+		set += ", #exp = :exp"
+		names["#exp"] = attrExpiresAt
+		vals[":exp"] = num(now.Add(keepFor).Unix())
+	}
 	_, err := s.db.UpdateItem(ctx, &dynamodb.UpdateItemInput{
 		TableName:                 aws.String(s.table),
 		Key:                       key(k),
-		UpdateExpression:          aws.String("SET #st = :delivered, #att = if_not_exists(#att, :zero) + :one, #at = :at, #exp = :exp REMOVE #shard, #since, #psk, #owner, #until, #err"),
+		UpdateExpression:          aws.String(set + " REMOVE #shard, #since, #psk, #owner, #until, #err"),
 		ConditionExpression:       aws.String(cond),
 		ExpressionAttributeNames:  names,
 		ExpressionAttributeValues: vals,

@@ -45,7 +45,7 @@ const (
 	attrSeq           = "seq"
 	attrShard         = "undeliveredShard" // sparse index hash key, only while not DELIVERED
 	attrSince         = "undeliveredSince" // sparse index range key
-	attrPendingSK     = "pendingSk"        // sparse LSI range key: the item's sk, only while PENDING or SENDING
+	attrPendingSK     = "pendingSk"        // sparse LSI range key: the item's order key (OutboxSK), only while PENDING or SENDING
 	attrExpiresAt     = "expiresAt"        // TTL: Number, epoch seconds
 	attrRequestHash   = "requestHash"
 	attrResponse      = "response"
@@ -53,11 +53,15 @@ const (
 	prefixAggregate = "AGG#"
 	prefixOutbox    = "OUTBOX#"
 	prefixIdemp     = "IDEMP#"
+	prefixEvent     = "EVENT#"
+	prefixSnapshot  = "SNAPSHOT#"
 	skState         = "STATE"
 	skIdemp         = "IDEMP"
 	kindState       = "state"
 	kindOutbox      = "outbox"
 	kindIdemp       = "idempotency"
+	kindEvent       = "event"
+	kindSnapshot    = "snapshot"
 )
 
 // Store reads and writes aggregates, outbox items and idempotency records.
@@ -82,6 +86,24 @@ func aggregatePK(id string) string { return prefixAggregate + id }
 // aggregate's items sort in version order.
 func OutboxSK(version int64, seq int) string {
 	return fmt.Sprintf("%s%020d#%03d", prefixOutbox, version, seq)
+}
+
+// EventSK is the sort key of an event-sourced aggregate's event: one per
+// version, so that two commands cannot both write the same version.
+func EventSK(version int64) string { return fmt.Sprintf("%s%020d", prefixEvent, version) }
+
+// SnapshotSK is the sort key of an event-sourced aggregate's snapshot.
+func SnapshotSK(version int64) string { return fmt.Sprintf("%s%020d", prefixSnapshot, version) }
+
+// itemSK is the sort key of an outbox key's item: an EVENT item for an
+// event-sourced event, an OUTBOX item otherwise. The order key (pendingSk)
+// is OutboxSK for both, so that one aggregate's EVENT and OUTBOX items sort
+// by version together in the order check's index.
+func itemSK(k dispatch.OutboxKey) string {
+	if k.History {
+		return EventSK(k.Version)
+	}
+	return OutboxSK(k.Version, k.Seq)
 }
 
 func idempPK(scope, key string) string { return prefixIdemp + scope + "#" + key }
@@ -247,33 +269,26 @@ func FloorWCU(in *dynamodb.TransactWriteItemsInput) float64 {
 // the outbox items.
 func (s *Store) transactItems(c dispatch.Commit, more []dispatch.Idempotency) ([]types.TransactWriteItem, error) {
 	const op = "dynamo.Commit"
-	if n := 2 + len(more) + len(c.Outbox); n > dispatch.MaxTransactActions {
+	// The state item (the EVENT item, counted among the outbox items, in
+	// event-sourced mode), the keys, the outbox items, a snapshot.
+	n := 2 + len(more) + len(c.Outbox)
+	if c.Mode == dispatch.ModeEventSourced {
+		n--
+	}
+	if c.Snapshot != nil {
+		n++
+	}
+	if n > dispatch.MaxTransactActions {
 		return nil, dispatch.E(op, dispatch.TooLarge, fmt.Sprintf("the command needs %d writes; a DynamoDB transaction takes at most %d", n, dispatch.MaxTransactActions), nil)
 	}
 	table := aws.String(s.table)
 	st := c.State
-	data, err := toAV(st.Data)
+	first, outbox, err := s.versionPut(c)
 	if err != nil {
-		return nil, dispatch.E(op, dispatch.Invalid, "the state cannot be stored", err)
+		return nil, err
 	}
-	pk := aggregatePK(st.ID)
-	state := map[string]types.AttributeValue{
-		attrPK: str(pk), attrSK: str(skState), attrKind: str(kindState),
-		attrAggregateID: str(st.ID), attrAggregateType: str(st.Type),
-		attrVersion: num(st.Version), attrData: data,
-		attrCreatedAt: str(st.CreatedAt.UTC().Format(time.RFC3339Nano)),
-		attrUpdatedAt: str(st.UpdatedAt.UTC().Format(time.RFC3339Nano)),
-	}
-	statePut := &types.Put{TableName: table, Item: state}
-	if c.PrevVersion == 0 {
-		statePut.ConditionExpression = aws.String("attribute_not_exists(pk)")
-	} else {
-		statePut.ConditionExpression = aws.String("version = :v")
-		statePut.ExpressionAttributeValues = map[string]types.AttributeValue{":v": num(c.PrevVersion)}
-	}
-
-	items := []types.TransactWriteItem{{Put: statePut}}
-	all := []map[string]types.AttributeValue{state}
+	items := []types.TransactWriteItem{{Put: first}}
+	all := []map[string]types.AttributeValue{first.Item}
 	for _, ir := range append([]dispatch.Idempotency{c.Idempotency}, more...) {
 		resp, err := json.Marshal(ir.Response)
 		if err != nil {
@@ -294,7 +309,17 @@ func (s *Store) transactItems(c dispatch.Commit, more []dispatch.Idempotency) ([
 			ExpressionAttributeValues: map[string]types.AttributeValue{":now": num(ir.CreatedAt.Unix())},
 		}})
 	}
-	for _, o := range c.Outbox {
+	if c.Snapshot != nil {
+		snap, err := stateItem(*c.Snapshot, SnapshotSK(c.Snapshot.Version), kindSnapshot)
+		if err != nil {
+			return nil, err
+		}
+		all = append(all, snap)
+		items = append(items, types.TransactWriteItem{Put: &types.Put{
+			TableName: table, Item: snap, ConditionExpression: aws.String("attribute_not_exists(pk)"),
+		}})
+	}
+	for _, o := range outbox {
 		item := s.outboxItem(o)
 		all = append(all, item)
 		items = append(items, types.TransactWriteItem{Put: &types.Put{
@@ -315,10 +340,66 @@ func (s *Store) transactItems(c dispatch.Commit, more []dispatch.Idempotency) ([
 	return items, nil
 }
 
+// versionPut is the transaction's first write, whose condition is the
+// version check (classifyCommit reads it as item 0): the state item in
+// outbox mode; in event-sourced mode the EVENT item, which must not exist
+// yet. It returns the outbox items left to write.
+func (s *Store) versionPut(c dispatch.Commit) (*types.Put, []dispatch.OutboxItem, error) {
+	const op = "dynamo.Commit"
+	table := aws.String(s.table)
+	if c.Mode == dispatch.ModeEventSourced {
+		var rest []dispatch.OutboxItem
+		var event *dispatch.OutboxItem
+		for i := range c.Outbox {
+			if c.Outbox[i].History && event == nil {
+				event = &c.Outbox[i]
+				continue
+			}
+			rest = append(rest, c.Outbox[i])
+		}
+		if event == nil || event.Version != c.PrevVersion+1 {
+			return nil, nil, dispatch.E(op, dispatch.Internal, "", errors.New("an event-sourced commit needs its version's event"))
+		}
+		return &types.Put{TableName: table, Item: s.outboxItem(*event), ConditionExpression: aws.String("attribute_not_exists(pk)")}, rest, nil
+	}
+	state, err := stateItem(c.State, skState, kindState)
+	if err != nil {
+		return nil, nil, err
+	}
+	put := &types.Put{TableName: table, Item: state}
+	if c.PrevVersion == 0 {
+		put.ConditionExpression = aws.String("attribute_not_exists(pk)")
+	} else {
+		put.ConditionExpression = aws.String("version = :v")
+		put.ExpressionAttributeValues = map[string]types.AttributeValue{":v": num(c.PrevVersion)}
+	}
+	return put, c.Outbox, nil
+}
+
+// stateItem is an aggregate's state as stored: the STATE item, or a
+// SNAPSHOT item of an event-sourced aggregate.
+func stateItem(st dispatch.Aggregate, sk, kind string) (map[string]types.AttributeValue, error) {
+	data, err := toAV(st.Data)
+	if err != nil {
+		return nil, dispatch.E("dynamo.Commit", dispatch.Invalid, "the state cannot be stored", err)
+	}
+	return map[string]types.AttributeValue{
+		attrPK: str(aggregatePK(st.ID)), attrSK: str(sk), attrKind: str(kind),
+		attrAggregateID: str(st.ID), attrAggregateType: str(st.Type),
+		attrVersion: num(st.Version), attrData: data,
+		attrCreatedAt: str(st.CreatedAt.UTC().Format(time.RFC3339Nano)),
+		attrUpdatedAt: str(st.UpdatedAt.UTC().Format(time.RFC3339Nano)),
+	}, nil
+}
+
 func (s *Store) outboxItem(o dispatch.OutboxItem) map[string]types.AttributeValue {
 	created := o.CreatedAt.UTC().Format(time.RFC3339Nano)
+	kind := kindOutbox
+	if o.History {
+		kind = kindEvent
+	}
 	item := map[string]types.AttributeValue{
-		attrPK: str(aggregatePK(o.AggregateID)), attrSK: str(OutboxSK(o.Version, o.Seq)), attrKind: str(kindOutbox),
+		attrPK: str(aggregatePK(o.AggregateID)), attrSK: str(itemSK(o.Key())), attrKind: str(kind),
 		attrAggregateID: str(o.AggregateID), attrAggregateType: str(o.AggregateType),
 		attrVersion: num(o.Version), attrSeq: num(int64(o.Seq)),
 		attrEventID: str(o.EventID), attrEventType: str(o.EventType), attrTarget: str(string(o.Target)),
@@ -331,7 +412,7 @@ func (s *Store) outboxItem(o dispatch.OutboxItem) map[string]types.AttributeValu
 	if o.Status != dispatch.Delivered {
 		item[attrShard] = str(s.shardOf(shardPending, o.Key()))
 		item[attrSince] = str(created + "#" + o.EventID)
-		item[attrPendingSK] = item[attrSK]
+		item[attrPendingSK] = str(OutboxSK(o.Version, o.Seq))
 	}
 	return item
 }

@@ -56,7 +56,7 @@ func (h *Handler) Handle(ctx context.Context, ev events.DynamoDBEvent) (events.D
 			recs[i].done = true
 		case err != nil:
 			p := delivery.ParkedMessage{
-				Kind: delivery.ParkedKind, AggregateID: item.AggregateID, Version: item.Version, Seq: item.Seq,
+				Kind: delivery.ParkedKind, AggregateID: item.AggregateID, Version: item.Version, Seq: item.Seq, History: item.History,
 				EventID: item.EventID, EventType: item.EventType, Target: string(item.Target),
 				Reason: "invalid-record", Error: err.Error(), Attempts: 1, TraceParent: item.Traceparent, ParkedAt: h.now().UTC(),
 			}

@@ -18,6 +18,7 @@ import (
 	"github.com/dispatcher-dev/dispatcher/internal/apigw"
 	"github.com/dispatcher-dev/dispatcher/internal/app/env"
 	"github.com/dispatcher-dev/dispatcher/internal/command"
+	"github.com/dispatcher-dev/dispatcher/internal/dispatch"
 	"github.com/dispatcher-dev/dispatcher/internal/dynamo"
 	"github.com/dispatcher-dev/dispatcher/internal/emails"
 	"github.com/dispatcher-dev/dispatcher/internal/obs"
@@ -51,7 +52,10 @@ type config struct {
 	// SecretsRefresh (WEBHOOK_SECRETS_REFRESH): how often secrets from
 	// Secrets Manager or SSM are read again; 0: once per cold start.
 	SecretsRefresh time.Duration
-	getenv         func(string) string
+	// Modes (AGGREGATE_MODES, the template's AccountMode): each aggregate
+	// type's mode, outbox or event-sourced.
+	Modes  map[string]dispatch.Mode
+	getenv func(string) string
 }
 
 // loadConfig reads and checks the command function's environment.
@@ -73,6 +77,11 @@ func loadConfig(getenv func(string) string) (config, error) {
 		}
 		c.SecretsRefresh = d
 	}
+	modes, err := dispatch.ParseModes(r.String("AGGREGATE_MODES"))
+	if err != nil {
+		r.Fail("AGGREGATE_MODES: " + err.Error())
+	}
+	c.Modes = modes
 	c.Shards = r.Int("UNDELIVERED_INDEX_SHARDS", env.DefaultIndexShards, env.IndexShards)
 	c.LogLevel = r.LogLevel()
 	return c, r.Err("command configuration")
@@ -92,7 +101,8 @@ func newHandler(ctx context.Context, cfg aws.Config, c config) (*apigw.Handler, 
 	}
 	// The templates are parsed at the first email, off the init path.
 	store := dynamo.New(dynamodb.NewFromConfig(cfg), c.TableName, c.Shards)
-	return apigw.New(command.New(store, emails.Embedded{}), store, verifier, log, metrics), nil
+	svc := command.New(store, emails.Embedded{}).WithModes(c.Modes)
+	return apigw.New(svc, store, verifier, log, metrics), nil
 }
 
 // newVerifier reads the webhook secrets (a cold start fails without them);

@@ -15,6 +15,7 @@ import (
 	"github.com/aws/aws-lambda-go/events"
 	"github.com/aws/aws-sdk-go-v2/aws"
 
+	"github.com/dispatcher-dev/dispatcher/internal/dispatch"
 	"github.com/dispatcher-dev/dispatcher/internal/obs"
 	"github.com/dispatcher-dev/dispatcher/internal/webhook"
 )
@@ -89,6 +90,36 @@ func TestLoadConfigChecksTheSharedSettings(t *testing.T) {
 			}
 			if tt.wantErr == "" && c.Shards != tt.shards {
 				t.Errorf("shards %d, want %d", c.Shards, tt.shards)
+			}
+		})
+	}
+}
+
+// AGGREGATE_MODES (from the template's AccountMode) chooses each aggregate
+// type's mode.
+func TestLoadConfigReadsTheAggregateModes(t *testing.T) {
+	tests := []struct {
+		name, modes string
+		want        dispatch.Mode
+		wantErr     string
+	}{
+		{"defaults accounts to the outbox", "", dispatch.ModeOutbox, ""},
+		{"reads the template's outbox value", "Account=outbox", dispatch.ModeOutbox, ""},
+		{"makes accounts event-sourced", "Account=event-sourced", dispatch.ModeEventSourced, ""},
+		{"refuses an unknown mode", "Account=sourced", "", "AGGREGATE_MODES"},
+		{"refuses a type that cannot be event-sourced", "Order=event-sourced", "", "AGGREGATE_MODES"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			c, err := loadConfig(envOf(map[string]string{"TABLE_NAME": "t", "AGGREGATE_MODES": tt.modes}))
+			if tt.wantErr != "" {
+				if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
+					t.Fatalf("err = %v, want it to mention %q", err, tt.wantErr)
+				}
+				return
+			}
+			if err != nil || c.Modes[dispatch.AccountType] != tt.want {
+				t.Errorf("Account mode %q (err %v), want %q", c.Modes[dispatch.AccountType], err, tt.want)
 			}
 		})
 	}

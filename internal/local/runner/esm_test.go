@@ -57,7 +57,7 @@ func TestTheTemplateSettingsAreWhatTheMappingUses(t *testing.T) {
 		keys = append(keys, r.Key())
 	}
 	slices.Sort(keys)
-	if want := []string{"$default", "GET /v1/aggregates/{id}", "GET /v1/aggregates/{id}/outbox", "POST /v1/commands"}; !slices.Equal(keys, want) {
+	if want := []string{"$default", "GET /v1/aggregates/{id}", "GET /v1/aggregates/{id}/events", "GET /v1/aggregates/{id}/outbox", "POST /v1/commands"}; !slices.Equal(keys, want) {
 		t.Errorf("routes %v, want %v", keys, want)
 	}
 }
@@ -374,8 +374,8 @@ func TestTheTemplatesRoutesAndTheirAuthorizationAreWhatTheRunnerServes(t *testin
 			if err != nil {
 				t.Fatal(err)
 			}
-			if len(spec.Routes) != 4 {
-				t.Fatalf("%d routes, want 4", len(spec.Routes))
+			if len(spec.Routes) != 5 {
+				t.Fatalf("%d routes, want 5", len(spec.Routes))
 			}
 			for _, r := range spec.Routes {
 				if r.IAM != (auth == "iam") || r.Function != "CommandFunction" {

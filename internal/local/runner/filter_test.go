@@ -12,7 +12,7 @@ import (
 )
 
 // templatePattern is the template's filter, as the ESM tests read it.
-const templatePattern = `{"eventName":["INSERT"],"dynamodb":{"Keys":{"sk":{"S":[{"prefix":"OUTBOX#"}]}}}}`
+const templatePattern = `{"eventName":["INSERT"],"dynamodb":{"Keys":{"sk":{"S":[{"prefix":"OUTBOX#"},{"prefix":"EVENT#"}]}}}}`
 
 // streamRecord builds a record in the JSON form Lambda matches filters
 // against (the change under "dynamodb").
@@ -43,6 +43,8 @@ func TestFilterPatternMatching(t *testing.T) {
 	}
 	outboxInsert := streamRecord(t, "INSERT", "OUTBOX#00000000000000000001#0", img)
 	stateInsert := streamRecord(t, "INSERT", "STATE", img)
+	eventInsert := streamRecord(t, "INSERT", "EVENT#00000000000000000001", img)
+	snapshotInsert := streamRecord(t, "INSERT", "SNAPSHOT#00000000000000000050", img)
 	outboxModify := streamRecord(t, "MODIFY", "OUTBOX#00000000000000000001#0", img)
 	noImage := streamRecord(t, "REMOVE", "OUTBOX#00000000000000000001#0", nil)
 
@@ -54,6 +56,8 @@ func TestFilterPatternMatching(t *testing.T) {
 	}{
 		{"template pattern passes an outbox insert", templatePattern, outboxInsert, true},
 		{"template pattern drops the state item's insert", templatePattern, stateInsert, false},
+		{"template pattern passes an event-sourced event's insert", templatePattern, eventInsert, true},
+		{"template pattern drops a snapshot's insert", templatePattern, snapshotInsert, false},
 		{"template pattern drops an outbox modify", templatePattern, outboxModify, false},
 		{"exact value matches", `{"eventName":["MODIFY"]}`, outboxModify, true},
 		{"one of several values matches", `{"eventName":["REMOVE","MODIFY"]}`, outboxModify, true},

@@ -222,6 +222,22 @@ func (f *Fixture) Items(aggregate string) []map[string]ddbtypes.AttributeValue {
 	return out.Items
 }
 
+// EventItems returns every EVENT item of an event-sourced aggregate, in order.
+func (f *Fixture) EventItems(aggregate string) []map[string]ddbtypes.AttributeValue {
+	f.t.Helper()
+	out, err := f.DB.Query(context.Background(), &dynamodb.QueryInput{
+		TableName: aws.String(f.Table), ConsistentRead: aws.Bool(true),
+		KeyConditionExpression: aws.String("pk = :pk AND begins_with(sk, :e)"),
+		ExpressionAttributeValues: map[string]ddbtypes.AttributeValue{
+			":pk": &ddbtypes.AttributeValueMemberS{Value: "AGG#" + aggregate}, ":e": &ddbtypes.AttributeValueMemberS{Value: "EVENT#"},
+		},
+	})
+	if err != nil {
+		f.t.Fatal(err)
+	}
+	return out.Items
+}
+
 // S returns a string attribute of an item, or "".
 func S(it map[string]ddbtypes.AttributeValue, k string) string {
 	if v, ok := it[k].(*ddbtypes.AttributeValueMemberS); ok {
