@@ -55,7 +55,7 @@ const (
 // in the middle of the run. The client sends each command once. When the
 // outage is over, the faults stop, and the replay function runs the DLQ and
 // the sweep as its schedule would.
-func runOutbox(t testing.TB, env *testenv.Env, f *flowtest.Fixture, seed uint64, n int, rates Rates) Row {
+func runOutbox(t testing.TB, env *testenv.Env, f *flowtest.Fixture, seed uint64, n int, rates Rates, sol Solution) Row {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
 	defer cancel()
@@ -78,6 +78,9 @@ func runOutbox(t testing.TB, env *testenv.Env, f *flowtest.Fixture, seed uint64,
 	rejected := sched.RejectRecipients(tr, aggs)
 	sched.Install(tr)
 	extra := map[string]string{"WEBHOOK_SECRETS": chaosSecret, "EMAIL_LEASE_SECONDS": strconv.Itoa(int(emailLease / time.Second))}
+	for k, v := range sol.Env {
+		extra[k] = v
+	}
 	for name, variable := range map[emulator.Name]string{emulator.DynamoDB: "AWS_ENDPOINT_URL_DYNAMODB", emulator.SQS: "AWS_ENDPOINT_URL_SQS", emulator.SES: "AWS_ENDPOINT_URL_SESV2"} {
 		p, err := faults.NewProxy(urlOf(t, env, name), tr)
 		if err != nil {
@@ -176,7 +179,7 @@ func runOutbox(t testing.TB, env *testenv.Env, f *flowtest.Fixture, seed uint64,
 	row.Rejected = len(rejected)
 	failed := map[string]bool{} // event ids
 	for _, c := range aggs {
-		for _, it := range g.Items(c.ID) {
+		for _, it := range effects(&g, c.ID) {
 			st := flowtest.S(it, "status")
 			if st == "FAILED" {
 				failed[flowtest.S(it, "eventId")] = true
@@ -202,7 +205,7 @@ func runOutbox(t testing.TB, env *testenv.Env, f *flowtest.Fixture, seed uint64,
 	}
 	row.DLQLeft = len(g.Drain(g.DLQ))
 	for _, id := range ids {
-		for _, it := range g.Items(id) {
+		for _, it := range effects(&g, id) {
 			if st := flowtest.S(it, "status"); st != "DELIVERED" {
 				row.Undelivered++
 				item := map[string]string{}
@@ -219,17 +222,55 @@ func runOutbox(t testing.TB, env *testenv.Env, f *flowtest.Fixture, seed uint64,
 			}
 		}
 	}
-	t.Logf("seed %d, outbox faults: %v", seed, sched.Injected)
-	row.Strategy = Outbox
+	t.Logf("seed %d, %s faults: %v", seed, sol.Name, sched.Injected)
+	row.Strategy = sol.Name
 	row = tallyOutbox(t, env, &g, aggs, failed, refused, row)
 	if row.Lost()+row.Phantom()+row.Undelivered+row.DLQLeft+row.ParkedMissing > 0 || t.Failed() {
-		t.Logf("the outbox run's functions and runner, last lines (all of it in %s):\n%s", logFile.Name(), logs.String())
+		t.Logf("the %s run's functions and runner, last lines (all of it in %s):\n%s", sol.Name, logFile.Name(), logs.String())
 		logFile.Close()
 	} else {
 		logFile.Close()
 		os.Remove(logFile.Name())
 	}
 	return row
+}
+
+// Solution is one of the product's answers to the dual-write problem, run
+// under the same schedule: the transactional outbox, event-sourced
+// aggregates and listen-to-yourself. Env is given to every function.
+type Solution struct {
+	Name string
+	Env  map[string]string
+}
+
+// The solutions' row names.
+const (
+	EventSourced     = "event-sourced"
+	ListenToYourself = "listen-to-yourself"
+)
+
+// Solutions are the product's modes the chaos run puts beside the
+// anti-patterns.
+var Solutions = []Solution{
+	{Name: Outbox},
+	{Name: EventSourced, Env: map[string]string{"AGGREGATE_MODES": "Account=event-sourced"}},
+}
+
+// IsSolution reports whether a row is one of the product's modes (which
+// must lose and invent nothing), not an anti-pattern.
+func IsSolution(strategy string) bool {
+	for _, s := range Solutions {
+		if s.Name == strategy {
+			return true
+		}
+	}
+	return false
+}
+
+// effects are an aggregate's outbox items and, event-sourced, its EVENT
+// items: everything the relay delivers for it.
+func effects(f *flowtest.Fixture, aggregate string) []map[string]ddbtypes.AttributeValue {
+	return append(f.Items(aggregate), f.EventItems(aggregate)...)
 }
 
 // step is one command of the outbox run: an account's OpenAccount (n = 0)
@@ -378,7 +419,7 @@ func parked(t testing.TB, g *flowtest.Fixture, ids []string) (found, missing int
 		}
 	}
 	for _, id := range ids {
-		for _, it := range g.Items(id) {
+		for _, it := range effects(g, id) {
 			if flowtest.S(it, "status") != "FAILED" {
 				continue
 			}
