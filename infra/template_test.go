@@ -145,9 +145,12 @@ func asList(v any) []any {
 // and what IAM calls them. A function's packages are named explicitly: the
 // shared adapters hold operations of several functions, by file.
 var functionSources = map[string][]string{
-	"CommandFunction":     {"internal/apigw", "internal/command", "internal/dynamo/store.go", "internal/webhook/aws.go"},
+	"CommandFunction":     {"internal/apigw", "internal/command", "internal/dynamo/store.go", "internal/webhook/aws.go", "internal/commandqueue/enqueue.go", "internal/sqs/sqs.go"},
 	"StreamRelayFunction": {"internal/relay", "internal/delivery", "internal/dynamo/outbox.go", "internal/sqs/sqs.go", "internal/ses/ses.go"},
 	"DLQReplayFunction":   {"internal/replay", "internal/delivery", "internal/dynamo/outbox.go", "internal/dynamo/sweep.go", "internal/sqs/sqs.go", "internal/sqs/receive.go", "internal/ses/ses.go", "internal/streams/streams.go"},
+	// With ListenToYourselfCommands set (TestEachFunctionIsGrantedExactlyWhatItCalls sets it), the command
+	// function also queues commands; without it, it never calls SQS and is granted none.
+	"CommandConsumerFunction": {"internal/commandqueue", "internal/command", "internal/dynamo/store.go"},
 }
 
 // esmExtras are granted for the event source mapping, which reads the stream
@@ -156,6 +159,8 @@ var esmExtras = map[string][]string{
 	// The relay's own role also grants what the Lambda service does for it:
 	// write its logs (SAM's roles get AWSLambdaBasicExecutionRole for that).
 	"StreamRelayFunction": {"dynamodb:DescribeStream", "dynamodb:GetRecords", "dynamodb:GetShardIterator", "dynamodb:ListStreams", "logs:CreateLogStream", "logs:PutLogEvents"},
+	// The SQS event source mapping polls the commands queue with the consumer's role.
+	"CommandConsumerFunction": {"sqs:ReceiveMessage", "sqs:DeleteMessage", "sqs:GetQueueAttributes", "sqs:ChangeMessageVisibility", "logs:CreateLogStream", "logs:PutLogEvents"},
 }
 
 var service = map[string]string{
@@ -223,7 +228,7 @@ func usedActions(t *testing.T, paths []string) []string {
 
 func TestEachFunctionIsGrantedExactlyWhatItCalls(t *testing.T) {
 	tmpl := load(t)
-	ev := evaluator(t, tmpl, map[string]string{"WebhookSecretsArn": "arn:aws:secretsmanager:us-east-1:123456789012:secret:x", "WebhookSecretsParameter": "x"})
+	ev := evaluator(t, tmpl, map[string]string{"WebhookSecretsArn": "arn:aws:secretsmanager:us-east-1:123456789012:secret:x", "WebhookSecretsParameter": "x", "ListenToYourselfCommands": "DepositFunds"})
 	for fn, src := range functionSources {
 		t.Run(fn, func(t *testing.T) {
 			granted := map[string]bool{}

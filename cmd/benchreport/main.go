@@ -47,6 +47,8 @@ var suites = []suite{
 	{"./internal/delivery", "^BenchmarkEnvelope$", "1s"},
 	// The stream mapping's throughput per shard (scaleout.go).
 	scaleOutSuite,
+	// The command's 202, listen-to-yourself vs the outbox (lty.go).
+	ltySuite,
 }
 
 // Row is one line of the report.
@@ -260,6 +262,9 @@ func rows(res results) []Row {
 	// The stream mapping's scale-out per shard (scaleout.go).
 	out = append(out, scaleOutRows(get)...)
 
+	// The command's answer in the listen-to-yourself mode (lty.go).
+	out = append(out, ltyRows(get)...)
+
 	// End to end.
 	for _, v := range []string{"template", "nowindow"} {
 		b := "BenchmarkEndToEnd/" + v
@@ -279,7 +284,7 @@ func rows(res results) []Row {
 	// Cold start.
 	helloMB, ok1 := get("BenchmarkColdStart", "hello-MB")
 	helloMS, ok2 := get("BenchmarkColdStart", "hello-init-ms")
-	for _, fn := range []string{"command", "stream-relay", "dlq-replay"} {
+	for _, fn := range []string{"command", "stream-relay", "dlq-replay", "command-consumer"} {
 		sx, ok3 := get("BenchmarkColdStart", fn+"-size-x")
 		ix, ok4 := get("BenchmarkColdStart", fn+"-init-x")
 		if !(ok1 && ok2 && ok3 && ok4) {
@@ -319,7 +324,8 @@ var coldNotes = map[string]string{
 		"Below that needs a DynamoDB client without the SDK's schemas; between runs on this 2-core machine the ratio spreads by about ±0.15",
 	"stream-relay": "the SDK's service schemas are most of the gap: sesv2/schemas 0.55 ms, dynamodb/schemas 0.46 ms, sqs/schemas 0.21 ms and their endpoint rules 0.24 ms, " +
 		"1.5 ms of package init against a hello world's 2.4 ms in all; the relay calls all three services",
-	"dlq-replay": "as stream-relay (the same three clients, plus DynamoDB Streams for the stream ranges)",
+	"dlq-replay":       "as stream-relay (the same three clients, plus DynamoDB Streams for the stream ranges)",
+	"command-consumer": "as the command (the DynamoDB client's package init), plus the SQS client's (sqs/schemas 0.21 ms) for its queue",
 }
 
 func naiveNote(relay, floor, naive float64) string {

@@ -200,6 +200,9 @@ func (h *Handler) command(ctx context.Context, req events.APIGatewayV2HTTPReques
 		return o.fail(problemFor(err))
 	}
 	b, _ := json.Marshal(res.Accepted)
+	if res.Queued {
+		b, _ = json.Marshal(queuedView{AggregateID: res.AggregateID, Status: "queued", Detail: queuedDetail})
+	}
 	hdr := map[string]string{
 		"Content-Type": "application/json",
 		"Location":     "/v1/aggregates/" + res.AggregateID,

@@ -14,14 +14,17 @@ import (
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
+	sqsapi "github.com/aws/aws-sdk-go-v2/service/sqs"
 
 	"github.com/dispatcher-dev/dispatcher/internal/apigw"
 	"github.com/dispatcher-dev/dispatcher/internal/app/env"
 	"github.com/dispatcher-dev/dispatcher/internal/command"
+	"github.com/dispatcher-dev/dispatcher/internal/commandqueue"
 	"github.com/dispatcher-dev/dispatcher/internal/dispatch"
 	"github.com/dispatcher-dev/dispatcher/internal/dynamo"
 	"github.com/dispatcher-dev/dispatcher/internal/emails"
 	"github.com/dispatcher-dev/dispatcher/internal/obs"
+	"github.com/dispatcher-dev/dispatcher/internal/sqs"
 	"github.com/dispatcher-dev/dispatcher/internal/webhook"
 )
 
@@ -54,8 +57,12 @@ type config struct {
 	SecretsRefresh time.Duration
 	// Modes (AGGREGATE_MODES, the template's AccountMode): each aggregate
 	// type's mode, outbox or event-sourced.
-	Modes  map[string]dispatch.Mode
-	getenv func(string) string
+	Modes map[string]dispatch.Mode
+	// ListenToYourself (LISTEN_TO_YOURSELF): the command types queued on
+	// CommandsQueue (COMMANDS_QUEUE_URL) instead of applied; none: off.
+	ListenToYourself []string
+	CommandsQueueURL string
+	getenv           func(string) string
 }
 
 // loadConfig reads and checks the command function's environment.
@@ -82,6 +89,12 @@ func loadConfig(getenv func(string) string) (config, error) {
 		r.Fail("AGGREGATE_MODES: " + err.Error())
 	}
 	c.Modes = modes
+	if c.ListenToYourself, err = command.ParseCommandTypes(r.String("LISTEN_TO_YOURSELF")); err != nil {
+		r.Fail("LISTEN_TO_YOURSELF: " + err.Error())
+	}
+	if len(c.ListenToYourself) > 0 {
+		c.CommandsQueueURL = r.Required("COMMANDS_QUEUE_URL")
+	}
 	c.Shards = r.Int("UNDELIVERED_INDEX_SHARDS", env.DefaultIndexShards, env.IndexShards)
 	c.LogLevel = r.LogLevel()
 	return c, r.Err("command configuration")
@@ -102,6 +115,10 @@ func newHandler(ctx context.Context, cfg aws.Config, c config) (*apigw.Handler, 
 	// The templates are parsed at the first email, off the init path.
 	store := dynamo.New(dynamodb.NewFromConfig(cfg), c.TableName, c.Shards)
 	svc := command.New(store, emails.Embedded{}).WithModes(c.Modes)
+	if len(c.ListenToYourself) > 0 {
+		q := commandqueue.New(sqs.New(sqsapi.NewFromConfig(cfg)), c.CommandsQueueURL)
+		return apigw.New(command.NewListener(svc, q, c.ListenToYourself), store, verifier, log, metrics), nil
+	}
 	return apigw.New(svc, store, verifier, log, metrics), nil
 }
 

@@ -14,6 +14,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 
 	"github.com/dispatcher-dev/dispatcher/internal/app/commandfn"
+	"github.com/dispatcher-dev/dispatcher/internal/app/consumerfn"
 	"github.com/dispatcher-dev/dispatcher/internal/app/deliveryfn"
 	"github.com/dispatcher-dev/dispatcher/internal/app/replayfn"
 )
@@ -92,6 +93,13 @@ var constructors = map[string]constructor{
 			return nil, err
 		}
 		return h.Handle, nil
+	},
+	"command-consumer": func(ctx context.Context, cfg aws.Config, getenv func(string) string) (any, error) {
+		c, err := consumerfn.Build(ctx, cfg, getenv)
+		if err != nil {
+			return nil, err
+		}
+		return c.Handle, nil
 	},
 	"dlq-replay": func(ctx context.Context, cfg aws.Config, getenv func(string) string) (any, error) {
 		r, err := replayfn.Build(ctx, cfg, getenv)

@@ -1,7 +1,8 @@
 // Package runner runs the template's functions on one machine, behind
 // emulations of their triggers: an API Gateway HTTP API (payload format
 // 2.0) for the HttpApi events and a DynamoDB Streams event source mapping
-// for the DynamoDB events, with every setting read from infra/template.yaml.
+// for the DynamoDB events and an SQS event source mapping for the SQS events
+// (sqsesm.go), with every setting read from infra/template.yaml.
 // The functions run in this process (built by the same internal/app
 // constructors as the functions' main.go) or as the built bootstrap
 // binaries under the AWS Lambda Runtime Interface Emulator.
@@ -61,16 +62,18 @@ type Options struct {
 
 // Runner is the API server and the stream mappings.
 type Runner struct {
-	opts   Options
-	spec   *Spec
-	api    *api
-	esms   []*esm
-	ln     net.Listener
-	srv    *http.Server
-	stop   context.CancelFunc
-	done   sync.WaitGroup
-	close  sync.Once
-	closed chan struct{}
+	opts Options
+	spec *Spec
+	api  *api
+	esms []*esm
+	// pollers emulate the SQS event source mappings (sqsesm.go).
+	pollers []*sqsPoller
+	ln      net.Listener
+	srv     *http.Server
+	stop    context.CancelFunc
+	done    sync.WaitGroup
+	close   sync.Once
+	closed  chan struct{}
 }
 
 // New reads the routes and mappings from the stack's template and checks
@@ -130,6 +133,21 @@ func New(opts Options) (*Runner, error) {
 			poll: opts.PollInterval, retryDelay: opts.RetryDelay, log: opts.Log, now: time.Now,
 		})
 	}
+	for _, m := range spec.Queues {
+		if !m.Enabled {
+			continue
+		}
+		fn := opts.Functions[m.Function]
+		if fn == nil {
+			// Harnesses that build only some functions by hand run without
+			// it; the queue then keeps its messages.
+			r.spec.Notes = append(r.spec.Notes, fmt.Sprintf("SQS mapping %s.%s not run: function %s was not given", m.Function, m.Event, m.Function))
+			continue
+		}
+		r.pollers = append(r.pollers, &sqsPoller{
+			m: m, fn: fn, sqs: sqsClient, region: region, retryDelay: opts.RetryDelay, wait: time.Second, log: opts.Log,
+		})
+	}
 	return r, nil
 }
 
@@ -169,6 +187,9 @@ func (r *Runner) Start(ctx context.Context) error {
 			r.Close()
 			return fmt.Errorf("runner: %w", err)
 		}
+	}
+	for _, p := range r.pollers {
+		p.start(pctx)
 	}
 	if r.opts.Schedules {
 		for _, sc := range r.spec.Schedules {
@@ -232,6 +253,9 @@ func (r *Runner) Close() {
 		}
 		for _, e := range r.esms {
 			e.wait()
+		}
+		for _, p := range r.pollers {
+			p.wg.Wait()
 		}
 		r.done.Wait()
 	})
@@ -307,6 +331,9 @@ func (r *Runner) Describe() []string {
 				m.StartingPosition, m.BatchSize, m.BatchingWindow, m.Bisect, retries, age, m.ReportBatchItemFailure, m.lanes()),
 			fmt.Sprintf("  filter %s", strings.Join(filters, " OR ")),
 			fmt.Sprintf("  on failure -> %s", onFailure))
+	}
+	for _, p := range r.pollers {
+		out = append(out, fmt.Sprintf("queue %s -> %s (%s): batch %d, ReportBatchItemFailures %t", p.m.QueueURL, p.m.Function, p.m.Event, p.m.BatchSize, p.m.ReportBatchItemFailure))
 	}
 	for _, sc := range r.spec.Schedules {
 		state := "every " + sc.Every.String()

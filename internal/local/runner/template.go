@@ -85,6 +85,7 @@ type Spec struct {
 	Functions map[string]FunctionSpec
 	Routes    []Route
 	Streams   []StreamMapping
+	Queues    []QueueMapping // SQS events (sqsesm.go)
 	Schedules []Schedule
 	Notes     []string
 }
@@ -164,6 +165,15 @@ func ReadSpec(s *provision.Stack) (*Spec, error) {
 					return nil, fmt.Errorf("%s event %s: %w", id, name, err)
 				}
 				spec.Streams = append(spec.Streams, m)
+				for _, n := range m.Notes {
+					spec.Notes = append(spec.Notes, id+" "+name+": "+n)
+				}
+			case "SQS":
+				m, err := readQueue(s, id, name, props)
+				if err != nil {
+					return nil, fmt.Errorf("%s event %s: %w", id, name, err)
+				}
+				spec.Queues = append(spec.Queues, m)
 				for _, n := range m.Notes {
 					spec.Notes = append(spec.Notes, id+" "+name+": "+n)
 				}
