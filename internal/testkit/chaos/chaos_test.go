@@ -60,8 +60,14 @@ func TestChaosTheOutboxLosesAndInventsNothingWhereTheAntiPatternsDo(t *testing.T
 				if r.ParkedMissing != 0 {
 					t.Errorf("seed %d, %s: %d permanently failed items were not in the DLQ", seed, r.Strategy, r.ParkedMissing)
 				}
-				if r.Committed < r.Accepted {
-					t.Errorf("seed %d, %s: %d commands answered 202 but only %d committed", seed, r.Strategy, r.Accepted, r.Committed)
+				if r.Committed+r.RefusedLater < r.Accepted || r.LostCommands != 0 || r.PhantomCommands != 0 {
+					t.Errorf("seed %d, %s: %d commands answered 202, %d committed, %d refused by the consumer (their account never opened); per aggregate %d lost, %d phantom", seed, r.Strategy, r.Accepted, r.Committed, r.RefusedLater, r.LostCommands, r.PhantomCommands)
+				}
+				if r.Strategy == chaos.ListenToYourself && r.ConsumerKills == 0 {
+					t.Errorf("seed %d, %s: the consumer was never killed: the schedule did not do its part", seed, r.Strategy)
+				}
+				if r.Strategy != chaos.ListenToYourself && r.RefusedLater != 0 {
+					t.Errorf("seed %d, %s: %d commands answered 202 and refused later, which only a queued command can be", seed, r.Strategy, r.RefusedLater)
 				}
 				if r.Committed > r.Accepted+r.Unanswered {
 					t.Errorf("seed %d, %s: %d commands committed, more than the %d answered 202 or not answered: a refused command committed", seed, r.Strategy, r.Committed, r.Accepted+r.Unanswered)

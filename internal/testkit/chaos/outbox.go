@@ -22,6 +22,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	ddbtypes "github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
 	sqsapi "github.com/aws/aws-sdk-go-v2/service/sqs"
+	sqstypes "github.com/aws/aws-sdk-go-v2/service/sqs/types"
 
 	"github.com/dispatcher-dev/dispatcher/internal/delivery"
 	"github.com/dispatcher-dev/dispatcher/internal/local/emulator"
@@ -70,9 +71,18 @@ func runOutbox(t testing.TB, env *testenv.Env, f *flowtest.Fixture, seed uint64,
 	g.Table, g.Events, g.DLQ = stack.Physical("OutboxTable"), stack.Physical("EventsQueue"), stack.Physical("DeadLetterQueue")
 
 	sched := NewSchedule(seed, rates)
-	k := &killer{rng: sched.Rand("relay kill"), rate: KillRate}
+	k := &killer{rng: sched.Rand("relay kill"), rate: KillRate, function: relayFunction, ops: relayOps, upTo: 4}
+	killers := []*killer{k}
+	var ck *killer // the consumer's, listen-to-yourself only
+	if sol.Name == ListenToYourself {
+		// The consumer commits once per message, and mostly gets one
+		// message at a time: an armed invocation dies at its first commit,
+		// before it reaches DynamoDB or after it applied.
+		ck = &killer{rng: sched.Rand("consumer kill"), rate: KillRate, function: consumerFunction, ops: consumerOps, upTo: 1}
+		killers = append(killers, ck)
+	}
 	out := &sqsOutage{ctx: ctx, stack: env.Emulators, started: make(chan struct{}), done: make(chan struct{})}
-	via := &chaosTransport{next: http.DefaultTransport, k: k, outage: out}
+	via := &chaosTransport{next: http.DefaultTransport, ks: killers, outage: out}
 	tr := faults.New(via)
 	aggs, steps := outboxPlan(seed, sched.Rand("commands"), n)
 	rejected := sched.RejectRecipients(tr, aggs)
@@ -117,6 +127,13 @@ func runOutbox(t testing.TB, env *testenv.Env, f *flowtest.Fixture, seed uint64,
 		fns[id] = fn
 	}
 	fns[relayFunction] = k
+	if ck != nil {
+		if ck.inner = bin.Functions[consumerFunction]; ck.inner == nil {
+			t.Fatalf("no %s among the built functions", consumerFunction)
+		}
+		ck.bin = bin
+		fns[consumerFunction] = ck
+	}
 	r, err := runner.New(runner.Options{Stack: stack, AWS: env.AWS, Functions: fns, Addr: "127.0.0.1:0", PollInterval: 50 * time.Millisecond,
 		Log: slogTo(logTo)})
 	if err != nil {
@@ -139,18 +156,27 @@ func runOutbox(t testing.TB, env *testenv.Env, f *flowtest.Fixture, seed uint64,
 	row := Row{SQSDown: out.down, Commands: len(steps)}
 	client := &http.Client{Timeout: 30 * time.Second}
 	refused := map[string]int{} // aggregate id -> its deposits answered 4xx
+	answers := map[string]*answered{}
+	for _, c := range aggs {
+		answers[c.ID] = &answered{}
+	}
 	for i, s := range steps {
 		if i == outageAt {
 			out.arm()
 		}
 		status, err := post(ctx, client, r.URL()+"/v1/commands", s.key(), s.body())
+		a := answers[s.agg.ID]
 		switch {
 		case err != nil:
 			row.Unanswered++
+			a.unanswered++
 		case status == http.StatusAccepted:
 			row.Accepted++
+			a.accepted++
+			a.openAccepted = a.openAccepted || s.n == 0
 		case status >= 500:
 			row.Unanswered++
+			a.unanswered++
 		case s.n > 0 && (status == http.StatusNotFound || status == http.StatusConflict || status == http.StatusUnprocessableEntity):
 			// A deposit to an account whose opening never committed.
 			row.Refused++
@@ -162,12 +188,20 @@ func runOutbox(t testing.TB, env *testenv.Env, f *flowtest.Fixture, seed uint64,
 	if err := out.wait(time.Minute); err != nil {
 		t.Error(err)
 	}
+	if sol.Name == ListenToYourself && !drained(ctx, &g, stack.Physical("CommandsQueue"), 90*time.Second) {
+		t.Errorf("the commands queue still held messages 90 s after the last command")
+	}
 	if !quiet(ctx, r, 90*time.Second) {
 		t.Logf("the stream mapping was still busy after 90 s; the replay will sweep what it left")
 	}
 
 	// The outage ends.
-	k.stop.Store(true)
+	for _, k := range killers {
+		k.stop.Store(true)
+	}
+	if ck != nil {
+		row.ConsumerKills, row.ConsumerKillsMid = int(ck.kills.Load()), int(ck.midBatch.Load())
+	}
 	row.Faults = tr.Injected()
 	row.Kills, row.KillsMidBatch, row.SQSFailed = int(k.kills.Load()), int(k.midBatch.Load()), int(via.sqsFailed.Load())
 	tr.Reset()
@@ -224,7 +258,7 @@ func runOutbox(t testing.TB, env *testenv.Env, f *flowtest.Fixture, seed uint64,
 	}
 	t.Logf("seed %d, %s faults: %v", seed, sol.Name, sched.Injected)
 	row.Strategy = sol.Name
-	row = tallyOutbox(t, env, &g, aggs, failed, refused, row)
+	row = tallyOutbox(t, env, &g, aggs, failed, refused, answers, row)
 	if row.Lost()+row.Phantom()+row.Undelivered+row.DLQLeft+row.ParkedMissing > 0 || t.Failed() {
 		t.Logf("the %s run's functions and runner, last lines (all of it in %s):\n%s", sol.Name, logFile.Name(), logs.String())
 		logFile.Close()
@@ -254,6 +288,9 @@ const (
 var Solutions = []Solution{
 	{Name: Outbox},
 	{Name: EventSourced, Env: map[string]string{"AGGREGATE_MODES": "Account=event-sourced"}},
+	// Every account command is queued: the command function only
+	// validates and sends; the consumer applies.
+	{Name: ListenToYourself, Env: map[string]string{"LISTEN_TO_YOURSELF": "OpenAccount,DepositFunds"}},
 }
 
 // IsSolution reports whether a row is one of the product's modes (which
@@ -271,6 +308,35 @@ func IsSolution(strategy string) bool {
 // items: everything the relay delivers for it.
 func effects(f *flowtest.Fixture, aggregate string) []map[string]ddbtypes.AttributeValue {
 	return append(f.Items(aggregate), f.EventItems(aggregate)...)
+}
+
+// answered is what the client was told of one aggregate's commands.
+type answered struct {
+	accepted, unanswered int
+	openAccepted         bool // its OpenAccount was answered 202
+}
+
+// drained waits until a queue holds no message, visible or in flight, for
+// a few polls: the listen-to-yourself consumer has taken everything.
+func drained(ctx context.Context, g *flowtest.Fixture, queue string, within time.Duration) bool {
+	deadline := time.Now().Add(within)
+	var since time.Time
+	for time.Now().Before(deadline) && ctx.Err() == nil {
+		out, err := g.SQS.GetQueueAttributes(ctx, &sqsapi.GetQueueAttributesInput{QueueUrl: aws.String(queue), AttributeNames: []sqstypes.QueueAttributeName{
+			sqstypes.QueueAttributeNameApproximateNumberOfMessages, sqstypes.QueueAttributeNameApproximateNumberOfMessagesNotVisible,
+		}})
+		empty := err == nil && out.Attributes["ApproximateNumberOfMessages"] == "0" && out.Attributes["ApproximateNumberOfMessagesNotVisible"] == "0"
+		switch {
+		case !empty:
+			since = time.Time{}
+		case since.IsZero():
+			since = time.Now()
+		case time.Since(since) > time.Second:
+			return true
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	return false
 }
 
 // step is one command of the outbox run: an account's OpenAccount (n = 0)
@@ -441,9 +507,12 @@ func parked(t testing.TB, g *flowtest.Fixture, ids []string) (found, missing int
 // emulator (seeded): the relay dies between two steps of its batch,
 // possibly with a send applied and not marked.
 type killer struct {
-	inner runner.Function
-	bin   *runner.Binaries
-	rate  float64
+	inner    runner.Function
+	bin      *runner.Binaries
+	rate     float64
+	function string                     // the template's logical id of the function it kills
+	ops      []func(*http.Request) bool // the requests it counts down on: only that function's
+	upTo     int                        // an armed invocation dies at its 1st to upTo-th such request
 
 	mu          sync.Mutex
 	rng         *rand.Rand
@@ -459,7 +528,7 @@ func (k *killer) Invoke(ctx context.Context, requestID string, payload []byte) (
 	k.mu.Lock()
 	// The first invocation is always armed, so that every run has a kill.
 	if first := k.invocations == 0; !k.stop.Load() && (k.rng.Float64() < k.rate || first) {
-		k.armed, k.after = 1+k.rng.IntN(4), k.rng.IntN(2) == 0
+		k.armed, k.after = 1+k.rng.IntN(k.upTo), k.rng.IntN(2) == 0
 	}
 	k.invocations++
 	k.mu.Unlock()
@@ -479,6 +548,14 @@ var relayOps = []func(*http.Request) bool{
 	faults.Target("BatchGetItem"), faults.Target("UpdateItem"), faults.Target("SendMessageBatch"), faults.Target("SendMessage"), faults.Path(sesPath),
 }
 
+// consumerOps are the requests of the listen-to-yourself consumer: its
+// commit (every account command is queued in that run, so the command
+// function itself writes nothing).
+var consumerOps = []func(*http.Request) bool{faults.Target("TransactWriteItems")}
+
+// consumerFunction is the listen-to-yourself consumer's logical id.
+const consumerFunction = "CommandConsumerFunction"
+
 // due says whether this request triggers the kill, and when.
 func (k *killer) due(r *http.Request) (now, after bool) {
 	k.mu.Lock()
@@ -486,7 +563,7 @@ func (k *killer) due(r *http.Request) (now, after bool) {
 	if k.armed == 0 || k.stop.Load() {
 		return false, false
 	}
-	for _, op := range relayOps {
+	for _, op := range k.ops {
 		if op(r) {
 			k.armed--
 			if k.armed == 0 {
@@ -499,7 +576,7 @@ func (k *killer) due(r *http.Request) (now, after bool) {
 }
 
 func (k *killer) kill() {
-	if pids, err := k.bin.Kill(relayFunction); err == nil {
+	if pids, err := k.bin.Kill(k.function); err == nil {
 		k.kills.Add(int64(len(pids)))
 	}
 }
@@ -509,7 +586,7 @@ func (k *killer) kill() {
 // is armed, and counts the requests to SQS that the outage made fail.
 type chaosTransport struct {
 	next      http.RoundTripper
-	k         *killer
+	ks        []*killer
 	outage    *sqsOutage
 	sqsFailed atomic.Int64 // requests to SQS that failed at the connection: refused, reset
 }
@@ -584,13 +661,19 @@ func (x *chaosTransport) RoundTrip(r *http.Request) (*http.Response, error) {
 	if sqsSend(r) {
 		x.outage.start()
 	}
-	now, after := x.k.due(r)
-	if now && !after {
-		x.k.kill()
+	var later []*killer
+	for _, k := range x.ks {
+		now, after := k.due(r)
+		switch {
+		case now && !after:
+			k.kill()
+		case now:
+			later = append(later, k)
+		}
 	}
 	resp, err := x.next.RoundTrip(r)
-	if now && after {
-		x.k.kill()
+	for _, k := range later {
+		k.kill()
 	}
 	// Only the outage makes a request to SQS fail here (the schedule's
 	// faults are answered before this transport, or after it answered).
@@ -628,9 +711,13 @@ func (w *tail) String() string {
 
 // describe says, for the test log, what the run did to the outbox.
 func describe(r Row) string {
+	consumer := ""
+	if r.Strategy == ListenToYourself {
+		consumer = fmt.Sprintf("; consumer bootstrap killed %d times (%d mid-batch); %d queued deposits refused by the consumer (their account's opening never accepted)", r.ConsumerKills, r.ConsumerKillsMid, r.RefusedLater)
+	}
 	return fmt.Sprintf("%d commands over %d accounts (an opening, then deposits): %d answered 202, %d deposits refused (4xx: the account never opened), %d unanswered (5xx or reset); relay bootstrap killed %d times (%d mid-batch); SQS emulator down %s (%d requests to it failed); %d recipients rejected, %d permanent failures parked in the DLQ (%d missing); %d faults; %d duplicate deliveries, %d of them emails, each with the id of the first; order checked on %d aggregates with 2+ versions delivered on both targets: %d events and %d emails delivered after a later version (%d FAILED items replayed after later versions, allowed)",
 		r.Commands, r.Aggregates, r.Accepted, r.Refused, r.Unanswered, r.Kills, r.KillsMidBatch, r.SQSDown.Round(time.Millisecond), r.SQSFailed, r.Rejected, r.Parked, r.ParkedMissing, r.Faults, r.Duplicates, r.DuplicateEmails,
-		r.OrderChecked, r.InversionsEvents, r.InversionsEmails, r.InversionsExcused)
+		r.OrderChecked, r.InversionsEvents, r.InversionsEmails, r.InversionsExcused) + consumer
 }
 
 func slogTo(w io.Writer) *slog.Logger {

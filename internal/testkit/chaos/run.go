@@ -56,6 +56,16 @@ type Row struct {
 	InversionsExcused int           // FAILED items the replay delivered after later versions: allowed
 	OrderChecked      int           // aggregates with 2+ versions delivered on both targets
 	HistoryItems      int           // EVENT items (event-sourced): 0 in the outbox run, one per committed command in the event-sourced run
+	// Per aggregate, against what the client was told: a command answered
+	// 202 that never committed (lost), one committed beyond those answered
+	// 202 or not answered (phantom), and, listen-to-yourself only, deposits
+	// answered 202 (queued) that the consumer refused because their
+	// account's opening was never accepted.
+	LostCommands     int
+	PhantomCommands  int
+	RefusedLater     int
+	ConsumerKills    int // listen-to-yourself consumer bootstraps killed
+	ConsumerKillsMid int
 }
 
 // Lost and Phantom sum events and emails.
@@ -174,7 +184,7 @@ func tally(t testing.TB, env *testenv.Env, f *flowtest.Fixture, cmds []Cmd, row 
 // items in failed were FAILED before the replay, which may deliver them
 // after later versions. Deposits refused (4xx) are noted if their account's
 // opening committed after all.
-func tallyOutbox(t testing.TB, env *testenv.Env, f *flowtest.Fixture, aggs []Cmd, failed map[string]bool, refused map[string]int, row Row) Row {
+func tallyOutbox(t testing.TB, env *testenv.Env, f *flowtest.Fixture, aggs []Cmd, failed map[string]bool, refused map[string]int, answers map[string]*answered, row Row) Row {
 	t.Helper()
 	ctx := context.Background()
 	type effect struct {
@@ -199,6 +209,21 @@ func tallyOutbox(t testing.TB, env *testenv.Env, f *flowtest.Fixture, aggs []Cmd
 		row.HistoryItems += history
 		if out.Item == nil {
 			version = int64(history)
+		}
+		if a := answers[c.ID]; a != nil {
+			switch v := int(version); {
+			case v == 0 && a.openAccepted:
+				row.LostCommands += a.accepted
+				t.Errorf("%s: its opening was answered 202 and never committed", c.ID)
+			case v == 0:
+				row.RefusedLater += a.accepted // queued deposits to an account never opened
+			case v < a.accepted:
+				row.LostCommands += a.accepted - v
+				t.Errorf("%s: %d commands answered 202, %d committed", c.ID, a.accepted, v)
+			case v > a.accepted+a.unanswered:
+				row.PhantomCommands += v - a.accepted - a.unanswered
+				t.Errorf("%s: %d commands committed, more than the %d answered 202 or not answered", c.ID, v, a.accepted+a.unanswered)
+			}
 		}
 		row.Committed += int(version)
 		if k := refused[c.ID]; k > 0 && version > 0 {
