@@ -3,6 +3,7 @@ package chaos
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -173,7 +174,6 @@ func runOutbox(t testing.TB, env *testenv.Env, f *flowtest.Fixture, seed uint64,
 		case status == http.StatusAccepted:
 			row.Accepted++
 			a.accepted++
-			a.openAccepted = a.openAccepted || s.n == 0
 		case status >= 500:
 			row.Unanswered++
 			a.unanswered++
@@ -188,8 +188,22 @@ func runOutbox(t testing.TB, env *testenv.Env, f *flowtest.Fixture, seed uint64,
 	if err := out.wait(time.Minute); err != nil {
 		t.Error(err)
 	}
-	if sol.Name == ListenToYourself && !drained(ctx, &g, stack.Physical("CommandsQueue"), 90*time.Second) {
-		t.Errorf("the commands queue still held messages 90 s after the last command")
+	if sol.Name == ListenToYourself {
+		// What a person does on CommandsDLQDepthAlarm once the cause is
+		// gone (docs/operations.md): move the dead commands back, as SQS's
+		// DLQ redrive does, and let the consumer apply them.
+		queue := stack.Physical("CommandsQueue")
+		for round := 0; ; round++ {
+			if !drained(ctx, &g, queue, 90*time.Second) {
+				t.Errorf("the commands queue still held messages 90 s after the last command")
+				break
+			}
+			moved := redrive(ctx, t, &g, stack.Physical("CommandsDeadLetterQueue"), queue)
+			row.Redriven += moved
+			if moved == 0 || round == 5 {
+				break
+			}
+		}
 	}
 	if !quiet(ctx, r, 90*time.Second) {
 		t.Logf("the stream mapping was still busy after 90 s; the replay will sweep what it left")
@@ -258,6 +272,13 @@ func runOutbox(t testing.TB, env *testenv.Env, f *flowtest.Fixture, seed uint64,
 	}
 	t.Logf("seed %d, %s faults: %v", seed, sol.Name, sched.Injected)
 	row.Strategy = sol.Name
+	if sol.Name == ListenToYourself {
+		for agg, n := range refusedByConsumer(t, logFile.Name()) {
+			if a := answers[agg]; a != nil {
+				a.refused = n
+			}
+		}
+	}
 	row = tallyOutbox(t, env, &g, aggs, failed, refused, answers, row)
 	if row.Lost()+row.Phantom()+row.Undelivered+row.DLQLeft+row.ParkedMissing > 0 || t.Failed() {
 		t.Logf("the %s run's functions and runner, last lines (all of it in %s):\n%s", sol.Name, logFile.Name(), logs.String())
@@ -310,10 +331,70 @@ func effects(f *flowtest.Fixture, aggregate string) []map[string]ddbtypes.Attrib
 	return append(f.Items(aggregate), f.EventItems(aggregate)...)
 }
 
-// answered is what the client was told of one aggregate's commands.
+// answered is what the client was told of one aggregate's commands, and,
+// listen-to-yourself, how many of them the consumer refused after their 202.
 type answered struct {
 	accepted, unanswered int
-	openAccepted         bool // its OpenAccount was answered 202
+	refused              int
+}
+
+// redrive moves every message of a dead-letter queue back to its FIFO
+// queue, in the order received, with its message group and a fresh
+// deduplication id (the first one's 5-minute window would drop it), as SQS's
+// DLQ redrive does. It returns how many it moved.
+func redrive(ctx context.Context, t testing.TB, g *flowtest.Fixture, dlq, queue string) int {
+	t.Helper()
+	moved := 0
+	for {
+		res, err := g.SQS.ReceiveMessage(ctx, &sqsapi.ReceiveMessageInput{QueueUrl: aws.String(dlq), MaxNumberOfMessages: 10, VisibilityTimeout: 30,
+			MessageSystemAttributeNames: []sqstypes.MessageSystemAttributeName{sqstypes.MessageSystemAttributeNameMessageGroupId}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(res.Messages) == 0 {
+			return moved
+		}
+		for _, m := range res.Messages {
+			if _, err := g.SQS.SendMessage(ctx, &sqsapi.SendMessageInput{QueueUrl: aws.String(queue), MessageBody: m.Body,
+				MessageGroupId: aws.String(m.Attributes["MessageGroupId"]), MessageDeduplicationId: aws.String("redrive-" + aws.ToString(m.MessageId))}); err != nil {
+				t.Fatal(err)
+			}
+			if _, err := g.SQS.DeleteMessage(ctx, &sqsapi.DeleteMessageInput{QueueUrl: aws.String(dlq), ReceiptHandle: m.ReceiptHandle}); err != nil {
+				t.Fatal(err)
+			}
+			moved++
+		}
+	}
+}
+
+// refusedByConsumer counts, per aggregate, the queued commands the consumer
+// refused after their 202, from its WARN lines in the run's log, each
+// message once (a consumer killed after it logged and before the
+// acknowledgement refuses the redelivered message again).
+func refusedByConsumer(t testing.TB, logPath string) map[string]int {
+	t.Helper()
+	b, err := os.ReadFile(logPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	seen := map[string]bool{}
+	out := map[string]int{}
+	for _, line := range strings.Split(string(b), "\n") {
+		if !strings.Contains(line, "queued command refused after its 202") {
+			continue
+		}
+		i := strings.IndexByte(line, '{')
+		if i < 0 {
+			continue
+		}
+		var l struct{ MessageID, AggregateID string }
+		if json.Unmarshal([]byte(line[i:]), &l) != nil || seen[l.MessageID] {
+			continue
+		}
+		seen[l.MessageID] = true
+		out[l.AggregateID]++
+	}
+	return out
 }
 
 // drained waits until a queue holds no message, visible or in flight, for
@@ -713,7 +794,7 @@ func (w *tail) String() string {
 func describe(r Row) string {
 	consumer := ""
 	if r.Strategy == ListenToYourself {
-		consumer = fmt.Sprintf("; consumer bootstrap killed %d times (%d mid-batch); %d queued deposits refused by the consumer (their account's opening never accepted)", r.ConsumerKills, r.ConsumerKillsMid, r.RefusedLater)
+		consumer = fmt.Sprintf("; consumer bootstrap killed %d times (%d mid-batch); %d dead commands redriven from the commands DLQ; %d queued commands refused by the consumer after their 202 (a deposit to an account not open when it was applied)", r.ConsumerKills, r.ConsumerKillsMid, r.Redriven, r.RefusedLater)
 	}
 	return fmt.Sprintf("%d commands over %d accounts (an opening, then deposits): %d answered 202, %d deposits refused (4xx: the account never opened), %d unanswered (5xx or reset); relay bootstrap killed %d times (%d mid-batch); SQS emulator down %s (%d requests to it failed); %d recipients rejected, %d permanent failures parked in the DLQ (%d missing); %d faults; %d duplicate deliveries, %d of them emails, each with the id of the first; order checked on %d aggregates with 2+ versions delivered on both targets: %d events and %d emails delivered after a later version (%d FAILED items replayed after later versions, allowed)",
 		r.Commands, r.Aggregates, r.Accepted, r.Refused, r.Unanswered, r.Kills, r.KillsMidBatch, r.SQSDown.Round(time.Millisecond), r.SQSFailed, r.Rejected, r.Parked, r.ParkedMissing, r.Faults, r.Duplicates, r.DuplicateEmails,
