@@ -306,25 +306,36 @@ const (
 	MaxOutboxLimit     = 100
 )
 
-func (h *Handler) outbox(ctx context.Context, req events.APIGatewayV2HTTPRequest, o *outcome) events.APIGatewayV2HTTPResponse {
+// listPage reads the aggregate id, the limit and the cursor of a paged GET
+// and one page through list; on a bad request or a failed read it returns
+// the problem response to send instead.
+func (h *Handler) listPage(ctx context.Context, req events.APIGatewayV2HTTPRequest, o *outcome,
+	list func(ctx context.Context, id string, limit int, cursor string) ([]dispatch.OutboxItem, string, error),
+) (string, []dispatch.OutboxItem, string, *events.APIGatewayV2HTTPResponse) {
 	id, err := pathID(req)
 	o.aggregateID = id
-	if err != nil {
-		o.err = err
-		return o.fail(problemFor(err))
+	var items []dispatch.OutboxItem
+	var next string
+	if err == nil {
+		var limit int
+		if limit, err = pageLimit(req); err == nil {
+			items, next, err = list(ctx, id, limit, req.QueryStringParameters["cursor"])
+		}
 	}
-	limit, err := pageLimit(req)
 	if err != nil {
 		o.err = err
-		return o.fail(problemFor(err))
+		resp := o.fail(problemFor(err))
+		return id, nil, "", &resp
 	}
-	items, next, err := h.reader.ListOutbox(ctx, id, limit, req.QueryStringParameters["cursor"])
-	if err != nil {
-		o.err = err
-		return o.fail(problemFor(err))
+	return id, items, next, nil
+}
+
+func (h *Handler) outbox(ctx context.Context, req events.APIGatewayV2HTTPRequest, o *outcome) events.APIGatewayV2HTTPResponse {
+	id, items, next, fail := h.listPage(ctx, req, o, h.reader.ListOutbox)
+	if fail != nil {
+		return *fail
 	}
 	views := make([]outboxView, len(items))
-	var first dispatch.OutboxKey
 	var waits bool
 	for i, it := range items {
 		// The payload holds addresses and bodies: it is never shown here.
@@ -341,8 +352,7 @@ func (h *Handler) outbox(ctx context.Context, req events.APIGatewayV2HTTPRequest
 	if waits {
 		// One read of the aggregate's first unsettled item, wherever it is
 		// (it may be on an earlier page): every later version waits for it.
-		var ok bool
-		first, ok, err = h.reader.FirstUnsettled(ctx, id)
+		first, ok, err := h.reader.FirstUnsettled(ctx, id)
 		if err != nil {
 			o.err = err
 			return o.fail(problemFor(err))
@@ -390,21 +400,9 @@ type eventView struct {
 // aggregate in outbox mode keeps no history: its list is empty (as is an
 // unknown aggregate's outbox), not a 404.
 func (h *Handler) events(ctx context.Context, req events.APIGatewayV2HTTPRequest, o *outcome) events.APIGatewayV2HTTPResponse {
-	id, err := pathID(req)
-	o.aggregateID = id
-	if err != nil {
-		o.err = err
-		return o.fail(problemFor(err))
-	}
-	limit, err := pageLimit(req)
-	if err != nil {
-		o.err = err
-		return o.fail(problemFor(err))
-	}
-	items, next, err := h.reader.ListEvents(ctx, id, limit, req.QueryStringParameters["cursor"])
-	if err != nil {
-		o.err = err
-		return o.fail(problemFor(err))
+	id, items, next, fail := h.listPage(ctx, req, o, h.reader.ListEvents)
+	if fail != nil {
+		return *fail
 	}
 	views := make([]eventView, len(items))
 	for i, it := range items {

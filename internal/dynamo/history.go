@@ -2,10 +2,8 @@ package dynamo
 
 import (
 	"context"
-	"encoding/base64"
 	"fmt"
 	"math"
-	"strings"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
@@ -96,36 +94,15 @@ func decodeEvent(it map[string]types.AttributeValue) (dispatch.RecordedEvent, er
 // delivery state, in version order, a page at a time; cursor is opaque (""
 // for the first page). An aggregate in outbox mode has none.
 func (s *Store) ListEvents(ctx context.Context, aggregateID string, limit int, cursor string) ([]dispatch.OutboxItem, string, error) {
-	const op = "dynamo.ListEvents"
-	in := &dynamodb.QueryInput{
-		TableName:              aws.String(s.table),
-		KeyConditionExpression: aws.String("pk = :pk AND begins_with(sk, :event)"),
-		ExpressionAttributeValues: map[string]types.AttributeValue{
-			":pk": str(aggregatePK(aggregateID)), ":event": str(prefixEvent),
-		},
-		ConsistentRead: aws.Bool(true),
-		Limit:          aws.Int32(int32(limit)),
-	}
-	if cursor != "" {
-		sk, err := base64.RawURLEncoding.DecodeString(cursor)
-		if err != nil || !strings.HasPrefix(string(sk), prefixEvent) {
-			return nil, "", dispatch.InvalidField("cursor", "is not a cursor this API returned")
-		}
-		in.ExclusiveStartKey = map[string]types.AttributeValue{attrPK: str(aggregatePK(aggregateID)), attrSK: str(string(sk))}
-	}
-	out, err := s.db.Query(ctx, in)
+	raw, next, err := s.page(ctx, "dynamo.ListEvents", aggregateID, prefixEvent, limit, cursor)
 	if err != nil {
-		return nil, "", classify(op, err)
+		return nil, "", err
 	}
-	items := make([]dispatch.OutboxItem, 0, len(out.Items))
-	for _, it := range out.Items {
+	items := make([]dispatch.OutboxItem, 0, len(raw))
+	for _, it := range raw {
 		o := decodeOutbox(it)
 		o.History = true
 		items = append(items, o)
-	}
-	next := ""
-	if lek := out.LastEvaluatedKey; lek != nil {
-		next = base64.RawURLEncoding.EncodeToString([]byte(getS(lek, attrSK)))
 	}
 	return items, next, nil
 }

@@ -430,19 +430,38 @@ func (s *Store) FirstUnsettled(ctx context.Context, aggregateID string) (dispatc
 // ListOutbox returns an aggregate's outbox items in version order, a page
 // at a time; cursor is opaque ("" for the first page).
 func (s *Store) ListOutbox(ctx context.Context, aggregateID string, limit int, cursor string) ([]dispatch.OutboxItem, string, error) {
-	const op = "dynamo.ListOutbox"
+	raw, next, err := s.page(ctx, "dynamo.ListOutbox", aggregateID, prefixOutbox, limit, cursor)
+	if err != nil {
+		return nil, "", err
+	}
+	items := make([]dispatch.OutboxItem, 0, len(raw))
+	for _, it := range raw {
+		o := decodeOutbox(it)
+		if o.Status == dispatch.Sending {
+			o.LeaseUntil = time.UnixMilli(getN(it, attrLeaseUntil)).UTC()
+		}
+		items = append(items, o)
+	}
+	return items, next, nil
+}
+
+// page reads one page of an aggregate's items whose sort key starts with
+// prefix, in key order, with a consistent Query. The cursor is the last
+// sort key read, base64url-encoded: opaque to the caller, and refused
+// unless it carries the same prefix.
+func (s *Store) page(ctx context.Context, op, aggregateID, prefix string, limit int, cursor string) ([]map[string]types.AttributeValue, string, error) {
 	in := &dynamodb.QueryInput{
 		TableName:              aws.String(s.table),
-		KeyConditionExpression: aws.String("pk = :pk AND begins_with(sk, :outbox)"),
+		KeyConditionExpression: aws.String("pk = :pk AND begins_with(sk, :prefix)"),
 		ExpressionAttributeValues: map[string]types.AttributeValue{
-			":pk": str(aggregatePK(aggregateID)), ":outbox": str(prefixOutbox),
+			":pk": str(aggregatePK(aggregateID)), ":prefix": str(prefix),
 		},
 		ConsistentRead: aws.Bool(true),
 		Limit:          aws.Int32(int32(limit)),
 	}
 	if cursor != "" {
 		sk, err := base64.RawURLEncoding.DecodeString(cursor)
-		if err != nil || !strings.HasPrefix(string(sk), prefixOutbox) {
+		if err != nil || !strings.HasPrefix(string(sk), prefix) {
 			return nil, "", dispatch.InvalidField("cursor", "is not a cursor this API returned")
 		}
 		in.ExclusiveStartKey = map[string]types.AttributeValue{attrPK: str(aggregatePK(aggregateID)), attrSK: str(string(sk))}
@@ -451,19 +470,11 @@ func (s *Store) ListOutbox(ctx context.Context, aggregateID string, limit int, c
 	if err != nil {
 		return nil, "", classify(op, err)
 	}
-	items := make([]dispatch.OutboxItem, 0, len(out.Items))
-	for _, it := range out.Items {
-		o := decodeOutbox(it)
-		if o.Status == dispatch.Sending {
-			o.LeaseUntil = time.UnixMilli(getN(it, attrLeaseUntil)).UTC()
-		}
-		items = append(items, o)
-	}
 	next := ""
 	if lek := out.LastEvaluatedKey; lek != nil {
 		next = base64.RawURLEncoding.EncodeToString([]byte(getS(lek, attrSK)))
 	}
-	return items, next, nil
+	return out.Items, next, nil
 }
 
 func decodeOutbox(it map[string]types.AttributeValue) dispatch.OutboxItem {
