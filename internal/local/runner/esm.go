@@ -591,11 +591,14 @@ func indexOf(recs []record, seq string) int {
 // without one, as Lambda does) and moves on.
 func (w *shardWorker) discard(ctx context.Context, recs []record, condition string, p pending) {
 	e := w.e
-	e.count(func(s *Stats) { s.Discarded += len(recs) })
+	// Counted once the destination has the record (or there is none), so
+	// that whoever waits for the count finds the message there.
+	discarded := func() { e.count(func(s *Stats) { s.Discarded += len(recs) }) }
 	first, last := recs[0].ev, recs[len(recs)-1].ev
 	if e.m.OnFailureQueueURL == "" {
 		e.log.Error("records discarded (no on-failure destination)", "function", e.m.Function, "shard", w.st.id, "condition", condition,
 			"startSequenceNumber", first.Change.SequenceNumber, "endSequenceNumber", last.Change.SequenceNumber)
+		discarded()
 		return
 	}
 	rec := replay.OnFailure{Version: "1.0", Timestamp: e.now().UTC().Format("2006-01-02T15:04:05.000Z")}
@@ -622,6 +625,7 @@ func (w *shardWorker) discard(ctx context.Context, recs []record, condition stri
 		if err == nil {
 			e.log.Warn("batch sent to the on-failure destination", "function", e.m.Function, "shard", w.st.id, "condition", condition,
 				"records", len(recs), "startSequenceNumber", first.Change.SequenceNumber, "endSequenceNumber", last.Change.SequenceNumber)
+			discarded()
 			return
 		}
 		// Never drop the record: Lambda keeps trying the destination too.
