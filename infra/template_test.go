@@ -145,7 +145,7 @@ func asList(v any) []any {
 // and what IAM calls them. A function's packages are named explicitly: the
 // shared adapters hold operations of several functions, by file.
 var functionSources = map[string][]string{
-	"CommandFunction":     {"internal/apigw", "internal/command", "internal/dynamo/store.go", "internal/webhook/aws.go", "internal/commandqueue/enqueue.go", "internal/sqs/sqs.go"},
+	"CommandFunction":     {"internal/apigw", "internal/command", "internal/dynamo/store.go", "internal/webhook/aws.go", "internal/commandqueue/enqueue.go", "internal/sqs/signed/signed.go"},
 	"StreamRelayFunction": {"internal/relay", "internal/delivery", "internal/dynamo/outbox.go", "internal/sqs/sqs.go", "internal/ses/ses.go"},
 	"DLQReplayFunction":   {"internal/replay", "internal/delivery", "internal/dynamo/outbox.go", "internal/dynamo/sweep.go", "internal/sqs/sqs.go", "internal/sqs/receive.go", "internal/ses/ses.go", "internal/streams/streams.go"},
 	// With ListenToYourselfCommands set (TestEachFunctionIsGrantedExactlyWhatItCalls sets it), the command
@@ -170,11 +170,11 @@ var service = map[string]string{
 
 var inputLiteral = regexp.MustCompile(`\b(\w+)\.(\w+)Input\{`)
 
-// signedCall finds the calls internal/webhook makes with one signed request
-// instead of an SDK client: s.call(ctx, <service>, "<Operation>", ...).
-var signedCall = regexp.MustCompile(`\.call\(ctx, (\w+), "(\w+)"`)
+// signedCall finds the calls made with one signed request (internal/awsjson)
+// instead of an SDK client: s.c.Call(ctx, <service>, "<Operation>", ...).
+var signedCall = regexp.MustCompile(`\.Call\(ctx, (\w+), "(\w+)"`)
 
-var signedService = map[string]string{"secretsManager": "secretsmanager", "parameterStore": "ssm"}
+var signedService = map[string]string{"secretsManager": "secretsmanager", "parameterStore": "ssm", "sqsService": "sqs"}
 
 func usedActions(t *testing.T, paths []string) []string {
 	t.Helper()

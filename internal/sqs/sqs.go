@@ -13,10 +13,11 @@ import (
 	"github.com/aws/smithy-go"
 
 	"github.com/dispatcher-dev/dispatcher/internal/dispatch"
+	"github.com/dispatcher-dev/dispatcher/internal/sqs/sqsspec"
 )
 
 // MaxMessageBytes is SQS's limit for one message and for one batch's total.
-const MaxMessageBytes = 262144
+const MaxMessageBytes = sqsspec.MaxMessageBytes
 
 // maxBatchEntries is SQS's limit of entries in one SendMessageBatch.
 const maxBatchEntries = 10
@@ -35,15 +36,8 @@ func New(api *sqsapi.Client) *Client { return &Client{api: api} }
 // IsFIFO reports whether queueURL names a FIFO queue (by its ".fifo" suffix).
 func IsFIFO(queueURL string) bool { return dispatch.IsFIFOQueue(queueURL) }
 
-// size is what SQS counts toward MaxMessageBytes: the body and each
-// attribute's name, data type and value.
-func size(m Message) int {
-	n := len(m.Body)
-	for k, v := range m.Attributes {
-		n += len(k) + len("String") + len(v)
-	}
-	return n
-}
+// size is what SQS counts toward MaxMessageBytes.
+func size(m Message) int { return sqsspec.Size(m) }
 
 func attributes(m Message) map[string]types.MessageAttributeValue {
 	if len(m.Attributes) == 0 {
@@ -205,7 +199,7 @@ func classifyEntry(op string, f types.BatchResultErrorEntry) *dispatch.Error {
 		fault = smithy.FaultClient
 	}
 	cause := &smithy.GenericAPIError{Code: code, Message: aws.ToString(f.Message), Fault: fault}
-	if kind, ok := kindOf(code); ok {
+	if kind, ok := sqsspec.Kind(code); ok {
 		return dispatch.E(op, kind, code, cause)
 	}
 	if code == "" {

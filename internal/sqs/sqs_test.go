@@ -20,6 +20,7 @@ import (
 
 	"github.com/dispatcher-dev/dispatcher/internal/dispatch"
 	"github.com/dispatcher-dev/dispatcher/internal/sqs"
+	"github.com/dispatcher-dev/dispatcher/internal/sqs/signed"
 	"github.com/dispatcher-dev/dispatcher/internal/testkit/faults"
 	"github.com/dispatcher-dev/dispatcher/internal/testkit/testenv"
 )
@@ -77,6 +78,9 @@ type rig struct {
 	faults *faults.Transport
 	sent   *batches
 	plain  *sqsapi.Client // straight to the emulator, for checking
+	// signed is the command function's one-request SendMessage, over the
+	// same transport: it must send and fail exactly as client.Send does.
+	signed *signed.Sender
 }
 
 func newRig(t *testing.T) *rig {
@@ -86,7 +90,7 @@ func newRig(t *testing.T) *rig {
 	cfg := env.AWS.Copy()
 	cfg.HTTPClient = tr
 	cfg.RetryMaxAttempts = 1
-	return &rig{env: env, client: sqs.New(sqsapi.NewFromConfig(cfg)), faults: tr, sent: rec, plain: sqsapi.NewFromConfig(env.AWS)}
+	return &rig{env: env, client: sqs.New(sqsapi.NewFromConfig(cfg)), faults: tr, sent: rec, plain: sqsapi.NewFromConfig(env.AWS), signed: signed.New(cfg)}
 }
 
 // run makes names unique to one test run: FIFO dedup ids and groups must
@@ -369,6 +373,7 @@ func TestStandardQueueTakesAttributesAndIgnoresFIFOFields(t *testing.T) {
 	}{
 		{name: "SendBatch", send: func(m sqs.Message) error { return r.client.SendBatch(context.Background(), url, []sqs.Message{m})[0] }},
 		{name: "Send", send: func(m sqs.Message) error { return r.client.Send(context.Background(), url, m) }},
+		{name: "signed Send", send: func(m sqs.Message) error { return r.signed.Send(context.Background(), url, m) }},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -396,6 +401,9 @@ func TestStandardQueueTakesAttributesAndIgnoresFIFOFields(t *testing.T) {
 	}
 }
 
+// TestSend runs every case through the adapter's Send (the SDK's client) and
+// through the command function's signed request (internal/sqs/signed): the
+// SDK is the reference the signed request must match, kind and code.
 func TestSend(t *testing.T) {
 	tests := []struct {
 		name     string
@@ -407,6 +415,7 @@ func TestSend(t *testing.T) {
 		wantMsg  string
 		wantCall bool // whether SendMessage reached the transport
 		differs  *testenv.Difference
+		missing  bool // send to a queue that does not exist
 	}{
 		{name: "a FIFO message is sent", queue: "EventsQueue", body: "small", wantKind: "sent", wantCall: true},
 		{name: "a message over the limit is Permanent and never sent", queue: "EventsQueue", body: strings.Repeat("x", sqs.MaxMessageBytes+1), wantKind: "permanent", wantMsg: "MessageTooLong"},
@@ -415,43 +424,53 @@ func TestSend(t *testing.T) {
 		{name: "a 500 is Transient", queue: "EventsQueue", body: "small", fault: &faults.Fault{Status: 500, Code: "InternalError"}, wantKind: "transient", wantMsg: "InternalError", wantCall: true},
 		{name: "a timeout is Transient", queue: "EventsQueue", body: "small", fault: &faults.Fault{Delay: time.Minute}, timeout: 50 * time.Millisecond, wantKind: "transient", wantMsg: "Timeout", wantCall: true},
 		{name: "a lost response is Transient", queue: "EventsQueue", body: "small", fault: &faults.Fault{AfterApply: true}, wantKind: "transient", wantMsg: "Network", wantCall: true},
+		{name: "a missing queue stops everything", queue: "EventsQueue", missing: true, body: "small", wantKind: "account-wide", wantMsg: "AWS.SimpleQueueService.NonExistentQueue", wantCall: true},
 	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			if tt.differs != nil && testenv.Skip(t, *tt.differs) {
-				t.SkipNow()
-			}
-			r := newRig(t)
-			id := run(t)
-			if tt.fault != nil {
-				f := *tt.fault
-				f.Match = faults.Target("SendMessage")
-				r.faults.Add(f)
-			}
-			ctx := context.Background()
-			if tt.timeout > 0 {
-				var cancel context.CancelFunc
-				ctx, cancel = context.WithTimeout(ctx, tt.timeout)
-				defer cancel()
-			}
-			url := r.env.Stack.Physical(tt.queue)
-			err := r.client.Send(ctx, url, sqs.Message{Body: id + "-" + tt.body, GroupID: id, DedupID: id})
-			if got := kinds([]error{err})[0]; got != tt.wantKind {
-				t.Fatalf("outcome = %s, want %s (%v)", got, tt.wantKind, err)
-			}
-			var de *dispatch.Error
-			if err != nil && (!errors.As(err, &de) || de.Msg != tt.wantMsg || de.Op != "sqs.Send") {
-				t.Errorf("err = %#v, want Op sqs.Send, Msg %q", err, tt.wantMsg)
-			}
-			if called := r.faults.Count(faults.Target("SendMessage")) > 0; called != tt.wantCall {
-				t.Errorf("SendMessage called = %v, want %v", called, tt.wantCall)
-			}
-			if tt.wantKind == "sent" || tt.fault != nil && tt.fault.AfterApply {
-				if got := r.receive(t, url, id, 1); len(got) != 1 {
-					t.Errorf("received %d messages, want 1", len(got))
+	senders := map[string]func(r *rig) func(context.Context, string, sqs.Message) error{
+		"sdk":    func(r *rig) func(context.Context, string, sqs.Message) error { return r.client.Send },
+		"signed": func(r *rig) func(context.Context, string, sqs.Message) error { return r.signed.Send },
+	}
+	for _, sender := range []string{"sdk", "signed"} {
+		for _, tt := range tests {
+			t.Run(sender+"/"+tt.name, func(t *testing.T) {
+				if tt.differs != nil && testenv.Skip(t, *tt.differs) {
+					t.SkipNow()
 				}
-			}
-		})
+				r := newRig(t)
+				id := run(t)
+				if tt.fault != nil {
+					f := *tt.fault
+					f.Match = faults.Target("SendMessage")
+					r.faults.Add(f)
+				}
+				ctx := context.Background()
+				if tt.timeout > 0 {
+					var cancel context.CancelFunc
+					ctx, cancel = context.WithTimeout(ctx, tt.timeout)
+					defer cancel()
+				}
+				url := r.env.Stack.Physical(tt.queue)
+				if tt.missing {
+					url = strings.TrimSuffix(url, ".fifo") + "-missing.fifo"
+				}
+				err := senders[sender](r)(ctx, url, sqs.Message{Body: id + "-" + tt.body, GroupID: id, DedupID: id})
+				if got := kinds([]error{err})[0]; got != tt.wantKind {
+					t.Fatalf("outcome = %s, want %s (%v)", got, tt.wantKind, err)
+				}
+				var de *dispatch.Error
+				if err != nil && (!errors.As(err, &de) || de.Msg != tt.wantMsg || de.Op != "sqs.Send") {
+					t.Errorf("err = %#v, want Op sqs.Send, Msg %q", err, tt.wantMsg)
+				}
+				if called := r.faults.Count(faults.Target("SendMessage")) > 0; called != tt.wantCall {
+					t.Errorf("SendMessage called = %v, want %v", called, tt.wantCall)
+				}
+				if tt.wantKind == "sent" || tt.fault != nil && tt.fault.AfterApply {
+					if got := r.receive(t, url, id, 1); len(got) != 1 {
+						t.Errorf("received %d messages, want 1", len(got))
+					}
+				}
+			})
+		}
 	}
 }
 

@@ -117,22 +117,30 @@ func TestTheServiceClientsFollowTheEndpointVariables(t *testing.T) {
 }
 
 // The functions link no credential chain and no Secrets Manager or SSM
-// client: what they would cost at every cold start is why this package
-// exists (docs/cost.md).
+// client, and the command function no SQS client (it sends its one message
+// with one signed request): what they would cost at every cold start is why
+// this package exists (docs/cost.md).
 func TestTheFunctionsLinkNoCredentialChainOrSecretClients(t *testing.T) {
 	if testing.Short() {
 		t.Skip("runs go list")
 	}
-	cmd := exec.Command("go", "list", "-deps", "-tags", "lambda.norpc", "./functions/command", "./functions/stream-relay", "./functions/dlq-replay")
-	cmd.Dir = filepath.Join("..", "..", "..")
-	out, err := cmd.Output()
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, banned := range []string{"aws-sdk-go-v2/config", "aws-sdk-go-v2/service/sts", "aws-sdk-go-v2/service/sso", "aws-sdk-go-v2/service/ssm", "aws-sdk-go-v2/service/secretsmanager", "aws-sdk-go-v2/credentials"} {
-		for _, dep := range strings.Fields(string(out)) {
-			if strings.HasSuffix(dep, banned) || strings.Contains(dep, banned+"/") {
-				t.Errorf("a function links %s", dep)
+	everywhere := []string{"aws-sdk-go-v2/config", "aws-sdk-go-v2/service/sts", "aws-sdk-go-v2/service/sso", "aws-sdk-go-v2/service/ssm", "aws-sdk-go-v2/service/secretsmanager", "aws-sdk-go-v2/credentials"}
+	for fn, banned := range map[string][]string{
+		"./functions/command":      append(everywhere, "aws-sdk-go-v2/service/sqs", "aws-sdk-go-v2/service/dynamodbstreams"),
+		"./functions/stream-relay": everywhere,
+		"./functions/dlq-replay":   everywhere,
+	} {
+		cmd := exec.Command("go", "list", "-deps", "-tags", "lambda.norpc", fn)
+		cmd.Dir = filepath.Join("..", "..", "..")
+		out, err := cmd.Output()
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, b := range banned {
+			for _, dep := range strings.Fields(string(out)) {
+				if strings.HasSuffix(dep, b) || strings.Contains(dep, b+"/") {
+					t.Errorf("%s links %s", fn, dep)
+				}
 			}
 		}
 	}

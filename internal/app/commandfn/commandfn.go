@@ -14,7 +14,6 @@ import (
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
-	sqsapi "github.com/aws/aws-sdk-go-v2/service/sqs"
 
 	"github.com/dispatcher-dev/dispatcher/internal/apigw"
 	"github.com/dispatcher-dev/dispatcher/internal/app/env"
@@ -24,7 +23,7 @@ import (
 	"github.com/dispatcher-dev/dispatcher/internal/dynamo"
 	"github.com/dispatcher-dev/dispatcher/internal/emails"
 	"github.com/dispatcher-dev/dispatcher/internal/obs"
-	"github.com/dispatcher-dev/dispatcher/internal/sqs"
+	"github.com/dispatcher-dev/dispatcher/internal/sqs/signed"
 	"github.com/dispatcher-dev/dispatcher/internal/webhook"
 )
 
@@ -116,7 +115,7 @@ func newHandler(ctx context.Context, cfg aws.Config, c config) (*apigw.Handler, 
 	store := dynamo.New(dynamodb.NewFromConfig(cfg), c.TableName, c.Shards)
 	svc := command.New(store, emails.Embedded{}).WithModes(c.Modes)
 	if len(c.ListenToYourself) > 0 {
-		q := commandqueue.New(sqs.New(sqsapi.NewFromConfig(cfg)), c.CommandsQueueURL)
+		q := commandqueue.New(signed.New(cfg), c.CommandsQueueURL)
 		return apigw.New(command.NewListener(svc, q, c.ListenToYourself), store, verifier, log, metrics), nil
 	}
 	return apigw.New(svc, store, verifier, log, metrics), nil
