@@ -316,7 +316,7 @@ func (s *Service) prepare(env dispatch.Envelope, cmd dispatch.Command, cur dispa
 		}
 	}
 	if mode == dispatch.ModeEventSourced {
-		if err := s.recordEvent(&c, cur); err != nil {
+		if err := s.recordEvent(&c, cur, d.Events[0].Private); err != nil {
 			return c, err
 		}
 	}
@@ -343,7 +343,7 @@ func (s *Service) prepare(env dispatch.Envelope, cmd dispatch.Command, cur dispa
 // EVENT item, and checks that folding it gives the state Decide decided: a
 // fold that drifted from the commands would show a state no command saw.
 // At every SnapshotEvery-th version it keeps the folded state as well.
-func (s *Service) recordEvent(c *dispatch.Commit, cur dispatch.Aggregate) error {
+func (s *Service) recordEvent(c *dispatch.Commit, cur dispatch.Aggregate, private map[string]any) error {
 	const op = "command.recordEvent"
 	ev := &c.Outbox[0]
 	ev.History = true
@@ -352,9 +352,20 @@ func (s *Service) recordEvent(c *dispatch.Commit, cur dispatch.Aggregate) error 
 		return dispatch.E(op, dispatch.Internal, "", err)
 	}
 	d, _ := data["data"].(map[string]any)
+	var priv map[string]any
+	if len(private) > 0 {
+		// Stored as JSON and read back as the fold will read it (numbers as
+		// json.Number), so the check below folds what is stored.
+		if ev.Private, err = json.Marshal(private); err != nil {
+			return dispatch.E(op, dispatch.Invalid, "an event's private data cannot be encoded", err)
+		}
+		if priv, err = dispatch.DecodeJSONObject(ev.Private); err != nil {
+			return dispatch.E(op, dispatch.Internal, "", err)
+		}
+	}
 	next, err := dispatch.Evolve(cur, dispatch.RecordedEvent{
 		AggregateID: ev.AggregateID, AggregateType: ev.AggregateType, Version: ev.Version,
-		EventID: ev.EventID, Type: ev.EventType, Data: d, CreatedAt: ev.CreatedAt,
+		EventID: ev.EventID, Type: ev.EventType, Data: d, Private: priv, CreatedAt: ev.CreatedAt,
 	})
 	if err != nil {
 		return err

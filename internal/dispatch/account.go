@@ -69,7 +69,10 @@ func (c *OpenAccount) Decide(cur Aggregate, _ time.Time) (Decision, error) {
 	return Decision{
 		AggregateType: AccountType,
 		Data:          data,
-		Events:        []Event{{Type: "AccountOpened", Data: map[string]any{"owner": c.Owner, "email": c.Email, "currency": c.Currency}}},
+		// The address is the owner's personal data: the fold needs it, the
+		// events queue's consumers do not get it.
+		Events: []Event{{Type: "AccountOpened", Data: map[string]any{"owner": c.Owner, "currency": c.Currency},
+			Private: map[string]any{"email": c.Email}}},
 		Emails: []Email{{To: []string{c.Email}, Template: TemplateAccountWelcome, Data: map[string]any{
 			"owner": c.Owner, "accountId": cur.ID, "currency": c.Currency,
 		}}},

@@ -134,7 +134,8 @@ func TestAccountDecideDecides(t *testing.T) {
 				return Decision{
 					AggregateType: AccountType,
 					Data:          state(t, "EUR", "0"),
-					Events:        []Event{{Type: "AccountOpened", Data: map[string]any{"owner": "Ada Lovelace", "email": "ada@example.com", "currency": "EUR"}}},
+					Events: []Event{{Type: "AccountOpened", Data: map[string]any{"owner": "Ada Lovelace", "currency": "EUR"},
+						Private: map[string]any{"email": "ada@example.com"}}},
 					Emails: []Email{{To: []string{"ada@example.com"}, Template: "account-welcome", Data: map[string]any{
 						"owner": "Ada Lovelace", "accountId": "acc-1", "currency": "EUR",
 					}}},

@@ -49,7 +49,12 @@ type Decision struct {
 // Event is published to the events queue.
 type Event struct {
 	Type string
-	Data map[string]any
+	Data map[string]any // published, as the CloudEvent's data
+	// Private is what an event-sourced aggregate's fold needs but consumers
+	// of the events queue must not see (personal data such as an email
+	// address): kept on the aggregate's EVENT item, never published. In
+	// outbox mode it is not stored at all: the state item holds it.
+	Private map[string]any
 }
 
 // Email is rendered from a repository template and sent through SES.

@@ -106,7 +106,7 @@ func (c *Dispatch) Decide(cur Aggregate, _ time.Time) (Decision, error) {
 	data := MergePatch(cur.Data, c.State)
 	d := Decision{AggregateType: c.AggregateType, Data: data}
 	for _, e := range c.Events {
-		d.Events = append(d.Events, Event(e))
+		d.Events = append(d.Events, Event{Type: e.Type, Data: e.Data})
 	}
 	for _, e := range c.Emails {
 		d.Emails = append(d.Emails, Email(e))

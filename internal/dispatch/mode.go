@@ -32,7 +32,8 @@ type RecordedEvent struct {
 	Version       int64
 	EventID       string
 	Type          string
-	Data          map[string]any
+	Data          map[string]any // as published
+	Private       map[string]any // never published (Event.Private); nil when none
 	CreatedAt     time.Time
 }
 
@@ -157,13 +158,18 @@ func evolveAccount(state map[string]any, e RecordedEvent) (map[string]any, error
 	case "AccountOpened":
 		var d struct {
 			Owner    string `json:"owner"`
-			Email    string `json:"email"`
 			Currency string `json:"currency"`
+		}
+		var p struct {
+			Email string `json:"email"`
 		}
 		if err := decodeData(e.Data, &d); err != nil {
 			return nil, fmt.Errorf("AccountOpened: %w", err)
 		}
-		acc = account{Owner: d.Owner, Email: d.Email, Currency: d.Currency}
+		if err := decodeData(e.Private, &p); err != nil {
+			return nil, fmt.Errorf("AccountOpened (private): %w", err)
+		}
+		acc = account{Owner: d.Owner, Email: p.Email, Currency: d.Currency}
 	case "FundsDeposited", "FundsWithdrawn":
 		var d struct {
 			Amount int64 `json:"amount"`

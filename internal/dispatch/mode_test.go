@@ -18,7 +18,13 @@ func recorded(t *testing.T, a Aggregate, d Decision, at time.Time) RecordedEvent
 	if err != nil {
 		t.Fatal(err)
 	}
-	return RecordedEvent{AggregateID: a.ID, AggregateType: d.AggregateType, Version: a.Version + 1, Type: d.Events[0].Type, Data: data, CreatedAt: at}
+	var private map[string]any
+	if d.Events[0].Private != nil {
+		if private, err = encodeData(d.Events[0].Private); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return RecordedEvent{AggregateID: a.ID, AggregateType: d.AggregateType, Version: a.Version + 1, Type: d.Events[0].Type, Data: data, Private: private, CreatedAt: at}
 }
 
 func TestFoldGivesTheDecidedState(t *testing.T) {
@@ -78,7 +84,7 @@ func TestFoldGivesTheDecidedState(t *testing.T) {
 
 func TestEvolveRefuses(t *testing.T) {
 	opened := RecordedEvent{AggregateID: "a", AggregateType: AccountType, Version: 1, Type: "AccountOpened",
-		Data: map[string]any{"owner": "Ada", "email": "ada@example.com", "currency": "EUR"}}
+		Data: map[string]any{"owner": "Ada", "currency": "EUR"}, Private: map[string]any{"email": "ada@example.com"}}
 	acc, err := Evolve(Aggregate{ID: "a"}, opened)
 	if err != nil {
 		t.Fatal(err)

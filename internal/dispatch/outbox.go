@@ -52,6 +52,9 @@ type OutboxItem struct {
 	// aggregate's EVENT item (its history), delivered like any outbox event
 	// but never expired. Its Seq is 0.
 	History bool
+	// Private is, on a History item only, the event's private data (a JSON
+	// object, Event.Private): read by the fold, never published.
+	Private json.RawMessage
 }
 
 // EventPayload is the payload of an events-queue item: what the relay turns

@@ -84,9 +84,15 @@ func decodeEvent(it map[string]types.AttributeValue) (dispatch.RecordedEvent, er
 	if d == nil {
 		d = map[string]any{}
 	}
+	var private map[string]any
+	if len(o.Private) > 0 {
+		if private, err = dispatch.DecodeJSONObject(o.Private); err != nil {
+			return dispatch.RecordedEvent{}, fmt.Errorf("event %s of %s, private data: %w", getS(it, attrSK), o.AggregateID, err)
+		}
+	}
 	return dispatch.RecordedEvent{
 		AggregateID: o.AggregateID, AggregateType: o.AggregateType, Version: o.Version,
-		EventID: o.EventID, Type: o.EventType, Data: d, CreatedAt: o.CreatedAt,
+		EventID: o.EventID, Type: o.EventType, Data: d, Private: private, CreatedAt: o.CreatedAt,
 	}, nil
 }
 

@@ -38,6 +38,7 @@ const (
 	attrEventType     = "eventType"
 	attrTarget        = "target"
 	attrPayload       = "payload"
+	attrPrivate       = "private" // an EVENT item's private data: never published
 	attrStatus        = "status"
 	attrAttempts      = "attempts"
 	attrLastError     = "lastError"
@@ -409,6 +410,9 @@ func (s *Store) outboxItem(o dispatch.OutboxItem) map[string]types.AttributeValu
 	if o.Traceparent != "" {
 		item[attrTraceparent] = str(o.Traceparent)
 	}
+	if len(o.Private) > 0 {
+		item[attrPrivate] = str(string(o.Private))
+	}
 	if o.Status != dispatch.Delivered {
 		item[attrShard] = str(s.shardOf(shardPending, o.Key()))
 		item[attrSince] = str(created + "#" + o.EventID)
@@ -492,7 +496,16 @@ func decodeOutbox(it map[string]types.AttributeValue) dispatch.OutboxItem {
 		LastError:     getS(it, attrLastError),
 		CreatedAt:     getTime(it, attrCreatedAt),
 		Traceparent:   getS(it, attrTraceparent),
+		Private:       privateOf(it),
 	}
+}
+
+// privateOf is an item's private data, nil when it has none.
+func privateOf(it map[string]types.AttributeValue) json.RawMessage {
+	if s := getS(it, attrPrivate); s != "" {
+		return json.RawMessage(s)
+	}
+	return nil
 }
 
 func getS(it map[string]types.AttributeValue, k string) string {

@@ -68,6 +68,16 @@ func TestEventSourcedEventsAreDeliveredInOrderAndKept(t *testing.T) {
 		if v, _ := m.Body["aggregateversion"].(float64); int(v) != i+1 || m.Body["type"] != types5[i] {
 			t.Errorf("message %d: version %v type %v, want version %d %s", i, m.Body["aggregateversion"], m.Body["type"], i+1, types5[i])
 		}
+		// The owner's address stays in the EVENT item (its private data, for
+		// the fold): no consumer of the events queue receives it.
+		if strings.Contains(fmt.Sprint(m.Body), addr) {
+			t.Errorf("message %d carries the owner's email: %v", i, m.Body)
+		}
+	}
+	for _, it := range f.EventItems(id) {
+		if s(it, "eventType") == "AccountOpened" && !strings.Contains(s(it, "private"), addr) {
+			t.Errorf("the AccountOpened item keeps no private email for the fold: %v", it)
+		}
 	}
 	if n := f.EmailsTo(addr); n != 5 {
 		t.Errorf("%d emails sent, want 5 (welcome + 4 receipts)", n)
