@@ -121,13 +121,21 @@ func (c *Client) Call(ctx context.Context, svc Service, op string, in, out any) 
 			}
 		}
 		var apiErr *APIError
+		var f *final
 		last = c.once(ctx, svc, op, endpoint, body, out)
-		if last == nil || errors.As(last, &apiErr) && !apiErr.Retryable() || ctx.Err() != nil {
+		if last == nil || errors.As(last, &apiErr) && !apiErr.Retryable() || errors.As(last, &f) || ctx.Err() != nil {
 			return last
 		}
 	}
 	return last
 }
+
+// final is an error that trying again cannot mend, or that must not be
+// tried again: no credentials, or an answer of 200 that cannot be read (the
+// call applied; sending it again would apply it twice).
+type final struct{ error }
+
+func (f *final) Unwrap() error { return f.error }
 
 func (c *Client) once(ctx context.Context, svc Service, op, endpoint string, body []byte, out any) error {
 	name := svc.TargetPrefix + op
@@ -141,15 +149,15 @@ func (c *Client) once(ctx context.Context, svc Service, op, endpoint string, bod
 		req.Header.Set("X-Amzn-Query-Mode", "true") // as the SDK sends it
 	}
 	if c.cfg.Credentials == nil {
-		return fmt.Errorf("%s: no AWS credentials configured", name)
+		return &final{fmt.Errorf("%s: no AWS credentials configured", name)}
 	}
 	creds, err := c.cfg.Credentials.Retrieve(ctx)
 	if err != nil {
-		return fmt.Errorf("%s: credentials: %w", name, err)
+		return &final{fmt.Errorf("%s: credentials: %w", name, err)}
 	}
 	sum := sha256.Sum256(body)
 	if err := c.signer.SignHTTP(ctx, creds, req, hex.EncodeToString(sum[:]), svc.SigningName, c.cfg.Region, time.Now()); err != nil {
-		return fmt.Errorf("%s: sign: %w", name, err)
+		return &final{fmt.Errorf("%s: sign: %w", name, err)}
 	}
 	client := c.cfg.HTTPClient
 	if client == nil {
@@ -165,7 +173,7 @@ func (c *Client) once(ctx context.Context, svc Service, op, endpoint string, bod
 		return fmt.Errorf("%s: read the answer: %w", name, err)
 	}
 	if int64(len(data)) > svc.MaxResponse {
-		return fmt.Errorf("%s: the answer is over %d bytes", name, svc.MaxResponse)
+		return &final{fmt.Errorf("%s: the answer is over %d bytes", name, svc.MaxResponse)}
 	}
 	if resp.StatusCode != http.StatusOK {
 		return decodeError(name, svc, resp, data)
@@ -174,7 +182,7 @@ func (c *Client) once(ctx context.Context, svc Service, op, endpoint string, bod
 		return nil
 	}
 	if err := json.Unmarshal(data, out); err != nil {
-		return fmt.Errorf("%s: decode the answer: %w", name, err)
+		return &final{fmt.Errorf("%s: decode the answer: %w", name, err)}
 	}
 	return nil
 }

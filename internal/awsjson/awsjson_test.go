@@ -136,10 +136,19 @@ func TestErrorsAreDecodedAndRetriedAsTheSDKDoes(t *testing.T) {
 	}
 }
 
-func TestAnAnswerOverTheLimitIsRefused(t *testing.T) {
-	s, _, _ := server(t, 200, nil, `{"x":"`+strings.Repeat("a", 2<<10)+`"}`)
-	err := client(nil, cfgFor(s.URL)).Call(context.Background(), sqsLike, "Op", struct{}{}, &struct{}{})
-	if err == nil || !strings.Contains(err.Error(), "over 1024 bytes") {
-		t.Errorf("err = %v, want the answer refused", err)
+// An answer of 200 that cannot be read is not tried again: the call applied,
+// and sending it again would apply it twice.
+func TestAnUnreadableAnswerIsRefusedAndNotRetried(t *testing.T) {
+	for name, tc := range map[string]struct{ body, want string }{
+		"over the limit": {`{"x":"` + strings.Repeat("a", 2<<10) + `"}`, "over 1024 bytes"},
+		"not JSON":       {`<html>`, "decode the answer"},
+	} {
+		t.Run(name, func(t *testing.T) {
+			s, n, _ := server(t, 200, nil, tc.body)
+			err := client(nil, cfgFor(s.URL)).Call(context.Background(), sqsLike, "Op", struct{}{}, &struct{}{})
+			if err == nil || !strings.Contains(err.Error(), tc.want) || n.Load() != 1 {
+				t.Errorf("err = %v after %d calls, want %q after 1", err, n.Load(), tc.want)
+			}
+		})
 	}
 }
