@@ -24,6 +24,8 @@ import (
 type fakeOutbox struct {
 	mu    sync.Mutex
 	items map[dispatch.OutboxKey]dispatch.OutboxItem
+	// markFailedErr, when set, is MarkFailed's answer (nothing marked).
+	markFailedErr error
 }
 
 func conflict() error { return dispatch.E("fake", dispatch.Conflict, "", dispatch.ErrAlreadyDone) }
@@ -80,6 +82,9 @@ func (f *fakeOutbox) Release(_ context.Context, k dispatch.OutboxKey, owner, las
 func (f *fakeOutbox) MarkFailed(_ context.Context, k dispatch.OutboxKey, _ string, lastError string) error {
 	f.mu.Lock()
 	defer f.mu.Unlock()
+	if f.markFailedErr != nil {
+		return f.markFailedErr
+	}
 	it, ok := f.items[k]
 	if !ok || it.Status == dispatch.Delivered {
 		return conflict()
@@ -339,6 +344,31 @@ func TestEngineRules(t *testing.T) {
 		res := deliver(t, e, a)
 		if o := res.Outcomes[a[1].Key()]; o != Retry || ob.status(a[1].Key()) != dispatch.Pending {
 			t.Errorf("email: %s, %s; want retry, PENDING: a FAILED item must have its DLQ message", o, ob.status(a[1].Key()))
+		}
+	})
+
+	t.Run("an item parked but not marked FAILED holds its later versions back", func(t *testing.T) {
+		a := account("a", 2)
+		e, ob, tg := setup(a)
+		ob.markFailedErr = dispatch.E("fake", dispatch.Transient, "InternalFailure", nil)
+		tg.mailErr = func(m dispatch.OutgoingEmail) error {
+			if m.Headers["X-Dispatcher-Event-Id"] == "a-m1" {
+				return dispatch.E("fake", dispatch.Permanent, "MessageRejected", nil)
+			}
+			return nil
+		}
+		res := deliver(t, e, a)
+		if o := res.Outcomes[a[1].Key()]; o != Retry || ob.status(a[1].Key()) != dispatch.Pending {
+			t.Errorf("v1 email: %s, %s; want retry, PENDING: the table does not say FAILED", o, ob.status(a[1].Key()))
+		}
+		if len(tg.parked) != 1 {
+			t.Errorf("DLQ %+v, want v1's email (the replay skips it once delivered)", tg.parked)
+		}
+		if got := tg.versions("a", "email"); len(got) != 0 {
+			t.Errorf("emails %v sent while version 1's email is unsettled in the table, want none", got)
+		}
+		if got := tg.versions("a", "events"); !slices.Equal(got, []int64{1}) {
+			t.Errorf("events %v, want only version 1's", got)
 		}
 	})
 
