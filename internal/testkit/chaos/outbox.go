@@ -280,7 +280,7 @@ func runOutbox(t testing.TB, env *testenv.Env, f *flowtest.Fixture, seed uint64,
 		}
 	}
 	row = tallyOutbox(t, env, &g, aggs, failed, refused, answers, row)
-	if row.Lost()+row.Phantom()+row.Undelivered+row.DLQLeft+row.ParkedMissing+row.Inversions() > 0 || t.Failed() {
+	if row.Lost()+row.Phantom()+row.Undelivered+row.DLQLeft+row.ParkedMissing+row.Inversions() > 0 || row.KillsMidBatch == 0 || t.Failed() {
 		t.Logf("the %s run's functions and runner, last lines (all of it in %s):\n%s", sol.Name, logFile.Name(), logs.String())
 		logFile.Close()
 	} else {
