@@ -755,10 +755,11 @@ func (r *run) park(ctx context.Context, it dispatch.OutboxItem, owner, reason, m
 	if err := e.outbox.MarkFailed(ctx, it.Key(), owner, reason+": "+msg); err != nil && !errors.Is(err, dispatch.ErrAlreadyDone) {
 		// Parked but not marked: in the table the item is still unsettled,
 		// and its later versions must wait for it as any other relay or the
-		// sweeper would make them (the chaos run caught this relay letting
-		// them pass). It is released and retried with the batch; its DLQ
-		// message stays, and the replay skips it once it is delivered, or
-		// finds a second one if it is parked again.
+		// sweeper would make them (letting them pass here is one way to the
+		// email make chaos once saw after two later versions). It is
+		// released and retried with the batch; its DLQ message stays, and
+		// the replay skips it once it is delivered, or finds a second one
+		// if it is parked again.
 		e.log.WarnContext(ctx, "parked but not marked FAILED; retried with the batch", itemAttrs(it, slog.String("error", err.Error()))...)
 		r.release(ctx, it, err, "")
 		r.set(it.Key(), Retry, "mark-failed")
