@@ -28,6 +28,8 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	v4 "github.com/aws/aws-sdk-go-v2/aws/signer/v4"
 	"github.com/aws/smithy-go"
+
+	"github.com/dispatcher-dev/dispatcher/internal/retry"
 )
 
 // Service is what a service needs to be called.
@@ -48,6 +50,9 @@ type Service struct {
 // tried, as the SDK's standard retryer does, unless the configuration's
 // RetryMaxAttempts says otherwise.
 const Attempts = 3
+
+// retryBase and retryCap bound the wait before each retry.
+const retryBase, retryCap = 100 * time.Millisecond, 2 * time.Second
 
 // Client calls AWS JSON services with one configuration.
 type Client struct {
@@ -114,10 +119,9 @@ func (c *Client) Call(ctx context.Context, svc Service, op string, in, out any) 
 	var last error
 	for attempt := range attempts {
 		if attempt > 0 {
-			select {
-			case <-ctx.Done():
-				return fmt.Errorf("%w (after: %v)", ctx.Err(), last)
-			case <-time.After(time.Duration(50<<attempt) * time.Millisecond):
+			// The project's one backoff (capped exponential, full jitter).
+			if err := retry.Sleep(ctx, retry.Backoff(attempt, retryBase, retryCap)); err != nil {
+				return fmt.Errorf("%w (after: %v)", err, last)
 			}
 		}
 		var apiErr *APIError
