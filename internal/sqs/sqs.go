@@ -4,7 +4,6 @@ package sqs
 
 import (
 	"context"
-	"errors"
 	"strconv"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
@@ -97,8 +96,8 @@ func (c *Client) SendBatch(ctx context.Context, queueURL string, msgs []Message)
 	}
 	for i, m := range msgs {
 		size := size(m)
-		if size > MaxMessageBytes {
-			fail(i, dispatch.E(op, dispatch.Permanent, "MessageTooLong", errTooLong(size)))
+		if err := sqsspec.TooLong(op, size); err != nil {
+			fail(i, err)
 			continue
 		}
 		if len(batch) == maxBatchEntries || batchBytes+size > MaxMessageBytes {
@@ -168,8 +167,8 @@ func entryIndex(id *string, n int) (int, bool) {
 // Send sends one message with SendMessage, classified as SendBatch does.
 func (c *Client) Send(ctx context.Context, queueURL string, m Message) error {
 	const op = "sqs.Send"
-	if size := size(m); size > MaxMessageBytes {
-		return dispatch.E(op, dispatch.Permanent, "MessageTooLong", errTooLong(size))
+	if err := sqsspec.TooLong(op, size(m)); err != nil {
+		return err
 	}
 	fifo := IsFIFO(queueURL)
 	_, err := c.api.SendMessage(ctx, &sqsapi.SendMessageInput{
@@ -183,10 +182,6 @@ func (c *Client) Send(ctx context.Context, queueURL string, m Message) error {
 		return classify(op, err)
 	}
 	return nil
-}
-
-func errTooLong(size int) error {
-	return errors.New("message of " + strconv.Itoa(size) + " bytes (body and attributes) exceeds " + strconv.Itoa(MaxMessageBytes))
 }
 
 // classifyEntry classifies one failed entry of a SendMessageBatch call: a

@@ -52,9 +52,8 @@ type sendInput struct {
 // Send sends m to queueURL. GroupID and DedupID go only to a FIFO queue.
 func (s *Sender) Send(ctx context.Context, queueURL string, m dispatch.QueueMessage) error {
 	const op = "sqs.Send"
-	if size := sqsspec.Size(m); size > sqsspec.MaxMessageBytes {
-		return dispatch.E(op, dispatch.Permanent, "MessageTooLong",
-			fmt.Errorf("message of %d bytes (body and attributes) exceeds %d", size, sqsspec.MaxMessageBytes))
+	if err := sqsspec.TooLong(op, sqsspec.Size(m)); err != nil {
+		return err
 	}
 	in := sendInput{QueueUrl: queueURL, MessageBody: m.Body}
 	if dispatch.IsFIFOQueue(queueURL) {

@@ -5,6 +5,7 @@ package sqsspec
 
 import (
 	"errors"
+	"fmt"
 	"strings"
 
 	"github.com/aws/smithy-go"
@@ -15,6 +16,16 @@ import (
 
 // MaxMessageBytes is SQS's limit for one message and for one batch's total.
 const MaxMessageBytes = 262144
+
+// TooLong is the Permanent error of op for a message of size bytes that is
+// over MaxMessageBytes, or nil when it is within the limit.
+func TooLong(op string, size int) error {
+	if size <= MaxMessageBytes {
+		return nil
+	}
+	return dispatch.E(op, dispatch.Permanent, "MessageTooLong",
+		fmt.Errorf("message of %d bytes (body and attributes) exceeds %d", size, MaxMessageBytes))
+}
 
 // Size is what SQS counts toward MaxMessageBytes: the body and each
 // attribute's name, data type and value.
