@@ -173,6 +173,12 @@ func (s *Service) Execute(ctx context.Context, req Request) (Result, error) {
 			return s.replayOr(ctx, res, req, hash, &dispatch.VersionConflict{Current: cur.Version, Msg: fmt.Sprintf("expected version %d, the aggregate is at version %d", *ev, cur.Version)})
 		}
 		commit, err := s.prepare(env, cmd, cur, req, hash, res.Traceparent, attempt, mode)
+		if err != nil && blind && attempt == 1 {
+			// Refused on an aggregate assumed empty (a deposit with
+			// expectedVersion 0 finds no account): read it, for if it exists
+			// the answer is its version, not what an empty one decided.
+			continue
+		}
 		if err != nil {
 			return s.replayOr(ctx, res, req, hash, err)
 		}
