@@ -156,12 +156,15 @@ var functionSources = map[string][]string{
 // esmExtras are granted for the event source mapping, which reads the stream
 // with the function's role; the function's own code does not call them.
 var esmExtras = map[string][]string{
-	// The relay's own role also grants what the Lambda service does for it:
-	// write its logs (SAM's roles get AWSLambdaBasicExecutionRole for that).
-	"StreamRelayFunction": {"dynamodb:DescribeStream", "dynamodb:GetRecords", "dynamodb:GetShardIterator", "dynamodb:ListStreams", "logs:CreateLogStream", "logs:PutLogEvents"},
+	"StreamRelayFunction": {"dynamodb:DescribeStream", "dynamodb:GetRecords", "dynamodb:GetShardIterator", "dynamodb:ListStreams"},
 	// The SQS event source mapping polls the commands queue with the consumer's role.
-	"CommandConsumerFunction": {"sqs:ReceiveMessage", "sqs:DeleteMessage", "sqs:GetQueueAttributes", "sqs:ChangeMessageVisibility", "logs:CreateLogStream", "logs:PutLogEvents"},
+	"CommandConsumerFunction": {"sqs:ReceiveMessage", "sqs:DeleteMessage", "sqs:GetQueueAttributes", "sqs:ChangeMessageVisibility"},
 }
+
+// logActions are what the Lambda service does with every function's role:
+// write the function's logs. Each role grants them itself, on the
+// function's own log group (TestEachFunctionWritesOnlyItsOwnLogGroup).
+var logActions = []string{"logs:CreateLogStream", "logs:PutLogEvents"}
 
 var service = map[string]string{
 	"dynamodb": "dynamodb", "dynamodbstreams": "dynamodb", "sqsapi": "sqs", "sesapi": "ses",
@@ -251,11 +254,55 @@ func TestEachFunctionIsGrantedExactlyWhatItCalls(t *testing.T) {
 				}
 			}
 			for a := range granted {
-				if !slices.Contains(used, a) && !slices.Contains(esmExtras[fn], a) {
+				if !slices.Contains(used, a) && !slices.Contains(esmExtras[fn], a) && !slices.Contains(logActions, a) {
 					t.Errorf("the role grants %s, which the code never calls", a)
 				}
 			}
 		})
+	}
+}
+
+// Every function has a role of its own, which writes the function's log
+// group and no other: a function with SAM's role gets
+// AWSLambdaBasicExecutionRole, whose logs actions are on every log group of
+// the account.
+func TestEachFunctionWritesOnlyItsOwnLogGroup(t *testing.T) {
+	tmpl := load(t)
+	for name, params := range variants {
+		ev := evaluator(t, tmpl, params)
+		for fn := range functionSources {
+			t.Run(name+"/"+fn, func(t *testing.T) {
+				if _, ok := tmpl.Resources[fn].Properties["Role"]; !ok {
+					t.Fatalf("%s has no Role of its own: SAM would attach AWSLambdaBasicExecutionRole (logs on every log group)", fn)
+				}
+				lc, _ := props(t, tmpl, ev, fn)["LoggingConfig"].(map[string]any)
+				group, _ := lc["LogGroup"].(string)
+				own, ok := strings.CutPrefix(group, "ref:")
+				if !ok {
+					t.Fatalf("LoggingConfig.LogGroup = %v, want a log group of the stack", lc["LogGroup"])
+				}
+				want := fmt.Sprintf("arn:aws:test:::%s.Arn", own)
+				granted := map[string]bool{}
+				for _, s := range statements(t, tmpl, ev, fn) {
+					for _, a := range asList(s["Action"]) {
+						if !strings.HasPrefix(a.(string), "logs:") {
+							continue
+						}
+						granted[a.(string)] = true
+						for _, r := range asList(s["Resource"]) {
+							if r != want {
+								t.Errorf("statement %v grants %s on %v, want only %s", s["Sid"], a, r, want)
+							}
+						}
+					}
+				}
+				for _, a := range logActions {
+					if !granted[a] {
+						t.Errorf("the role does not grant %s: the function could not write its logs", a)
+					}
+				}
+			})
+		}
 	}
 }
 

@@ -87,10 +87,11 @@ func getAttID(v any) string {
 	return id
 }
 
-// Every function's role, as deployed: only the basic execution policy is
-// attached by ARN (no AWSLambdaDynamoDBExecutionRole, which reads every
-// stream in the account), no statement allows a resource "*", and the
-// stream is readable only as this table's.
+// Every function's role, as deployed: no managed policy is attached (not
+// AWSLambdaDynamoDBExecutionRole, which reads every stream in the account,
+// nor AWSLambdaBasicExecutionRole, which writes every log group), no
+// statement allows a resource "*", logs are written only to the function's
+// own log group, and the stream is readable only as this table's.
 func TestTheDeployedRolesReadOnlyThisTablesStream(t *testing.T) {
 	for set, cf := range transformed(t) {
 		res := resources(cf)
@@ -105,9 +106,13 @@ func TestTheDeployedRolesReadOnlyThisTablesStream(t *testing.T) {
 				continue
 			}
 			for _, arn := range asList(propsOf(role)["ManagedPolicyArns"]) {
-				if s, _ := arn.(string); !strings.HasSuffix(s, "/AWSLambdaBasicExecutionRole") {
-					t.Errorf("%s, %s: managed policy %v attached", set, id, arn)
-				}
+				t.Errorf("%s, %s: managed policy %v attached", set, id, arn)
+			}
+			lc, _ := propsOf(r)["LoggingConfig"].(map[string]any)
+			logGroup, _ := lc["LogGroup"].(map[string]any)
+			ownLogs, _ := logGroup["Ref"].(string)
+			if ownLogs == "" {
+				t.Errorf("%s, %s: LoggingConfig.LogGroup %v is not a log group of the stack", set, id, lc["LogGroup"])
 			}
 			for _, p := range asList(propsOf(role)["Policies"]) {
 				pm, _ := p.(map[string]any)
@@ -124,6 +129,13 @@ func TestTheDeployedRolesReadOnlyThisTablesStream(t *testing.T) {
 					}
 					for _, a := range asList(s["Action"]) {
 						a, _ := a.(string)
+						if strings.HasPrefix(a, "logs:") {
+							for _, r := range asList(s["Resource"]) {
+								if getAttID(r) != ownLogs || r.(map[string]any)["Fn::GetAtt"].([]any)[1] != "Arn" {
+									t.Errorf("%s, %s: %s on %v, want only its own log group %s", set, id, a, r, ownLogs)
+								}
+							}
+						}
 						if strings.HasPrefix(a, "dynamodb:") && (strings.Contains(a, "Stream") || a == "dynamodb:GetRecords" || a == "dynamodb:GetShardIterator") {
 							for _, r := range asList(s["Resource"]) {
 								if getAttID(r) != "OutboxTable" || r.(map[string]any)["Fn::GetAtt"].([]any)[1] != "StreamArn" {
