@@ -48,8 +48,8 @@ func (c *OpenAccount) Validate() []FieldError {
 	} else {
 		c.Email = addr
 	}
-	if !isUpper3(c.Currency) {
-		fe = append(fe, FieldError{"currency", "must be an ISO 4217 code such as EUR"})
+	if !isCurrency(c.Currency) {
+		fe = append(fe, FieldError{"currency", currencyMessage})
 	}
 	return fe
 }
@@ -91,8 +91,8 @@ func (m *Movement) validate() []FieldError {
 	if m.Amount <= 0 || m.Amount > MaxAmountMinor {
 		fe = append(fe, FieldError{"amount", fmt.Sprintf("must be a whole number of minor units from 1 to %d", int64(MaxAmountMinor))})
 	}
-	if !isUpper3(m.Currency) {
-		fe = append(fe, FieldError{"currency", "must be an ISO 4217 code such as EUR"})
+	if !isCurrency(m.Currency) {
+		fe = append(fe, FieldError{"currency", currencyMessage})
 	}
 	if msg := checkText(m.Reference, 128); msg != "" {
 		fe = append(fe, FieldError{"reference", msg})
@@ -162,12 +162,11 @@ func move(cur Aggregate, m Movement, sign int64) (Decision, error) {
 	}, nil
 }
 
-// minorDigits lists the ISO 4217 currencies whose minor unit is not 1/100.
-var minorDigits = map[string]int{"JPY": 0, "KRW": 0, "ISK": 0, "CLP": 0, "VND": 0, "BHD": 3, "JOD": 3, "KWD": 3, "OMR": 3, "TND": 3}
-
-// FormatMinor formats an amount in minor units for people: 1234 EUR is "12.34".
+// FormatMinor formats an amount in minor units for people: 1234 EUR is
+// "12.34", 1234 JPY "1234". A code that is no longer a currency (one ISO
+// withdrew after an account was opened in it) gets two decimals.
 func FormatMinor(amount int64, currency string) string {
-	digits, ok := minorDigits[currency]
+	digits, ok := currencyDecimals[currency]
 	if !ok {
 		digits = 2
 	}

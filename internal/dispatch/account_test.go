@@ -256,6 +256,8 @@ func TestFormatMinor(t *testing.T) {
 		{"formats a negative amount below one euro", -5, "EUR", "-0.05"},
 		{"formats a negative yen amount", -7, "JPY", "-7"},
 		{"treats an unlisted currency as two decimals", 1234, "XYZ", "12.34"},
+		{"formats guaraní without decimals (ISO's table, not a short list)", 1234, "PYG", "1234"},
+		{"formats a unidad de fomento with four decimals", 12345, "CLF", "1.2345"},
 		{"formats MaxAmountMinor exactly", MaxAmountMinor, "EUR", "10000000000000.00"},
 		{"formats MaxAmountMinor in dinars exactly", MaxAmountMinor, "KWD", "1000000000000.000"},
 	}

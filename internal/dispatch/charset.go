@@ -6,11 +6,6 @@ import "strings"
 // compiling five regexps was a quarter of a millisecond of every cold start
 // (GODEBUG=inittrace=1), for patterns this small.
 
-// isUpper3 reports whether s is three ASCII capitals: an ISO 4217 code's shape.
-func isUpper3(s string) bool {
-	return len(s) == 3 && isIn(s, func(c byte) bool { return 'A' <= c && c <= 'Z' })
-}
-
 // isAggregateID matches ^[A-Za-z0-9][A-Za-z0-9_-]*$.
 func isAggregateID(s string) bool {
 	return s != "" && isAlnum(s[0]) && isIn(s, func(c byte) bool { return isAlnum(c) || c == '_' || c == '-' })

@@ -15,7 +15,6 @@ func TestIdentifierRulesMatchTheirRegexps(t *testing.T) {
 		re *regexp.Regexp
 		fn func(string) bool
 	}{
-		{regexp.MustCompile(`^[A-Z]{3}$`), isUpper3},
 		{regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9_-]*$`), isAggregateID},
 		{regexp.MustCompile(`^[A-Za-z][A-Za-z0-9._-]*$`), isTypeName},
 		{regexp.MustCompile(`^[a-z0-9-]{1,64}$`), isTemplateName},

@@ -266,13 +266,13 @@ func TestParseRejects(t *testing.T) {
 		{"rejects an owner longer than 100 characters", body("OpenAccount", "acc-1", `{"owner":"`+strings.Repeat("é", 101)+`","email":"ada@example.com","currency":"EUR"}`), "data.owner", "must be at most 100 characters"},
 		{"rejects an invalid account email", body("OpenAccount", "acc-1", `{"owner":"Ada","email":"ada.example.com","currency":"EUR"}`), "data.email", "is not a valid email address"},
 		{"rejects a missing account email", body("OpenAccount", "acc-1", `{"owner":"Ada","currency":"EUR"}`), "data.email", "is required"},
-		{"rejects a lower-case currency", body("OpenAccount", "acc-1", `{"owner":"Ada","email":"ada@example.com","currency":"eur"}`), "data.currency", "must be an ISO 4217 code"},
+		{"rejects a lower-case currency", body("OpenAccount", "acc-1", `{"owner":"Ada","email":"ada@example.com","currency":"eur"}`), "data.currency", "must be an active ISO 4217 currency code"},
 
 		// Movement data.
 		{"rejects a zero amount", body("DepositFunds", "acc-1", `{"amount":0,"currency":"EUR","reference":"r"}`), "data.amount", fmt.Sprintf("from 1 to %d", int64(MaxAmountMinor))},
 		{"rejects a negative amount", body("WithdrawFunds", "acc-1", `{"amount":-5,"currency":"EUR","reference":"r"}`), "data.amount", "from 1 to"},
 		{"rejects an amount above MaxAmountMinor", body("DepositFunds", "acc-1", fmt.Sprintf(`{"amount":%d,"currency":"EUR","reference":"r"}`, int64(MaxAmountMinor)+1)), "data.amount", "from 1 to"},
-		{"rejects a four-letter currency", body("DepositFunds", "acc-1", `{"amount":1,"currency":"EURO","reference":"r"}`), "data.currency", "must be an ISO 4217 code"},
+		{"rejects a four-letter currency", body("DepositFunds", "acc-1", `{"amount":1,"currency":"EURO","reference":"r"}`), "data.currency", "must be an active ISO 4217 currency code"},
 		{"rejects a missing reference", body("DepositFunds", "acc-1", `{"amount":1,"currency":"EUR"}`), "data.reference", "is required"},
 		{"rejects a reference longer than 128 characters", body("DepositFunds", "acc-1", `{"amount":1,"currency":"EUR","reference":"`+strings.Repeat("r", 129)+`"}`), "data.reference", "must be at most 128 characters"},
 
@@ -375,7 +375,7 @@ func TestParseReportsEveryProblemAtOnce(t *testing.T) {
 			want: []FieldError{
 				{"data.owner", "is required"},
 				{"data.email", "is not a valid email address"},
-				{"data.currency", "must be an ISO 4217 code such as EUR"},
+				{"data.currency", currencyMessage},
 			},
 		},
 	}
