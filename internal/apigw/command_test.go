@@ -314,7 +314,9 @@ func TestRejectedCommandsWriteNothing(t *testing.T) {
 			r.Headers["webhook-signature"] = strings.Replace(r.Headers["webhook-signature"], "v1,", "v2,", 1)
 		}), 401, "unauthorized", ""},
 		{"rejects a non-numeric timestamp with 401", f.post(deposit(id, 1, "r"), func(r *events.APIGatewayV2HTTPRequest) { r.Headers["webhook-timestamp"] = "yesterday" }), 401, "unauthorized", ""},
-		{"rejects an idempotency key over 255 characters with 400", f.post(deposit(id, 1, "r"), func(r *events.APIGatewayV2HTTPRequest) { r.Headers["idempotency-key"] = strings.Repeat("k", 256) }), 400, "validation-error", "Idempotency-Key"},
+		{"rejects an idempotency key over the limit with 400", f.post(deposit(id, 1, "r"), func(r *events.APIGatewayV2HTTPRequest) {
+			r.Headers["idempotency-key"] = strings.Repeat("k", dispatch.MaxIdempotencyKeyLen+1)
+		}), 400, "validation-error", "Idempotency-Key"},
 		{"rejects an unknown route with 404", f.post(deposit(id, 1, "r"), func(r *events.APIGatewayV2HTTPRequest) { r.RouteKey = "POST /v1/other"; r.RawPath = "/v1/other" }), 404, "not-found", ""},
 		{"rejects an idempotency key with spaces with 400", f.post(deposit(id, 1, "r"), func(r *events.APIGatewayV2HTTPRequest) { r.Headers["idempotency-key"] = "a b" }), 400, "validation-error", "Idempotency-Key"},
 		// What DynamoDB cannot store answered 500 before the checks (issue 14).

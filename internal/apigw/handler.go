@@ -183,11 +183,11 @@ func (h *Handler) command(ctx context.Context, req events.APIGatewayV2HTTPReques
 	if detail := checkContentType(header(req.Headers, "content-type")); detail != "" {
 		return o.fail(mediaTypeProblem.problem(detail))
 	}
-	key := header(req.Headers, "idempotency-key")
+	key, keyHeader := header(req.Headers, "idempotency-key"), "Idempotency-Key"
 	if key == "" {
-		key = webhookID
+		key, keyHeader = webhookID, "webhook-id"
 	}
-	if err := checkKey(key); err != nil {
+	if err := checkKey(keyHeader, key); err != nil {
 		o.err = err
 		return o.fail(problemFor(err))
 	}
@@ -230,16 +230,19 @@ func checkContentType(ct string) string {
 	return ""
 }
 
-func checkKey(key string) error {
+// checkKey checks the request's idempotency key; name is the header that
+// carried it (Idempotency-Key, or the webhook-id standing in for it), so that
+// a refusal names what the caller sent.
+func checkKey(name, key string) error {
 	switch {
 	case key == "":
 		return dispatch.InvalidField("Idempotency-Key", "is required on POST (or a webhook-id)")
 	case len(key) > dispatch.MaxIdempotencyKeyLen:
-		return dispatch.InvalidField("Idempotency-Key", "must be at most %d characters", dispatch.MaxIdempotencyKeyLen)
+		return dispatch.InvalidField(name, "must be at most %d characters", dispatch.MaxIdempotencyKeyLen)
 	}
 	for i := 0; i < len(key); i++ {
 		if key[i] < 0x21 || key[i] > 0x7e {
-			return dispatch.InvalidField("Idempotency-Key", "must be printable ASCII without spaces")
+			return dispatch.InvalidField(name, "must be printable ASCII without spaces, as it is the idempotency key")
 		}
 	}
 	return nil

@@ -12,8 +12,11 @@ const (
 	MaxRecipientsPerEmail = 10
 	// MaxAggregateIDLen bounds an aggregate id; its charset is [A-Za-z0-9_-].
 	MaxAggregateIDLen = 64
-	// MaxIdempotencyKeyLen bounds the Idempotency-Key header (or webhook-id).
-	MaxIdempotencyKeyLen = 255
+	// MaxIdempotencyKeyLen bounds an idempotency key, in bytes, whichever
+	// header carries it: the Idempotency-Key, or the webhook-id of a signed
+	// request (the webhook package refuses a longer webhook-id, and records
+	// the webhook-id as a key of its own).
+	MaxIdempotencyKeyLen = 256
 	// MaxTypeLen bounds command and event type names.
 	MaxTypeLen = 128
 	// MaxAmountMinor bounds an amount in minor units, so balances stay exact

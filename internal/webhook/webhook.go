@@ -40,7 +40,8 @@ const (
 	secretPrefix = "whsec_"
 	minKeyLen    = 24 // bytes of decoded key; the spec's lower bound
 	maxSecrets   = 2  // the current secret and, while rotating, the other one
-	maxIDLen     = 256
+	// maxIDLen: the webhook-id becomes an idempotency key.
+	maxIDLen = dispatch.MaxIdempotencyKeyLen
 )
 
 // Reasons a request is refused. They name headers and limits, never a
@@ -50,7 +51,6 @@ const (
 	reasonMissingTimestamp = "missing webhook-timestamp header"
 	reasonMissingSignature = "missing webhook-signature header"
 	reasonDuplicateHeader  = "a webhook header is given twice with different values"
-	reasonIDTooLong        = "webhook-id is longer than 256 bytes"
 	reasonIDNotUTF8        = "webhook-id is not valid UTF-8"
 	reasonIDControl        = "webhook-id contains control characters"
 	reasonBadTimestamp     = "webhook-timestamp is not whole Unix seconds"
@@ -59,6 +59,8 @@ const (
 	reasonNoV1Signature    = "webhook-signature has no v1 signature"
 	reasonNoMatch          = "no signature in webhook-signature matches"
 )
+
+var reasonIDTooLong = "webhook-id is longer than " + strconv.Itoa(maxIDLen) + " bytes"
 
 // Verifier checks Standard Webhooks signatures against one or two active secrets.
 type Verifier struct {

@@ -67,7 +67,7 @@ func without(h map[string]string, keys ...string) map[string]string {
 func TestVerify(t *testing.T) {
 	now := time.Now()
 	good := signed(t, current, msgID, now, body)
-	longID := strings.Repeat("x", 256)
+	longID := strings.Repeat("x", maxIDLen)
 
 	tests := []struct {
 		name    string
@@ -94,7 +94,7 @@ func TestVerify(t *testing.T) {
 		{"accepts a timestamp four minutes old", []string{current}, signed(t, current, msgID, now.Add(-4*time.Minute), body), body, ""},
 		{"accepts a timestamp four minutes in the future", []string{current}, signed(t, current, msgID, now.Add(4*time.Minute), body), body, ""},
 		{"accepts an empty body signed as empty", []string{current}, signed(t, current, msgID, now, nil), []byte{}, ""},
-		{"accepts a webhook-id of exactly 256 bytes", []string{current}, signed(t, current, longID, now, body), body, ""},
+		{"accepts a webhook-id at the limit (256 bytes)", []string{current}, signed(t, current, longID, now, body), body, ""},
 
 		{"rejects a signature from a secret that is not active", []string{current, previous}, signed(t, stranger, msgID, now, body), body, reasonNoMatch},
 		{"rejects a body changed after signing", []string{current}, good, []byte(`{"type":"order.place","aggregateId":"o-2"}`), reasonNoMatch},
@@ -130,7 +130,7 @@ func TestVerify(t *testing.T) {
 		{"rejects a timestamp that overflows int64", []string{current}, with(good, "webhook-timestamp", "99999999999999999999"), body, reasonBadTimestamp},
 		{"rejects a signature without a version", []string{current}, with(good, "webhook-signature", strings.TrimPrefix(good["webhook-signature"], "v1,")), body, reasonNoV1Signature},
 		{"rejects a signature with only another scheme", []string{current}, with(good, "webhook-signature", "v1a,"+strings.TrimPrefix(good["webhook-signature"], "v1,")), body, reasonNoV1Signature},
-		{"rejects a webhook-id longer than 256 bytes even when signed", []string{current}, signed(t, current, longID+"x", now, body), body, reasonIDTooLong},
+		{"rejects a webhook-id one byte over the limit even when signed", []string{current}, signed(t, current, longID+"x", now, body), body, reasonIDTooLong},
 		{"rejects a webhook-id with a newline even when signed", []string{current}, signed(t, current, "msg_1\nforged log line", now, body), body, reasonIDControl},
 		{"rejects a webhook-id with a NUL even when signed", []string{current}, signed(t, current, "msg_\x001", now, body), body, reasonIDControl},
 		{"rejects a webhook-id with DEL even when signed", []string{current}, signed(t, current, "msg_\x7f1", now, body), body, reasonIDControl},
@@ -275,5 +275,14 @@ func TestSign(t *testing.T) {
 				t.Fatalf("Sign = %q, %v; want %q", got, err, tt.want)
 			}
 		})
+	}
+}
+
+// The webhook-id of a request without an Idempotency-Key is its idempotency
+// key: the two limits are one, so that no webhook-id this package accepts is
+// refused as a key.
+func TestTheWebhookIDLimitIsTheIdempotencyKeyLimit(t *testing.T) {
+	if maxIDLen != dispatch.MaxIdempotencyKeyLen || maxIDLen < 256 {
+		t.Errorf("maxIDLen = %d, MaxIdempotencyKeyLen = %d: want one limit of at least 256", maxIDLen, dispatch.MaxIdempotencyKeyLen)
 	}
 }
