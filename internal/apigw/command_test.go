@@ -433,6 +433,9 @@ func TestReadRoutes(t *testing.T) {
 		{"answers 400 for an id that climbs a path", f.get("/v1/aggregates/..%2Fetc", "../etc", nil), 400},
 		{"answers 400 for an outbox limit out of range", f.get("/v1/aggregates/a/outbox", "a", map[string]string{"limit": "1000"}), 400},
 		{"answers 400 for a forged cursor", f.get("/v1/aggregates/a/outbox", "a", map[string]string{"cursor": "bm9wZQ"}), 400},
+		{"answers 400 for a cursor of a key longer than DynamoDB's 1,024 bytes", f.get("/v1/aggregates/a/outbox", "a", map[string]string{
+			"cursor": base64.RawURLEncoding.EncodeToString([]byte(dynamo.OutboxSK(1, 0) + strings.Repeat("0", 1024))),
+		}), 400},
 		{"answers 401 without a signature", func() events.APIGatewayV2HTTPRequest {
 			r := f.get("/v1/aggregates/a", "a", nil)
 			delete(r.Headers, "webhook-signature")

@@ -449,10 +449,48 @@ func (s *Store) ListOutbox(ctx context.Context, aggregateID string, limit int, c
 	return items, next, nil
 }
 
+// maxCursorLen is the length of the longest cursor a page returns: the
+// base64url of the longest sort key a page lists, an outbox item's.
+var maxCursorLen = base64.RawURLEncoding.EncodedLen(len(OutboxSK(math.MaxInt64, 999)))
+
+// cursorSK reads a page cursor: the base64url of the last sort key read,
+// which must be a key this package writes under prefix (OutboxSK or
+// EventSK). Anything else is refused before DynamoDB is called: a forged
+// key may be longer than DynamoDB's 1,024 bytes for a sort key or not be
+// UTF-8, which DynamoDB answers with an error, not a page.
+func cursorSK(prefix, cursor string) (string, error) {
+	bad := dispatch.InvalidField("cursor", "is not a cursor this API returned")
+	if len(cursor) > maxCursorLen {
+		return "", bad
+	}
+	b, err := base64.RawURLEncoding.DecodeString(cursor)
+	if err != nil {
+		return "", bad
+	}
+	sk := string(b)
+	rest, ok := strings.CutPrefix(sk, prefix)
+	if !ok {
+		return "", bad
+	}
+	digits, seqText, hasSeq := strings.Cut(rest, "#")
+	v, err := strconv.ParseInt(digits, 10, 64)
+	if err != nil {
+		return "", bad
+	}
+	// Written again, the key must be the cursor's: no sign, no other padding.
+	switch seq, serr := strconv.Atoi(seqText); {
+	case prefix == prefixOutbox && hasSeq && serr == nil && OutboxSK(v, seq) == sk:
+	case prefix == prefixEvent && !hasSeq && EventSK(v) == sk:
+	default:
+		return "", bad
+	}
+	return sk, nil
+}
+
 // page reads one page of an aggregate's items whose sort key starts with
 // prefix, in key order, with a consistent Query. The cursor is the last
 // sort key read, base64url-encoded: opaque to the caller, and refused
-// unless it carries the same prefix.
+// unless it is such a key (cursorSK).
 func (s *Store) page(ctx context.Context, op, aggregateID, prefix string, limit int, cursor string) ([]map[string]types.AttributeValue, string, error) {
 	in := &dynamodb.QueryInput{
 		TableName:              aws.String(s.table),
@@ -464,11 +502,11 @@ func (s *Store) page(ctx context.Context, op, aggregateID, prefix string, limit 
 		Limit:          aws.Int32(int32(limit)),
 	}
 	if cursor != "" {
-		sk, err := base64.RawURLEncoding.DecodeString(cursor)
-		if err != nil || !strings.HasPrefix(string(sk), prefix) {
-			return nil, "", dispatch.InvalidField("cursor", "is not a cursor this API returned")
+		sk, err := cursorSK(prefix, cursor)
+		if err != nil {
+			return nil, "", err
 		}
-		in.ExclusiveStartKey = map[string]types.AttributeValue{attrPK: str(aggregatePK(aggregateID)), attrSK: str(string(sk))}
+		in.ExclusiveStartKey = map[string]types.AttributeValue{attrPK: str(aggregatePK(aggregateID)), attrSK: str(sk)}
 	}
 	out, err := s.db.Query(ctx, in)
 	if err != nil {
