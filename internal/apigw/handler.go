@@ -270,13 +270,34 @@ func (h *Handler) aggregate(ctx context.Context, req events.APIGatewayV2HTTPRequ
 	}
 	a, err := load(ctx, id)
 	if err == nil && !a.Exists() {
-		err = dispatch.E("apigw.aggregate", dispatch.NotFound, "no aggregate "+id, nil)
+		err = errNoAggregate(id)
 	}
 	if err != nil {
 		o.err = err
 		return o.fail(problemFor(err))
 	}
 	return jsonResponse(o, http.StatusOK, aggregateView{id, a.Type, a.Version, a.Data, a.CreatedAt, a.UpdatedAt})
+}
+
+func errNoAggregate(id string) error {
+	return dispatch.E("apigw.aggregate", dispatch.NotFound, "no aggregate "+id, nil)
+}
+
+// mustExist is the check behind an empty page: the outbox and the events of
+// an aggregate that does not exist answer 404, as the aggregate does. An
+// aggregate exists if it has a state item (outbox mode) or an event
+// (event-sourced; events are never deleted). A page with items needs no
+// such read, so the check costs one or two reads on empty pages only.
+func (h *Handler) mustExist(ctx context.Context, id string) error {
+	a, err := h.reader.Load(ctx, id)
+	if err != nil || a.Exists() {
+		return err
+	}
+	evs, _, err := h.reader.ListEvents(ctx, id, 1, "")
+	if err != nil || len(evs) > 0 {
+		return err
+	}
+	return errNoAggregate(id)
 }
 
 type outboxView struct {
@@ -323,6 +344,9 @@ func (h *Handler) listPage(ctx context.Context, req events.APIGatewayV2HTTPReque
 		var limit int
 		if limit, err = pageLimit(req); err == nil {
 			items, next, err = list(ctx, id, limit, req.QueryStringParameters["cursor"])
+		}
+		if err == nil && len(items) == 0 {
+			err = h.mustExist(ctx, id)
 		}
 	}
 	if err != nil {
@@ -400,8 +424,8 @@ type eventView struct {
 
 // events answers GET /v1/aggregates/{id}/events: an event-sourced
 // aggregate's history, in version order, paged like the outbox. An
-// aggregate in outbox mode keeps no history: its list is empty (as is an
-// unknown aggregate's outbox), not a 404.
+// aggregate in outbox mode keeps no history: its list is empty, not a 404
+// (an unknown aggregate's is a 404).
 func (h *Handler) events(ctx context.Context, req events.APIGatewayV2HTTPRequest, o *outcome) events.APIGatewayV2HTTPResponse {
 	id, items, next, fail := h.listPage(ctx, req, o, h.reader.ListEvents)
 	if fail != nil {
