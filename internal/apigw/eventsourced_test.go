@@ -33,6 +33,15 @@ func eventSourced(t testing.TB) map[string]dispatch.Mode {
 	return m
 }
 
+// inBothModes runs test with Account aggregates in outbox mode, then in
+// event-sourced mode, each on a fixture of its own.
+func inBothModes(t *testing.T, test func(t *testing.T, f *fixture)) {
+	modes := map[string]map[string]dispatch.Mode{"outbox": dispatch.DefaultModes(), "event-sourced": eventSourced(t)}
+	for name, m := range modes {
+		t.Run(name, func(t *testing.T) { test(t, newModeFixture(t, m)) })
+	}
+}
+
 // newModeFixture is newFixture with the command service in the given modes.
 func newModeFixture(t testing.TB, modes map[string]dispatch.Mode) *fixture {
 	t.Helper()
