@@ -272,6 +272,7 @@ type job struct {
 	keys  []dispatch.OutboxKey
 	sweep bool      // its stream range expired: the sweeper covers it
 	until time.Time // ... up to the range's last arrival
+	reason string   // recovery: why it is not settled yet
 }
 
 // The shapes of DLQ message, and what a replay can do with one: the
