@@ -2,6 +2,7 @@ package replay
 
 import (
 	"context"
+	"errors"
 	"log/slog"
 	"strconv"
 	"time"
@@ -60,8 +61,11 @@ func (r *Replayer) Recover(ctx context.Context, ev events.SQSEvent) (events.SQSE
 	deadline, hasDeadline := ctx.Deadline()
 	for attempt := 1; len(jobs) > 0; attempt++ {
 		var held []job
+		stopped := false
 		for _, j := range jobs {
-			if reason := r.recoverJob(ctx, j, &rep); reason != "" {
+			reason, accountWide := r.recoverJob(ctx, j, &rep)
+			stopped = stopped || accountWide
+			if reason != "" {
 				j.reason = reason
 				held = append(held, j)
 				continue
@@ -69,7 +73,9 @@ func (r *Replayer) Recover(ctx context.Context, ev events.SQSEvent) (events.SQSE
 			verdicts = append(verdicts, verdict{msg: j.msg, shape: j.shape, outcome: outcomeDeleted, reason: "settled"})
 		}
 		jobs = held
-		if len(jobs) == 0 {
+		if len(jobs) == 0 || stopped {
+			// Sending paused or the queue refusing everything: waiting in
+			// the invocation cannot help; SQS gives the records back later.
 			break
 		}
 		wait := retry.Backoff(attempt, recoverPollBase, recoverPollCap)
@@ -92,24 +98,24 @@ func (r *Replayer) Recover(ctx context.Context, ev events.SQSEvent) (events.SQSE
 
 // recoverJob delivers what of one on-failure record is still undelivered;
 // it returns "" once every item is settled (DELIVERED, FAILED, or gone), or
-// why one is not yet.
-func (r *Replayer) recoverJob(ctx context.Context, j job, rep *Report) string {
+// why one is not yet, and whether a target refused everything.
+func (r *Replayer) recoverJob(ctx context.Context, j job, rep *Report) (reason string, accountWide bool) {
 	if j.sweep {
 		// The stream no longer holds the range: sweep what was written up
 		// to its end (FAILED items are left, as every sweep leaves them).
 		req := Request{MaxItems: MaxItemsLimit}
 		before := len(rep.FailedAgain)
 		if err := r.sweepBefore(ctx, req, rep, j.until); err != nil {
-			return "sweep failed: " + errCode(err)
+			return "sweep failed: " + errCode(err), false
 		}
 		if len(rep.FailedAgain) > before {
-			return "swept items not delivered yet"
+			return "swept items not delivered yet", false
 		}
-		return ""
+		return "", false
 	}
 	current, err := r.store.Statuses(ctx, j.keys)
 	if err != nil {
-		return "outbox read failed: " + errCode(err)
+		return "outbox read failed: " + errCode(err), false
 	}
 	var items []dispatch.OutboxItem
 	for _, k := range j.keys {
@@ -124,10 +130,9 @@ func (r *Replayer) recoverJob(ctx context.Context, j job, rep *Report) string {
 		}
 	}
 	if len(items) == 0 {
-		return ""
+		return "", false
 	}
 	res := r.engine.Deliver(ctx, items)
-	reason := ""
 	for _, it := range items {
 		switch o := res.Outcomes[it.Key()]; {
 		case o == delivery.Delivered:
@@ -136,10 +141,10 @@ func (r *Replayer) recoverJob(ctx context.Context, j job, rep *Report) string {
 			reason = "not delivered yet: " + o.String() + reasonSuffix(res.Reasons[it.Key()])
 		}
 	}
-	return reason
+	return reason, res.AccountWide
 }
 
-var errNotOnFailure = &RequestError{Msg: "not an on-failure record of the stream mapping"}
+var errNotOnFailure = errors.New("not an on-failure record of the stream mapping")
 
 // sentAt reads SQS's SentTimestamp attribute (epoch milliseconds).
 func sentAt(ms string) time.Time {

@@ -13,6 +13,7 @@ import (
 	"github.com/dispatcher-dev/dispatcher/internal/app/deliveryfn"
 	"github.com/dispatcher-dev/dispatcher/internal/dispatch"
 	"github.com/dispatcher-dev/dispatcher/internal/dynamo"
+	"github.com/dispatcher-dev/dispatcher/internal/testkit/faults"
 	"github.com/dispatcher-dev/dispatcher/internal/testkit/flowtest"
 )
 
@@ -140,5 +141,34 @@ func TestTheRecoveryReportsARecordItCannotSettleInTime(t *testing.T) {
 	}
 	if n := f.EmailsTo(a + "@example.com"); n != 0 {
 		t.Errorf("%d emails to %s while the dead relay's lease held, want 0", n, a)
+	}
+}
+
+// With sending paused, waiting within the invocation cannot help: the
+// recovery answers at once, the record reported failed, the email released
+// for a later try, not parked.
+func TestTheRecoveryDoesNotWaitOutSendingPaused(t *testing.T) {
+	f := flowtest.New(t, nil)
+	id := flowtest.Unique("rec-paused")
+	f.Command(flowtest.Open(id, id+"@example.com"))
+	batch := f.Batch(id)
+	ev := events.SQSEvent{Records: []events.SQSMessage{{MessageId: "m-1", ReceiptHandle: "r-1", EventSource: "aws:sqs",
+		Body: onFailure(batch, f.ShardOf(batch.Records[0].Change.SequenceNumber))}}}
+	f.Faults.Add(faults.Fault{Match: faults.Path("/v2/email/outbound-emails"), Status: 400, Code: "SendingPausedException", Message: "sending paused"})
+
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	start := time.Now()
+	resp, err := f.Replay.Recover(ctx, ev)
+	if err != nil || len(resp.BatchItemFailures) != 1 {
+		t.Fatalf("recover: %v, failures %v; want the record reported failed\nlogs:\n%s", err, resp.BatchItemFailures, f.Logs)
+	}
+	if took := time.Since(start); took > 10*time.Second {
+		t.Errorf("answered after %s: it waited for a pause that polling cannot end", took.Round(time.Millisecond))
+	}
+	for _, it := range f.Items(id) {
+		if flowtest.S(it, "target") == "email" && flowtest.S(it, "status") != "PENDING" {
+			t.Errorf("the email is %s, want PENDING (released for a later try, never parked for a pause)", flowtest.S(it, "status"))
+		}
 	}
 }
