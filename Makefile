@@ -7,7 +7,7 @@ SHELL := /bin/bash
 # say which; the go command fetches it from the module proxy once (about 76 MB).
 export GOTOOLCHAIN := go1.27.3
 
-FUNCTIONS   := command stream-relay dlq-replay command-consumer
+FUNCTIONS   := command stream-relay dlq-replay command-consumer stream-recovery
 GO          ?= go
 VENV        := .venv
 PY          ?= python3
@@ -178,6 +178,8 @@ build-DLQReplayFunction:
 	GOOS=linux GOARCH=arm64 CGO_ENABLED=0 $(GO) build $(GO_BUILD_FLAGS) -o $(ARTIFACTS_DIR)/bootstrap ./functions/dlq-replay
 build-CommandConsumerFunction:
 	GOOS=linux GOARCH=arm64 CGO_ENABLED=0 $(GO) build $(GO_BUILD_FLAGS) -o $(ARTIFACTS_DIR)/bootstrap ./functions/command-consumer
+build-StreamRecoveryFunction:
+	GOOS=linux GOARCH=arm64 CGO_ENABLED=0 $(GO) build $(GO_BUILD_FLAGS) -o $(ARTIFACTS_DIR)/bootstrap ./functions/stream-recovery
 
 ## --- local AWS ---------------------------------------------------------------
 .PHONY: emulators-up emulators-down provision localstack-up localstack-down

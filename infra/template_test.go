@@ -151,6 +151,9 @@ var functionSources = map[string][]string{
 	// With ListenToYourselfCommands set (TestEachFunctionIsGrantedExactlyWhatItCalls sets it), the command
 	// function also queues commands; without it, it never calls SQS and is granted none.
 	"CommandConsumerFunction": {"internal/commandqueue", "internal/command", "internal/dynamo/store.go"},
+	// The recovery runs the replay's code (its Recover handler), taking its queue's messages from the
+	// event source mapping: it receives and deletes none itself.
+	"StreamRecoveryFunction": {"internal/replay", "internal/delivery", "internal/dynamo/outbox.go", "internal/dynamo/sweep.go", "internal/sqs/sqs.go", "internal/ses/ses.go", "internal/streams/streams.go"},
 }
 
 // esmExtras are granted for the event source mapping, which reads the stream
@@ -159,6 +162,8 @@ var esmExtras = map[string][]string{
 	"StreamRelayFunction": {"dynamodb:DescribeStream", "dynamodb:GetRecords", "dynamodb:GetShardIterator", "dynamodb:ListStreams"},
 	// The SQS event source mapping polls the commands queue with the consumer's role.
 	"CommandConsumerFunction": {"sqs:ReceiveMessage", "sqs:DeleteMessage", "sqs:GetQueueAttributes", "sqs:ChangeMessageVisibility"},
+	// ... and the recovery queue with the recovery's.
+	"StreamRecoveryFunction": {"sqs:ReceiveMessage", "sqs:DeleteMessage", "sqs:GetQueueAttributes", "sqs:ChangeMessageVisibility"},
 }
 
 // logActions are what the Lambda service does with every function's role:
@@ -368,7 +373,7 @@ func TestTheStreamTriggerIsTheOneDesignNames(t *testing.T) {
 		{"bounds retries (1..10)", num("MaximumRetryAttempts") >= 1 && num("MaximumRetryAttempts") <= 10},
 		{"bounds record age below the 24 h retention", num("MaximumRecordAgeInSeconds") >= 60 && num("MaximumRecordAgeInSeconds") < 86400},
 		{"reports partial batch failures", slices.Contains(asList(p["FunctionResponseTypes"]), any("ReportBatchItemFailures"))},
-		{"sends discarded batches to the DLQ", p["DestinationConfig"].(map[string]any)["OnFailure"].(map[string]any)["Destination"] == "arn:aws:test:::DeadLetterQueue.Arn"},
+		{"send discarded batches to the stream recovery's queue", p["DestinationConfig"].(map[string]any)["OnFailure"].(map[string]any)["Destination"] == "arn:aws:test:::StreamRecoveryQueue.Arn"},
 		{"has a batch size and window", num("BatchSize") > 0 && num("BatchSize") <= 1000 && p["MaximumBatchingWindowInSeconds"] != nil},
 		{"sets a parallelization factor", num("ParallelizationFactor") >= 1 && num("ParallelizationFactor") <= 10},
 	}
@@ -381,6 +386,40 @@ func TestTheStreamTriggerIsTheOneDesignNames(t *testing.T) {
 	pattern := filters[0].(map[string]any)["Pattern"].(string)
 	if !strings.Contains(pattern, `"eventName":["INSERT"]`) || !strings.Contains(pattern, `{"prefix":"OUTBOX#"}`) {
 		t.Errorf("filter %s does not keep outbox INSERTs only", pattern)
+	}
+}
+
+// Recovery needs no person: the mapping's on-failure records go to a queue
+// of their own, which the stream recovery takes as they come (reporting
+// what it could not settle), with a timeout that waits out a default email
+// lease within one invocation; what it cannot settle in a few tries goes to
+// the DLQ, for a person.
+func TestTheStreamRecoveryTakesWhatTheMappingGivesUpOn(t *testing.T) {
+	tmpl := load(t)
+	ev := evaluator(t, tmpl, nil)
+	q := props(t, tmpl, ev, "StreamRecoveryQueue")
+	fn := props(t, tmpl, ev, "StreamRecoveryFunction")
+	e := fn["Events"].(map[string]any)["Recovery"].(map[string]any)
+	p := e["Properties"].(map[string]any)
+	num := func(v any) int64 { n, _ := v.(int64); return n }
+	redrive, _ := q["RedrivePolicy"].(map[string]any)
+	defaultLease := int64(120) // EMAIL_LEASE_SECONDS's default (README)
+	checks := []struct {
+		name string
+		ok   bool
+	}{
+		{"is a standard queue (an on-failure destination must be)", q["FifoQueue"] == nil},
+		{"hands what it cannot settle to the DLQ after a few tries", redrive["deadLetterTargetArn"] == "arn:aws:test:::DeadLetterQueue.Arn" && num(redrive["maxReceiveCount"]) >= 2 && num(redrive["maxReceiveCount"]) <= 10},
+		{"keeps its records as long as the DLQ does", num(q["MessageRetentionPeriod"]) == 1209600},
+		{"is read by the recovery's SQS event", e["Type"] == "SQS" && p["Queue"] == "arn:aws:test:::StreamRecoveryQueue.Arn"},
+		{"reports partial batch failures", slices.Contains(asList(p["FunctionResponseTypes"]), any("ReportBatchItemFailures"))},
+		{"waits out a default email lease within one invocation", num(fn["Timeout"]) >= defaultLease+30},
+		{"hides a record in work at least as long as the function may run (Lambda requires it)", num(q["VisibilityTimeout"]) >= num(fn["Timeout"])},
+	}
+	for _, c := range checks {
+		if !c.ok {
+			t.Errorf("the stream recovery does not: %s (queue %v, event %v, timeout %v)", c.name, q, p, fn["Timeout"])
+		}
 	}
 }
 
@@ -403,6 +442,8 @@ func TestEachAlarmWatchesItsMetric(t *testing.T) {
 		"CommandThrottlesAlarm":     {"AWS/Lambda", "Throttles", "0"},
 		"StreamRelayThrottlesAlarm": {"AWS/Lambda", "Throttles", "0"},
 		"DLQReplayThrottlesAlarm":   {"AWS/Lambda", "Throttles", "0"},
+		"StreamRecoveryAgeAlarm":    {"AWS/SQS", "ApproximateAgeOfOldestMessage", "240"},
+		"StreamRecoveryErrorsAlarm": {"AWS/Lambda", "Errors", "0"},
 	}
 	for id, w := range want {
 		t.Run(id, func(t *testing.T) {
@@ -479,7 +520,7 @@ func TestTheOrderIndexIsALocalIndexTheCodeReads(t *testing.T) {
 	if !found {
 		t.Fatalf("no local secondary index %s on the table", dynamo.PendingIndex)
 	}
-	for _, fn := range []string{"StreamRelayFunction", "DLQReplayFunction", "CommandFunction"} {
+	for _, fn := range []string{"StreamRelayFunction", "DLQReplayFunction", "StreamRecoveryFunction", "CommandFunction"} {
 		var granted bool
 		for _, s := range statements(t, tmpl, ev, fn) {
 			for _, r := range asList(s["Resource"]) {

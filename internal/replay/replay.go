@@ -267,11 +267,12 @@ const visibility = 5 * time.Minute
 
 // job is one DLQ message and the outbox items it stands for.
 type job struct {
-	msg   Message
-	shape string // parked, on-failure
-	keys  []dispatch.OutboxKey
-	sweep bool      // its stream range expired: the sweeper covers it
-	until time.Time // ... up to the range's last arrival
+	msg    Message
+	shape  string // parked, on-failure
+	keys   []dispatch.OutboxKey
+	sweep  bool      // its stream range expired: the sweeper covers it
+	until  time.Time // ... up to the range's last arrival
+	reason string    // recovery: why it is not settled yet
 }
 
 // The shapes of DLQ message, and what a replay can do with one: the

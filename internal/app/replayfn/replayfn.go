@@ -1,6 +1,7 @@
-// Package replayfn builds the DLQ replay (and sweeper) from its environment
-// (read once at cold start). Build is what the dlq-replay function's main.go
-// and the local runner call.
+// Package replayfn builds the DLQ replay (and sweeper) and the stream
+// recovery from their environment (read once at cold start). Build and
+// BuildRecovery are what the dlq-replay and stream-recovery functions'
+// main.go and the local runner call.
 package replayfn
 
 import (
@@ -87,12 +88,22 @@ func outboxKeys(recs []events.DynamoDBEventRecord) []dispatch.OutboxKey {
 // deliveryfn.LoadConfig) through getenv, checks it, and builds the replay
 // on cfg's clients: everything the function's cold start does before
 // lambda.Start.
-func Build(_ context.Context, cfg aws.Config, getenv func(string) string) (*replay.Replayer, error) {
+func Build(ctx context.Context, cfg aws.Config, getenv func(string) string) (*replay.Replayer, error) {
+	return build(ctx, cfg, getenv, "dlq-replay")
+}
+
+// BuildRecovery is Build for the stream-recovery function: the same
+// replayer (its Recover handler), logging under its own name.
+func BuildRecovery(ctx context.Context, cfg aws.Config, getenv func(string) string) (*replay.Replayer, error) {
+	return build(ctx, cfg, getenv, "stream-recovery")
+}
+
+func build(_ context.Context, cfg aws.Config, getenv func(string) string, function string) (*replay.Replayer, error) {
 	c, err := deliveryfn.LoadConfig(getenv)
 	if err != nil {
 		return nil, err
 	}
-	log := obs.NewLogger(os.Stderr, c.LogLevel).With(slog.String("function", "dlq-replay"))
+	log := obs.NewLogger(os.Stderr, c.LogLevel).With(slog.String("function", function))
 	return NewReplayer(cfg, c, log, obs.NewMetrics(os.Stdout, "Dispatcher")), nil
 }
 

@@ -44,8 +44,8 @@ func TestTheTemplateSettingsAreWhatTheMappingUses(t *testing.T) {
 	if !reflect.DeepEqual(got, want) {
 		t.Errorf("mapping %v, want %v", got, want)
 	}
-	if m.StreamArn != s.Attr("OutboxTable", "StreamArn") || m.OnFailureQueueURL != s.Physical("DeadLetterQueue") {
-		t.Errorf("stream %s -> on failure %s: not the provisioned table and DLQ", m.StreamArn, m.OnFailureQueueURL)
+	if m.StreamArn != s.Attr("OutboxTable", "StreamArn") || m.OnFailureQueueURL != s.Physical("StreamRecoveryQueue") {
+		t.Errorf("stream %s -> on failure %s: not the provisioned table and recovery queue", m.StreamArn, m.OnFailureQueueURL)
 	}
 	for _, n := range spec.Notes {
 		if strings.Contains(n, "StreamRelayFunction") {
@@ -147,15 +147,15 @@ func TestAFunctionErrorBisectsTheBatchUntilThePoisonRecordIsAlone(t *testing.T) 
 		{outbox(1), outbox(2)},                       // ok
 		{outbox(3), outbox(4)},                       // error: bisect
 		{outbox(3)},                                  // error: retry 1
-		{outbox(3)},                                  // error: retries exhausted, to the DLQ
+		{outbox(3)},                                  // error: retries exhausted, to the on-failure destination
 		{outbox(4)},                                  // ok
 	}
 	if got := seen.get(); !reflect.DeepEqual(got, want) {
 		t.Errorf("batches\n%v,\nwant\n%v", got, want)
 	}
-	msgs := receiveAll(t, s.Physical("DeadLetterQueue"))
+	msgs := receiveAll(t, s.Physical("StreamRecoveryQueue"))
 	if len(msgs) != 1 {
-		t.Fatalf("%d DLQ messages, want 1", len(msgs))
+		t.Fatalf("%d on-failure records, want 1", len(msgs))
 	}
 	rec, ok, err := replay.ParseOnFailure(aws.ToString(msgs[0].Body))
 	if !ok || err != nil {
@@ -185,9 +185,9 @@ func TestExhaustedRetriesSendTheOnFailureRecordInAWSShape(t *testing.T) {
 	if n := calls.Load(); n != 1+6+6 {
 		t.Errorf("%d invocations, want 13", n)
 	}
-	msgs := receiveAll(t, s.Physical("DeadLetterQueue"))
+	msgs := receiveAll(t, s.Physical("StreamRecoveryQueue"))
 	if len(msgs) != 2 {
-		t.Fatalf("%d DLQ messages, want 2", len(msgs))
+		t.Fatalf("%d on-failure records, want 2", len(msgs))
 	}
 	example, err := os.ReadFile("testdata/onfailure-dynamodb-aws-example.json")
 	if err != nil {
@@ -242,9 +242,9 @@ func TestRecordsOlderThanTheMaximumAgeGoToTheDestination(t *testing.T) {
 		m.MaxRecordAge, m.MaxRetryAttempts, m.BatchingWindow = time.Second, -1, 0
 	})
 	eventually(t, 10*time.Second, "the record discarded", func() bool { return r.Stats("StreamRelayFunction").Discarded == 1 })
-	msgs := receiveAll(t, s.Physical("DeadLetterQueue"))
+	msgs := receiveAll(t, s.Physical("StreamRecoveryQueue"))
 	if len(msgs) != 1 {
-		t.Fatalf("%d DLQ messages, want 1", len(msgs))
+		t.Fatalf("%d on-failure records, want 1", len(msgs))
 	}
 	// DynamoDB Local's ApproximateCreationDateTime is coarse (seconds to
 	// tens of seconds early), so the record may look too old before its

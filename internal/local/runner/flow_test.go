@@ -16,13 +16,19 @@ import (
 
 	"github.com/dispatcher-dev/dispatcher/internal/local/provision"
 	"github.com/dispatcher-dev/dispatcher/internal/local/runner"
-	"github.com/dispatcher-dev/dispatcher/internal/replay"
 	"github.com/dispatcher-dev/dispatcher/internal/testkit/testenv"
 )
 
 // realFunctions builds the template's functions in-process with the same
 // constructors as their main.go.
 func realFunctions(t *testing.T, s *provision.Stack) map[string]runner.Function {
+	t.Helper()
+	return realFunctionsWith(t, s, nil)
+}
+
+// realFunctionsWith is realFunctions with more environment for every
+// function.
+func realFunctionsWith(t *testing.T, s *provision.Stack, extra map[string]string) map[string]runner.Function {
 	t.Helper()
 	env := testenv.Get(t)
 	spec, err := runner.ReadSpec(s)
@@ -33,7 +39,11 @@ func realFunctions(t *testing.T, s *provision.Stack) map[string]runner.Function 
 	if err != nil {
 		t.Fatal(err)
 	}
-	fns, err := runner.InProcessFunctions(context.Background(), env.AWS, spec, s.Eval.StackName(), dirs, map[string]string{"WEBHOOK_SECRETS": testSecret})
+	vars := map[string]string{"WEBHOOK_SECRETS": testSecret}
+	for k, v := range extra {
+		vars[k] = v
+	}
+	fns, err := runner.InProcessFunctions(context.Background(), env.AWS, spec, s.Eval.StackName(), dirs, vars)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -172,7 +182,10 @@ func TestASignedCommandThroughTheAPIEndsAsAnEventAndAnEmail(t *testing.T) {
 	}
 }
 
-func TestABatchGivenUpOnGoesToTheDLQAndTheReplayRouteDeliversIt(t *testing.T) {
+// A batch the mapping gave up on is not a permanent failure: its
+// on-failure record goes to the stream recovery, which delivers it with no
+// person (and no replay), and leaves the DLQ empty.
+func TestABatchGivenUpOnIsDeliveredByTheStreamRecoveryWithNoPerson(t *testing.T) {
 	s := freshStack(t)
 	fns := realFunctions(t, s)
 	relay := &watched{inner: fns["StreamRelayFunction"]}
@@ -186,29 +199,27 @@ func TestABatchGivenUpOnGoesToTheDLQAndTheReplayRouteDeliversIt(t *testing.T) {
 		t.Fatalf("POST: %d %s", resp.StatusCode, body)
 	}
 	eventually(t, 20*time.Second, "both outbox records given up on", func() bool { return r.Stats("StreamRelayFunction").Discarded == 2 })
-	relay.broken.Store(false)
-
-	resp, body := do(t, mustReq(t, http.MethodPost, r.URL()+runner.ReplayPath, []byte(`{"mode":"dlq"}`)))
-	if resp.StatusCode != 200 {
-		t.Fatalf("replay: %d %s", resp.StatusCode, body)
-	}
-	var rep replay.Report
-	if err := json.Unmarshal(body, &rep); err != nil {
-		t.Fatal(err)
-	}
-	if rep.StreamRanges != 2 || rep.Replayed != 2 || rep.Left != 0 {
-		t.Errorf("replay report %s: want 2 on-failure ranges re-read and 2 items replayed", body)
-	}
+	eventually(t, 20*time.Second, "every outbox item DELIVERED by the recovery", func() bool { return allDelivered(outboxStatuses(t, r.URL(), id)) })
 	if n := len(receiveAll(t, s.Physical("EventsQueue"))); n != 1 {
-		t.Errorf("%d events after the replay, want 1", n)
+		t.Errorf("%d events after the recovery, want 1", n)
 	}
-	eventually(t, 10*time.Second, "the email after the replay", func() bool { return emailsTo(t, email) == 1 })
-	if st := outboxStatuses(t, r.URL(), id); !allDelivered(st) {
-		t.Errorf("outbox statuses %v after the replay", st)
+	if n := emailsTo(t, email); n != 1 {
+		t.Errorf("%d emails after the recovery, want 1", n)
+	}
+	if st := r.QueueStats("StreamRecoveryFunction"); st.Received == 0 || st.Failed != 0 {
+		t.Errorf("recovery mapping stats %+v: want the records received and none failed", st)
+	}
+	if n := len(receiveAll(t, s.Physical("DeadLetterQueue"))); n != 0 {
+		t.Errorf("%d messages in the DLQ, want none: nothing here waits for a person", n)
 	}
 
-	// A bad request is the caller's to fix: 400, with the function's error
-	// as Lambda reports it.
+	// The replay route (a person's) finds nothing left to do; a bad request
+	// is the caller's to fix: 400, with the function's error as Lambda
+	// reports it.
+	resp, body := do(t, mustReq(t, http.MethodPost, r.URL()+runner.ReplayPath, []byte(`{"mode":"dlq"}`)))
+	if rep := jsonOf(t, body); resp.StatusCode != 200 || rep["messages"] != float64(0) {
+		t.Errorf("replay after the recovery: %d %s, want 200 and no DLQ message", resp.StatusCode, body)
+	}
 	resp, body = do(t, mustReq(t, http.MethodPost, r.URL()+runner.ReplayPath, []byte(`{"mode":"everything"}`)))
 	if resp.StatusCode != 400 || resp.Header.Get("X-Amz-Function-Error") != "Unhandled" || !strings.Contains(string(body), `"errorType":"RequestError"`) || !strings.Contains(string(body), "mode") {
 		t.Errorf("bad replay request: %d %s", resp.StatusCode, body)

@@ -108,6 +108,13 @@ var constructors = map[string]constructor{
 		}
 		return r.Invoke, nil
 	},
+	"stream-recovery": func(ctx context.Context, cfg aws.Config, getenv func(string) string) (any, error) {
+		r, err := replayfn.BuildRecovery(ctx, cfg, getenv)
+		if err != nil {
+			return nil, err
+		}
+		return r.Recover, nil
+	},
 }
 
 // InProcessFunctions builds every function of the spec in this process,

@@ -75,6 +75,9 @@ func TestChaosTheOutboxLosesAndInventsNothingWhereTheAntiPatternsDo(t *testing.T
 				if r.Inversions() != 0 {
 					t.Errorf("seed %d, %s: %d events and %d emails delivered after a later version of their aggregate; want 0", seed, r.Strategy, r.InversionsEvents, r.InversionsEmails)
 				}
+				if r.Recovery.Failed() {
+					t.Errorf("seed %d, %s: %s; want every item a kill left undelivered delivered within the bound, with no person", seed, r.Strategy, r.Recovery)
+				}
 				if r.OrderChecked == 0 {
 					t.Errorf("seed %d, %s: no aggregate had 2 or more versions delivered both as events and as emails: the order check checked nothing", seed, r.Strategy)
 				}

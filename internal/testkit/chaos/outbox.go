@@ -237,6 +237,14 @@ func runOutbox(t testing.TB, env *testenv.Env, f *flowtest.Fixture, seed uint64,
 			}
 		}
 	}
+	// Recovery needs no person: what the relay's kills left undelivered is
+	// delivered by now (the stream recovery took what the mapping gave up
+	// on), measured before anyone replays.
+	if !drained(ctx, &g, stack.Physical("StreamRecoveryQueue"), RecoveryBound(emailLease)) {
+		t.Errorf("the stream recovery queue still held messages %s after the mapping went quiet", RecoveryBound(emailLease))
+	}
+	row.Recovery = recoveryOf(&g, ids, failed, k.killTimes(), emailLease)
+	t.Logf("seed %d, %s: %s", seed, sol.Name, row.Recovery)
 	time.Sleep(emailLease + 200*time.Millisecond) // leases and the sweep's 1 s threshold lapse
 	// The person who fixed the cause replays everything, whatever the
 	// attempts: the schedule's faults count toward an item's attempts
@@ -603,6 +611,7 @@ type killer struct {
 	stop        atomic.Bool
 	kills       atomic.Int64 // processes killed
 	midBatch    atomic.Int64 // invocations that ended with their runtime killed
+	killedAt    []time.Time  // when each kill was made (recovery.go)
 }
 
 func (k *killer) Invoke(ctx context.Context, requestID string, payload []byte) ([]byte, error) {
@@ -659,6 +668,9 @@ func (k *killer) due(r *http.Request) (now, after bool) {
 func (k *killer) kill() {
 	if pids, err := k.bin.Kill(k.function); err == nil {
 		k.kills.Add(int64(len(pids)))
+		k.mu.Lock()
+		k.killedAt = append(k.killedAt, time.Now())
+		k.mu.Unlock()
 	}
 }
 

@@ -67,6 +67,7 @@ type Row struct {
 	Redriven         int // listen-to-yourself: dead commands moved back to the queue by the final redrive
 	ConsumerKills    int // listen-to-yourself consumer bootstraps killed
 	ConsumerKillsMid int
+	Recovery         Recovery // the solutions: how long each relay kill left items undelivered (recovery.go)
 }
 
 // Lost and Phantom sum events and emails.
