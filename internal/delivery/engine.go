@@ -56,6 +56,7 @@ type Config struct {
 	Source           string        // CloudEvents source; default "dispatcher"
 	Workers          int           // concurrent calls (sends, claims, marks); default 16
 	MaxSendAttempts  int           // per item per invocation; default 4
+	MaxMarkAttempts  int           // per DELIVERED mark per invocation, on transient errors; default 8
 	BackoffBase      time.Duration // default 50ms
 	BackoffCap       time.Duration // default 2s
 	DeadlineMargin   time.Duration // stop this long before the deadline; default 3s
@@ -77,6 +78,9 @@ func (c *Config) defaults() {
 	}
 	if c.MaxSendAttempts <= 0 {
 		c.MaxSendAttempts = 4
+	}
+	if c.MaxMarkAttempts <= 0 {
+		c.MaxMarkAttempts = 8
 	}
 	if c.BackoffBase <= 0 {
 		c.BackoffBase = 50 * time.Millisecond
@@ -554,7 +558,7 @@ func (r *run) sendEvents(ctx context.Context, lanes []*lane) {
 // so they run concurrently, bounded by their own pool, behind the sends:
 // the lane has already moved on.
 func (r *run) markEvent(ctx context.Context, l *lane, it dispatch.OutboxItem) {
-	err := r.e.outbox.MarkDelivered(ctx, it.Key(), "", r.e.now(), r.e.cfg.KeepDelivered)
+	err := r.markDelivered(ctx, it, "")
 	switch {
 	case err == nil:
 		r.delivered(it)
@@ -690,9 +694,10 @@ func (r *run) sendLeased(ctx context.Context, l *lane, it dispatch.OutboxItem, e
 // markEmail marks a sent email delivered, as its lease holder.
 func (r *run) markEmail(ctx context.Context, l *lane, it dispatch.OutboxItem) {
 	e := r.e
-	if err := e.outbox.MarkDelivered(ctx, it.Key(), e.owner, e.now(), e.cfg.KeepDelivered); err != nil {
+	if err := r.markDelivered(ctx, it, e.owner); err != nil {
 		// Sent; the lease keeps others from sending it again until it
-		// lapses, and the mark is retried with the batch.
+		// lapses, and the mark is retried with the batch: if the lease
+		// lapses first, the email goes twice (README, guarantees).
 		e.log.WarnContext(ctx, "email sent but not marked", itemAttrs(it, slog.String("error", err.Error()))...)
 		r.set(it.Key(), Retry, "mark-failed")
 		r.advance(l, Retry)
@@ -700,6 +705,24 @@ func (r *run) markEmail(ctx context.Context, l *lane, it dispatch.OutboxItem) {
 	}
 	r.delivered(it)
 	r.advance(l, Delivered)
+}
+
+// markDelivered marks a sent item DELIVERED, retrying transient failures
+// (throttling, 5xx, timeouts) with capped backoff and full jitter while the
+// deadline allows: a sent item left unmarked is sent again by the batch's
+// retry, and SES cannot drop an email sent twice. An email's mark is tried
+// even after its lease lapsed: the mark's condition is the lease owner, not
+// the lease's end, so it fails only if another attempt took the email over,
+// and until then the mark is what keeps it from going twice.
+func (r *run) markDelivered(ctx context.Context, it dispatch.OutboxItem, owner string) error {
+	e := r.e
+	for attempt := 1; ; attempt++ {
+		err := e.outbox.MarkDelivered(ctx, it.Key(), owner, e.now(), e.cfg.KeepDelivered)
+		if err == nil || dispatch.KindOf(err) != dispatch.Transient || attempt >= e.cfg.MaxMarkAttempts || !r.sleep(ctx, attempt) {
+			return err
+		}
+		e.metrics.Emit(map[string]string{"Service": "relay", "Target": string(it.Target)}, obs.Metric{Name: "MarkRetried", Value: 1, Unit: obs.Count})
+	}
 }
 
 // stopAll stops the whole batch after an account- or queue-wide error:

@@ -26,6 +26,9 @@ type fakeOutbox struct {
 	items map[dispatch.OutboxKey]dispatch.OutboxItem
 	// markFailedErr, when set, is MarkFailed's answer (nothing marked).
 	markFailedErr error
+	// markDeliveredFails is how many MarkDelivered calls answer a transient
+	// error (nothing marked) before they apply.
+	markDeliveredFails int
 }
 
 func conflict() error { return dispatch.E("fake", dispatch.Conflict, "", dispatch.ErrAlreadyDone) }
@@ -45,6 +48,10 @@ func (f *fakeOutbox) Statuses(_ context.Context, keys []dispatch.OutboxKey) (map
 func (f *fakeOutbox) MarkDelivered(_ context.Context, k dispatch.OutboxKey, owner string, _ time.Time, _ time.Duration) error {
 	f.mu.Lock()
 	defer f.mu.Unlock()
+	if f.markDeliveredFails > 0 {
+		f.markDeliveredFails--
+		return dispatch.E("fake", dispatch.Transient, "InternalServerError", nil)
+	}
 	it, ok := f.items[k]
 	if !ok || it.Status == dispatch.Delivered || (owner != "" && it.LeaseOwner != owner) {
 		return conflict()
@@ -371,6 +378,37 @@ func TestEngineRules(t *testing.T) {
 			t.Errorf("events %v, want only version 1's", got)
 		}
 	})
+
+	// The limit and one over: MaxMarkAttempts tries of a mark deliver the
+	// item; one transient failure more leaves it to the batch's retry.
+	for _, fails := range []int{3, 4} {
+		for _, target := range []dispatch.Target{dispatch.TargetEvents, dispatch.TargetEmail} {
+			t.Run(fmt.Sprintf("a %s mark failing transiently %d times in 4 attempts", target, fails), func(t *testing.T) {
+				a := account("a", 1)
+				it := a[0]
+				if target == dispatch.TargetEmail {
+					it = a[1]
+				}
+				e, ob, tg := setup([]dispatch.OutboxItem{it})
+				e.cfg.MaxMarkAttempts = 4
+				ob.markDeliveredFails = fails
+				res := deliver(t, e, []dispatch.OutboxItem{it})
+				want, status := Delivered, dispatch.Delivered
+				if fails >= e.cfg.MaxMarkAttempts {
+					want, status = Retry, it.Status
+					if target == dispatch.TargetEmail {
+						status = dispatch.Sending // still under its lease
+					}
+				}
+				if o := res.Outcomes[it.Key()]; o != want || ob.status(it.Key()) != status {
+					t.Errorf("%s, %s; want %s, %s", o, ob.status(it.Key()), want, status)
+				}
+				if len(tg.sent) != 1 {
+					t.Errorf("sent %d times, want once", len(tg.sent))
+				}
+			})
+		}
+	}
 
 	t.Run("an account-wide refusal stops the whole batch", func(t *testing.T) {
 		a, b := account("a", 1), account("b", 1)

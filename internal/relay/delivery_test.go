@@ -292,13 +292,15 @@ func TestConcurrentRelaysSendEachEmailOnce(t *testing.T) {
 }
 
 func TestAnEventSentButNotMarkedIsReportedAndNotDuplicatedByTheRetry(t *testing.T) {
-	f := flowtest.New(t, nil)
+	// Two tries of the mark (each through the SDK's own retries) are enough
+	// to see it fail past them.
+	f := flowtest.New(t, func(c *deliveryfn.Config) { c.Delivery.MaxMarkAttempts = 2 })
 	id := unique("unmarked")
 	f.Command(`{"type":"Dispatch","aggregateId":"` + id + `","data":{"aggregateType":"Order","events":[{"type":"A","data":{}}]}}`)
 	f.Command(`{"type":"Dispatch","aggregateId":"` + id + `","data":{"aggregateType":"Order","events":[{"type":"B","data":{}}]}}`)
 	f.Command(`{"type":"Dispatch","aggregateId":"` + id + `","data":{"aggregateType":"Order","events":[{"type":"C","data":{}}]}}`)
 	ev := f.Batch(id)
-	// The first event's mark fails through the SDK's own retries.
+	// The first event's mark fails through the SDK's own retries, every time.
 	f.Faults.Add(faults.Fault{
 		Match:  faults.All(faults.Target("UpdateItem"), faults.BodyContains("OUTBOX#00000000000000000001#000"), faults.BodyContains("DELIVERED")),
 		Status: 500, Code: "InternalServerError", Message: "boom",
@@ -336,6 +338,60 @@ func TestAnEventSentButNotMarkedIsReportedAndNotDuplicatedByTheRetry(t *testing.
 		if s(it, "status") != "DELIVERED" {
 			t.Errorf("%s is %s", s(it, "sk"), s(it, "status"))
 		}
+	}
+}
+
+// SES took the email, then its DELIVERED mark failed through the SDK's own
+// retries (a 5xx each time): the engine retries the mark in the invocation,
+// so nothing is left for a retry of the batch to send again. Without that,
+// the email stays SENDING under its lease, the batch is reported failed,
+// and Lambda's retry after the lease lapsed sends the email a second time.
+// The lease is short so that the redelivery comes after it lapsed.
+func TestATransientMarkFailureAloneSendsNoSecondEmail(t *testing.T) {
+	const lease = 2 * time.Second
+	f := flowtest.New(t, func(c *deliveryfn.Config) { c.Delivery.Lease = lease })
+	id := unique("markretry")
+	f.Command(open(id, id+"@example.com")) // an event (seq 0) and an email (seq 1)
+	ev := f.Batch(id)
+	// As many faults per mark as the DynamoDB client makes attempts: the
+	// engine sees each mark fail once.
+	sdkAttempts := f.DB.Options().Retryer.MaxAttempts()
+	for _, sk := range []string{"OUTBOX#00000000000000000001#000", "OUTBOX#00000000000000000001#001"} {
+		f.Faults.Add(faults.Fault{
+			Match: faults.All(faults.Target("UpdateItem"), faults.BodyContains(sk), faults.BodyContains("SET #st = :delivered")),
+			Times: sdkAttempts, Status: 500, Code: "InternalServerError", Message: "boom",
+		})
+	}
+	if resp := f.Handle(ev); len(resp.BatchItemFailures) != 0 {
+		t.Errorf("failures %+v: a mark that fails once is retried in the invocation; logs:\n%s", resp.BatchItemFailures, f.Logs)
+	}
+	if n := f.Faults.Injected(); n != 2*sdkAttempts {
+		t.Errorf("%d faults injected, want %d: each mark failed once after the SDK's retries", n, 2*sdkAttempts)
+	}
+	if n := strings.Count(f.Metrics.String(), `"MarkRetried":1`); n != 2 {
+		t.Errorf("%d MarkRetried metrics, want 2; metrics:\n%s", n, f.Metrics)
+	}
+	for _, it := range f.Items(id) {
+		if s(it, "status") != "DELIVERED" {
+			t.Errorf("%s is %s after the invocation, want DELIVERED", s(it, "sk"), s(it, "status"))
+		}
+	}
+	if n := f.EmailsTo(id + "@example.com"); n != 1 {
+		t.Errorf("%d emails after the invocation, want 1", n)
+	}
+	// Lambda may hand the batch over again (a reported failure, or its own
+	// at-least-once): once the lease has lapsed, nothing but the mark keeps
+	// the email from going twice.
+	time.Sleep(lease)
+	f.Faults.Reset()
+	if resp := f.Handle(ev); len(resp.BatchItemFailures) != 0 {
+		t.Errorf("redelivery failures %+v", resp.BatchItemFailures)
+	}
+	if n := f.EmailsTo(id + "@example.com"); n != 1 {
+		t.Errorf("%d emails after the batch was delivered again, want still 1", n)
+	}
+	if got := len(f.Drain(f.Events)); got != 1 {
+		t.Errorf("%d events in the queue, want 1", got)
 	}
 }
 
