@@ -19,12 +19,9 @@ import (
 	"github.com/dispatcher-dev/dispatcher/internal/command"
 	"github.com/dispatcher-dev/dispatcher/internal/commandqueue"
 	"github.com/dispatcher-dev/dispatcher/internal/dispatch"
-	"github.com/dispatcher-dev/dispatcher/internal/dynamo"
-	"github.com/dispatcher-dev/dispatcher/internal/emails"
 	"github.com/dispatcher-dev/dispatcher/internal/obs"
 	"github.com/dispatcher-dev/dispatcher/internal/sqs/signed"
 	"github.com/dispatcher-dev/dispatcher/internal/testkit/testenv"
-	"github.com/dispatcher-dev/dispatcher/internal/webhook"
 )
 
 // padTo fills a command body to exactly n bytes: fill repeated inside the
@@ -53,20 +50,11 @@ func padTo(t *testing.T, format, fill string, n int) string {
 func TestListenToYourselfAnswersAsTheOutboxAtTheBodyLimit(t *testing.T) {
 	f := newFixture(t)
 	env := testenv.Get(t)
-	store := dynamo.New(f.db, f.table, 8)
-	tmpl, err := emails.Load()
-	if err != nil {
-		t.Fatal(err)
-	}
-	v, err := webhook.NewVerifier([]string{secretOld, secretNew})
-	if err != nil {
-		t.Fatal(err)
-	}
-	svc := command.New(store, tmpl)
+	store := f.store
+	svc := command.New(store, f.tmpl)
 	queue := env.Stack.Physical("CommandsQueue")
 	// The command function's own sender (internal/app/commandfn).
-	lty := apigw.New(command.NewListener(svc, commandqueue.New(signed.New(env.AWS), queue), []string{"DepositFunds", "Dispatch"}),
-		store, v, obs.NewLogger(f.logs, 0), obs.NewMetrics(f.metrics, "Dispatcher"))
+	lty := f.handler(command.NewListener(svc, commandqueue.New(signed.New(env.AWS), queue), []string{"DepositFunds", "Dispatch"}), store)
 	modes := map[string]*apigw.Handler{"outbox": f.h, "listen-to-yourself": lty}
 	ctx := context.Background()
 	run := time.Now().UnixNano()
