@@ -166,6 +166,13 @@ func runOutbox(t testing.TB, env *testenv.Env, f *flowtest.Fixture, seed uint64,
 			out.arm()
 		}
 		status, err := post(ctx, client, r.URL()+"/v1/commands", s.key(), s.body())
+		// A reused key is sent until it is answered, as a client retries a
+		// 5xx with the same key and body (one command, whatever reached the
+		// queue or the table before): the run must hold some such command.
+		for try := 1; s.reuse && try < reuseTries && (err != nil || status >= 500); try++ {
+			time.Sleep(reuseRetryDelay)
+			status, err = post(ctx, client, r.URL()+"/v1/commands", s.key(), s.body())
+		}
 		a := answers[s.agg.ID]
 		switch {
 		case err != nil:
@@ -440,8 +447,14 @@ type step struct {
 	reuse bool
 }
 
-// reusedAmount is the amount of a reused key's other body.
-const reusedAmount = 9999
+// reusedAmount is the amount of a reused key's other body. A reuse step is
+// sent up to reuseTries times, reuseRetryDelay apart, until it is answered
+// below 500: longer, in all, than the SQS emulator's longest outage.
+const (
+	reusedAmount    = 9999
+	reuseTries      = 8
+	reuseRetryDelay = 400 * time.Millisecond
+)
 
 // key is the command's Idempotency-Key: its own, so each is applied once
 // (a reuse step's is its deposit's).
