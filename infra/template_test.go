@@ -14,6 +14,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/dispatcher-dev/dispatcher/internal/commandqueue"
 	"github.com/dispatcher-dev/dispatcher/internal/dynamo"
 	"github.com/dispatcher-dev/dispatcher/internal/local/cfn"
 )
@@ -350,6 +351,19 @@ func TestEverythingThatStoresDataIsEncrypted(t *testing.T) {
 			if p["KmsMasterKeyId"] == nil {
 				t.Errorf("topic %s is not encrypted", id)
 			}
+		}
+	}
+}
+
+// A queued command is a body of up to dispatch.MaxBodyBytes plus its
+// metadata: the commands queue, and its DLQ (a redrive moves messages both
+// ways), must take the size the code sends (commandqueue.MaxMessageBytes).
+func TestTheCommandsQueueTakesTheMessagesTheCodeSends(t *testing.T) {
+	tmpl := load(t)
+	ev := evaluator(t, tmpl, nil)
+	for _, id := range []string{"CommandsQueue", "CommandsDeadLetterQueue"} {
+		if got := fmt.Sprint(props(t, tmpl, ev, id)["MaximumMessageSize"]); got != fmt.Sprint(commandqueue.MaxMessageBytes) {
+			t.Errorf("%s MaximumMessageSize = %s, want %d (commandqueue.MaxMessageBytes)", id, got, commandqueue.MaxMessageBytes)
 		}
 	}
 }

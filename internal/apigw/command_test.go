@@ -20,9 +20,6 @@ import (
 	"github.com/dispatcher-dev/dispatcher/internal/command"
 	"github.com/dispatcher-dev/dispatcher/internal/dispatch"
 	"github.com/dispatcher-dev/dispatcher/internal/dynamo"
-	"github.com/dispatcher-dev/dispatcher/internal/emails"
-	"github.com/dispatcher-dev/dispatcher/internal/obs"
-	"github.com/dispatcher-dev/dispatcher/internal/webhook"
 )
 
 func TestOpenAccountWritesStateOutboxAndIdempotencyInOneTransaction(t *testing.T) {
@@ -492,15 +489,7 @@ func TestInternalErrorsLeakNothing(t *testing.T) {
 	env := newFixture(t)
 	// A store on a table that does not exist fails inside the SDK.
 	store := dynamo.New(env.db, "no-such-table", 8)
-	tmpl, err := emails.Load()
-	if err != nil {
-		t.Fatal(err)
-	}
-	v, err := webhook.NewVerifier([]string{secretOld, secretNew})
-	if err != nil {
-		t.Fatal(err)
-	}
-	env.h = apigw.New(command.New(store, tmpl), store, v, obs.NewLogger(env.logs, 0), obs.NewMetrics(env.metrics, "Dispatcher"))
+	env.h = env.handler(command.New(store, env.tmpl), store)
 	resp, body := env.do(env.post(openAccount(newID("acct"))))
 	if resp.StatusCode != http.StatusInternalServerError {
 		t.Fatalf("status %d: %s", resp.StatusCode, resp.Body)

@@ -19,8 +19,6 @@ import (
 	"github.com/dispatcher-dev/dispatcher/internal/dispatch"
 	"github.com/dispatcher-dev/dispatcher/internal/dynamo"
 	"github.com/dispatcher-dev/dispatcher/internal/emails"
-	"github.com/dispatcher-dev/dispatcher/internal/obs"
-	"github.com/dispatcher-dev/dispatcher/internal/webhook"
 )
 
 // eventSourced is AGGREGATE_MODES=Account=event-sourced.
@@ -46,16 +44,7 @@ func inBothModes(t *testing.T, test func(t *testing.T, f *fixture)) {
 func newModeFixture(t testing.TB, modes map[string]dispatch.Mode) *fixture {
 	t.Helper()
 	f := newFixture(t)
-	store := dynamo.New(f.db, f.table, 8)
-	tmpl, err := emails.Load()
-	if err != nil {
-		t.Fatal(err)
-	}
-	v, err := webhook.NewVerifier([]string{secretOld, secretNew})
-	if err != nil {
-		t.Fatal(err)
-	}
-	f.h = apigw.New(command.New(store, tmpl).WithModes(modes), store, v, obs.NewLogger(f.logs, 0), obs.NewMetrics(f.metrics, "Dispatcher"))
+	f.h = f.handler(command.New(f.store, f.tmpl).WithModes(modes), f.store)
 	return f
 }
 

@@ -39,12 +39,21 @@ const (
 )
 
 type fixture struct {
-	t       testing.TB
-	h       *apigw.Handler
-	db      *dynamodb.Client
-	table   string
-	logs    *syncBuffer
-	metrics *syncBuffer
+	t        testing.TB
+	h        *apigw.Handler
+	db       *dynamodb.Client
+	table    string
+	store    *dynamo.Store
+	tmpl     *emails.Set
+	verifier *webhook.Verifier
+	logs     *syncBuffer
+	metrics  *syncBuffer
+}
+
+// handler is a Handler on exec and reader with the fixture's verifier, log
+// and metrics.
+func (f *fixture) handler(exec apigw.Executor, reader apigw.Reader) *apigw.Handler {
+	return apigw.New(exec, reader, f.verifier, obs.NewLogger(f.logs, 0), obs.NewMetrics(f.metrics, "Dispatcher"))
 }
 
 type syncBuffer struct {
@@ -63,16 +72,15 @@ func newFixture(t testing.TB) *fixture {
 	t.Helper()
 	env := testenv.Get(t)
 	f := &fixture{t: t, db: dynamodb.NewFromConfig(env.AWS), table: env.Stack.Physical("OutboxTable"), logs: &syncBuffer{}, metrics: &syncBuffer{}}
-	store := dynamo.New(f.db, f.table, 8)
-	tmpl, err := emails.Load()
-	if err != nil {
+	f.store = dynamo.New(f.db, f.table, 8)
+	var err error
+	if f.tmpl, err = emails.Load(); err != nil {
 		t.Fatal(err)
 	}
-	v, err := webhook.NewVerifier([]string{secretOld, secretNew})
-	if err != nil {
+	if f.verifier, err = webhook.NewVerifier([]string{secretOld, secretNew}); err != nil {
 		t.Fatal(err)
 	}
-	f.h = apigw.New(command.New(store, tmpl), store, v, obs.NewLogger(f.logs, 0), obs.NewMetrics(f.metrics, "Dispatcher"))
+	f.h = f.handler(command.New(f.store, f.tmpl), f.store)
 	return f
 }
 

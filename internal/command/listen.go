@@ -21,9 +21,11 @@ import (
 
 // Queued is a validated command as it travels through the commands queue:
 // everything Execute needs to apply it exactly as the synchronous path would.
-// Command is the request body byte for byte (a string, not re-encoded JSON),
-// so the idempotency record's request hash is the one the synchronous path
-// computes.
+// Command is the request body byte for byte, so the idempotency record's
+// request hash is the one the synchronous path computes. internal/commandqueue
+// sends it as the message body, with the rest in message attributes; the
+// JSON fields are the format queued before that, which DecodeQueued still
+// reads.
 type Queued struct {
 	AggregateID    string    `json:"aggregateId"`
 	CommandType    string    `json:"commandType"`
@@ -40,7 +42,9 @@ func (q Queued) Request() Request {
 	return Request{Body: []byte(q.Command), Scope: q.Scope, IdempotencyKey: q.IdempotencyKey, WebhookID: q.WebhookID, Traceparent: q.Traceparent}
 }
 
-// DecodeQueued reads a commands queue message body.
+// DecodeQueued reads a commands queue message body queued as one JSON
+// document (the command escaped inside it), as the command function did
+// before the body travelled as the message body itself.
 func DecodeQueued(body string) (Queued, error) {
 	var q Queued
 	if err := json.Unmarshal([]byte(body), &q); err != nil {
@@ -53,11 +57,15 @@ func DecodeQueued(body string) (Queued, error) {
 }
 
 // DedupID is the queue's deduplication id of a command: derived from its
-// idempotency scope and key only, so that a retried POST within the queue's
-// deduplication window is dropped by the queue, and one after it is answered
-// by the idempotency record. Hex SHA-256: 64 characters, within SQS's 128.
-func DedupID(scope, key string) string {
-	sum := sha256.Sum256([]byte(scope + "\x00" + key))
+// idempotency scope, its key and the request hash its idempotency record
+// keeps (RequestHash). A POST retried with the same key and body within the
+// queue's deduplication window is dropped by the queue, and one after it is
+// answered by the idempotency record. The same key with another body is
+// another message: the consumer refuses it (422, logged at WARN and counted)
+// rather than the queue dropping a command that was answered 202.
+// Hex SHA-256: 64 characters, within SQS's 128.
+func DedupID(scope, key, requestHash string) string {
+	sum := sha256.Sum256([]byte(scope + "\x00" + key + "\x00" + requestHash))
 	return hex.EncodeToString(sum[:])
 }
 

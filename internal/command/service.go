@@ -149,8 +149,7 @@ func (s *Service) Execute(ctx context.Context, req Request) (Result, error) {
 	if err != nil {
 		return res, err
 	}
-	sum := sha256.Sum256(req.Body)
-	hash := hex.EncodeToString(sum[:])
+	hash := RequestHash(req.Body)
 
 	res.Traceparent = traceparent(req.Traceparent)
 	// A command that can only create, or that expects version 0, is decided
@@ -403,6 +402,14 @@ func renderError(cmdType string, i int, err error) error {
 		return dispatch.E("command.render", dispatch.TooLarge, fmt.Sprintf("email %d: %v", i, err), err)
 	}
 	return dispatch.E("command.render", dispatch.Internal, "", fmt.Errorf("%s email %d: %w", cmdType, i, err))
+}
+
+// RequestHash is the hash of a request body that its idempotency record
+// keeps: a key used again with another body is refused (422). Hex SHA-256
+// of the body byte for byte.
+func RequestHash(body []byte) string {
+	sum := sha256.Sum256(body)
+	return hex.EncodeToString(sum[:])
 }
 
 // requestToken derives the ClientRequestToken (at most 36 characters) of

@@ -74,7 +74,7 @@ func (c *Consumer) Handle(ctx context.Context, ev events.SQSEvent) (events.SQSEv
 // apply applies one message and logs and counts what it did.
 func (c *Consumer) apply(ctx context.Context, r events.SQSMessage) string {
 	attrs := []any{slog.String("requestId", obs.RequestID(ctx)), slog.String("messageId", r.MessageId)}
-	q, err := command.DecodeQueued(r.Body)
+	q, err := Decode(r)
 	if err != nil {
 		// Not ours or damaged: it can never apply, but it is kept. Reported
 		// failed, it reaches the queue's DLQ after maxReceiveCount receives.

@@ -15,7 +15,8 @@ import (
 	"github.com/dispatcher-dev/dispatcher/internal/sqs/sqsspec"
 )
 
-// MaxMessageBytes is SQS's limit for one message and for one batch's total.
+// MaxMessageBytes is the adapter's limit for one message and for one
+// batch's total (sqsspec.MaxMessageBytes).
 const MaxMessageBytes = sqsspec.MaxMessageBytes
 
 // maxBatchEntries is SQS's limit of entries in one SendMessageBatch.
@@ -96,7 +97,7 @@ func (c *Client) SendBatch(ctx context.Context, queueURL string, msgs []Message)
 	}
 	for i, m := range msgs {
 		size := size(m)
-		if err := sqsspec.TooLong(op, size); err != nil {
+		if err := sqsspec.TooLong(op, size, MaxMessageBytes); err != nil {
 			fail(i, err)
 			continue
 		}
@@ -167,7 +168,7 @@ func entryIndex(id *string, n int) (int, bool) {
 // Send sends one message with SendMessage, classified as SendBatch does.
 func (c *Client) Send(ctx context.Context, queueURL string, m Message) error {
 	const op = "sqs.Send"
-	if err := sqsspec.TooLong(op, size(m)); err != nil {
+	if err := sqsspec.TooLong(op, size(m), MaxMessageBytes); err != nil {
 		return err
 	}
 	fifo := IsFIFO(queueURL)

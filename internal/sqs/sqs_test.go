@@ -21,6 +21,7 @@ import (
 	"github.com/dispatcher-dev/dispatcher/internal/dispatch"
 	"github.com/dispatcher-dev/dispatcher/internal/sqs"
 	"github.com/dispatcher-dev/dispatcher/internal/sqs/signed"
+	"github.com/dispatcher-dev/dispatcher/internal/sqs/sqsspec"
 	"github.com/dispatcher-dev/dispatcher/internal/testkit/faults"
 	"github.com/dispatcher-dev/dispatcher/internal/testkit/testenv"
 )
@@ -401,6 +402,9 @@ func TestStandardQueueTakesAttributesAndIgnoresFIFOFields(t *testing.T) {
 	}
 }
 
+// overLimit stands for a body one byte over the sender's limit.
+const overLimit = "<over the limit>"
+
 // TestSend runs every case through the adapter's Send (the SDK's client) and
 // through the command function's signed request (internal/sqs/signed): the
 // SDK is the reference the signed request must match, kind and code.
@@ -418,7 +422,10 @@ func TestSend(t *testing.T) {
 		missing  bool // send to a queue that does not exist
 	}{
 		{name: "a FIFO message is sent", queue: "EventsQueue", body: "small", wantKind: "sent", wantCall: true},
-		{name: "a message over the limit is Permanent and never sent", queue: "EventsQueue", body: strings.Repeat("x", sqs.MaxMessageBytes+1), wantKind: "permanent", wantMsg: "MessageTooLong"},
+		// The body is one byte over the sender's limit: the adapter's
+		// MaxMessageBytes, or for the signed request the most SQS takes.
+		{name: "a message over the limit is Permanent and never sent", queue: "EventsQueue", body: overLimit, wantKind: "permanent", wantMsg: "MessageTooLong"},
+		{name: "a message SQS refuses is Permanent even if valid JSON", queue: "DeadLetterQueue", body: "json \"\uFFFE\"", wantKind: "permanent", wantMsg: "AWS.SimpleQueueService.InvalidMessageContents", wantCall: true, differs: &testenv.MotoAcceptsAnyMessageCharacter},
 		{name: "a message SQS refuses is Permanent", queue: "DeadLetterQueue", body: "bad\x01", wantKind: "permanent", wantMsg: "AWS.SimpleQueueService.InvalidMessageContents", wantCall: true, differs: &testenv.MotoAcceptsAnyMessageCharacter},
 		{name: "throttling is Transient", queue: "EventsQueue", body: "small", fault: &faults.Fault{Status: 403, Code: "RequestThrottled"}, wantKind: "transient", wantMsg: "RequestThrottled", wantCall: true},
 		{name: "a 500 is Transient", queue: "EventsQueue", body: "small", fault: &faults.Fault{Status: 500, Code: "InternalError"}, wantKind: "transient", wantMsg: "InternalError", wantCall: true},
@@ -430,6 +437,7 @@ func TestSend(t *testing.T) {
 		"sdk":    func(r *rig) func(context.Context, string, sqs.Message) error { return r.client.Send },
 		"signed": func(r *rig) func(context.Context, string, sqs.Message) error { return r.signed.Send },
 	}
+	limits := map[string]int{"sdk": sqs.MaxMessageBytes, "signed": sqsspec.MaxQueueMessageBytes}
 	for _, sender := range []string{"sdk", "signed"} {
 		for _, tt := range tests {
 			t.Run(sender+"/"+tt.name, func(t *testing.T) {
@@ -453,7 +461,11 @@ func TestSend(t *testing.T) {
 				if tt.missing {
 					url = strings.TrimSuffix(url, ".fifo") + "-missing.fifo"
 				}
-				err := senders[sender](r)(ctx, url, sqs.Message{Body: id + "-" + tt.body, GroupID: id, DedupID: id})
+				body := id + "-" + tt.body
+				if tt.body == overLimit {
+					body = strings.Repeat("x", limits[sender]+1)
+				}
+				err := senders[sender](r)(ctx, url, sqs.Message{Body: body, GroupID: id, DedupID: id})
 				if got := kinds([]error{err})[0]; got != tt.wantKind {
 					t.Fatalf("outcome = %s, want %s (%v)", got, tt.wantKind, err)
 				}

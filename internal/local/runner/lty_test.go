@@ -4,21 +4,31 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"log/slog"
 	"net/http"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/aws/aws-lambda-go/events"
 	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 	sqsapi "github.com/aws/aws-sdk-go-v2/service/sqs"
+	sqstypes "github.com/aws/aws-sdk-go-v2/service/sqs/types"
 
+	appenv "github.com/dispatcher-dev/dispatcher/internal/app/env"
 	"github.com/dispatcher-dev/dispatcher/internal/command"
+	"github.com/dispatcher-dev/dispatcher/internal/commandqueue"
+	"github.com/dispatcher-dev/dispatcher/internal/dynamo"
+	"github.com/dispatcher-dev/dispatcher/internal/emails"
 	"github.com/dispatcher-dev/dispatcher/internal/local/provision"
 	"github.com/dispatcher-dev/dispatcher/internal/local/runner"
+	"github.com/dispatcher-dev/dispatcher/internal/obs"
 	"github.com/dispatcher-dev/dispatcher/internal/testkit/testenv"
 )
 
@@ -156,6 +166,102 @@ func TestListenToYourselfAnswers202BeforeTheConsumerAppliesTheCommand(t *testing
 	}
 	if v, _ := aggregateOf(t, r.URL(), id); v != 2 {
 		t.Errorf("after a redelivery: version %v, want 2", v)
+	}
+}
+
+// logBuffer collects a function's log or metric lines across goroutines.
+type logBuffer struct {
+	mu sync.Mutex
+	b  strings.Builder
+}
+
+func (l *logBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *logBuffer) String() string { l.mu.Lock(); defer l.mu.Unlock(); return l.b.String() }
+
+// queueDepth is how many messages a queue holds, visible or in flight.
+func queueDepth(t *testing.T, url string) int {
+	t.Helper()
+	out, err := sqsapi.NewFromConfig(testenv.Get(t).AWS).GetQueueAttributes(context.Background(), &sqsapi.GetQueueAttributesInput{QueueUrl: aws.String(url),
+		AttributeNames: []sqstypes.QueueAttributeName{sqstypes.QueueAttributeNameApproximateNumberOfMessages, sqstypes.QueueAttributeNameApproximateNumberOfMessagesNotVisible}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	a, _ := strconv.Atoi(out.Attributes["ApproximateNumberOfMessages"])
+	b, _ := strconv.Atoi(out.Attributes["ApproximateNumberOfMessagesNotVisible"])
+	return a + b
+}
+
+// Every command answered 202 is applied, or refused with its WARN line and
+// its QueuedCommandRefused count; never neither (issue 24: an
+// Idempotency-Key reused with another body within 5 minutes was dropped by
+// the queue's deduplication, silently, after its 202). A retry of the same
+// body is still one message.
+func TestListenToYourselfRefusesAKeyReusedWithAnotherBodyAfterIts202(t *testing.T) {
+	s := ltyStack(t, "DepositFunds")
+	fns := realFunctions(t, s)
+	// The consumer as consumerfn builds it, with its log and metrics here.
+	env := testenv.Get(t)
+	var logs, metrics logBuffer
+	store := dynamo.New(dynamodb.NewFromConfig(env.AWS), s.Physical("OutboxTable"), appenv.DefaultIndexShards)
+	svc := command.New(store, emails.Embedded{})
+	h := commandqueue.NewConsumer(svc, obs.NewLogger(&logs, slog.LevelInfo), obs.NewMetrics(&metrics, "Dispatcher"))
+	consumer := newGated(runner.NewInProcess("arn:aws:lambda:us-east-1:000000000000:function:consumer", 30*time.Second, h.Handle), false)
+	fns["CommandConsumerFunction"] = consumer
+	r := start(t, s, fns, nil)
+	queue := s.Physical("CommandsQueue")
+	// The queues as provisioned take what the command function sends.
+	for _, q := range []string{"CommandsQueue", "CommandsDeadLetterQueue"} {
+		out, err := sqsapi.NewFromConfig(env.AWS).GetQueueAttributes(context.Background(), &sqsapi.GetQueueAttributesInput{QueueUrl: aws.String(s.Physical(q)),
+			AttributeNames: []sqstypes.QueueAttributeName{sqstypes.QueueAttributeNameMaximumMessageSize}})
+		if err != nil || out.Attributes["MaximumMessageSize"] != strconv.Itoa(commandqueue.MaxMessageBytes) {
+			t.Errorf("%s MaximumMessageSize %v (%v), want %d", q, out, err, commandqueue.MaxMessageBytes)
+		}
+	}
+
+	id := fmt.Sprintf("lty-%d", time.Now().UnixNano())
+	postOK(t, r.URL(), openAccount(id, id+"@example.com"), "")
+	postOK(t, r.URL(), movement("DepositFunds", id, 500, "first"), "dep-1")
+	postOK(t, r.URL(), movement("DepositFunds", id, 500, "first"), "dep-1") // a retry: one command
+	if n := queueDepth(t, queue); n != 1 {
+		t.Errorf("%d messages after a POST and its retry, want 1 (the queue drops the retry)", n)
+	}
+	got := postOK(t, r.URL(), movement("DepositFunds", id, 9999, "other"), "dep-1") // the key again, another body
+	if got["status"] != "queued" {
+		t.Fatalf("the reused key answered %v, want 202 queued", got)
+	}
+	if n := queueDepth(t, queue); n != 2 {
+		t.Errorf("%d messages after the reused key, want 2: a command answered 202 was dropped", n)
+	}
+	close(consumer.open)
+
+	eventually(t, 20*time.Second, "both commands consumed", func() bool { return r.QueueStats("CommandConsumerFunction").Deleted >= 2 })
+	time.Sleep(300 * time.Millisecond)
+	if v, b := aggregateOf(t, r.URL(), id); v != 2 || b != 500 {
+		t.Errorf("version %v balance %v, want 2 and 500: the first applied, the other body refused", v, b)
+	}
+	if st := r.QueueStats("CommandConsumerFunction"); st.Received != 2 || st.Failed != 0 {
+		t.Errorf("consumer mapping stats %+v: want 2 messages, none retried", st)
+	}
+	var refused []map[string]any
+	for _, line := range strings.Split(logs.String(), "\n") {
+		if strings.Contains(line, "queued command refused after its 202") {
+			refused = append(refused, jsonOf(t, []byte(line)))
+		}
+	}
+	if len(refused) != 1 || refused[0]["level"] != "WARN" || refused[0]["aggregateId"] != id || refused[0]["reason"] != "unprocessable" ||
+		!strings.Contains(fmt.Sprint(refused[0]["error"]), "Idempotency-Key") {
+		t.Errorf("refusal lines %v, want one WARN line for %s naming the reused Idempotency-Key\n%s", refused, id, logs.String())
+	}
+	if n := strings.Count(metrics.String(), `"QueuedCommandRefused":1`); n != 1 {
+		t.Errorf("QueuedCommandRefused emitted %d times, want 1:\n%s", n, metrics.String())
+	}
+	if n := strings.Count(metrics.String(), `"QueuedCommandApplied":1`); n != 1 {
+		t.Errorf("QueuedCommandApplied emitted %d times, want 1:\n%s", n, metrics.String())
 	}
 }
 

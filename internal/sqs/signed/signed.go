@@ -50,9 +50,12 @@ type sendInput struct {
 }
 
 // Send sends m to queueURL. GroupID and DedupID go only to a FIFO queue.
+// A message over the most SQS takes on any queue (1 MiB) is refused here,
+// Permanent, without a call; the queue's own MaximumMessageSize, if lower,
+// is SQS's to enforce (InvalidParameterValue, Permanent too).
 func (s *Sender) Send(ctx context.Context, queueURL string, m dispatch.QueueMessage) error {
 	const op = "sqs.Send"
-	if err := sqsspec.TooLong(op, sqsspec.Size(m)); err != nil {
+	if err := sqsspec.TooLong(op, sqsspec.Size(m), sqsspec.MaxQueueMessageBytes); err != nil {
 		return err
 	}
 	in := sendInput{QueueUrl: queueURL, MessageBody: m.Body}

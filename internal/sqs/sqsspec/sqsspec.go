@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"unicode/utf8"
 
 	"github.com/aws/smithy-go"
 
@@ -14,20 +15,28 @@ import (
 	"github.com/dispatcher-dev/dispatcher/internal/dispatch"
 )
 
-// MaxMessageBytes is SQS's limit for one message and for one batch's total.
+// MaxMessageBytes is the size the SQS adapter holds each message and each
+// batch's total to: 256 KiB, SQS's limit until 2025 and still the
+// MaximumMessageSize of a queue created with it set so.
 const MaxMessageBytes = 262144
 
+// MaxQueueMessageBytes is the most SQS takes in one message on any queue
+// (the ceiling of a queue's MaximumMessageSize, and its default, since
+// 2025): 1 MiB. A queue may be set to take less; SQS refuses a longer
+// message with InvalidParameterValue.
+const MaxQueueMessageBytes = 1 << 20
+
 // TooLong is the Permanent error of op for a message of size bytes that is
-// over MaxMessageBytes, or nil when it is within the limit.
-func TooLong(op string, size int) error {
-	if size <= MaxMessageBytes {
+// over limit, or nil when it is within it.
+func TooLong(op string, size, limit int) error {
+	if size <= limit {
 		return nil
 	}
 	return dispatch.E(op, dispatch.Permanent, "MessageTooLong",
-		fmt.Errorf("message of %d bytes (body and attributes) exceeds %d", size, MaxMessageBytes))
+		fmt.Errorf("message of %d bytes (body and attributes) exceeds %d", size, limit))
 }
 
-// Size is what SQS counts toward MaxMessageBytes: the body and each
+// Size is what SQS counts toward a message's size limit: the body and each
 // attribute's name, data type and value.
 func Size(m dispatch.QueueMessage) int {
 	n := len(m.Body)
@@ -35,6 +44,26 @@ func Size(m dispatch.QueueMessage) int {
 		n += len(k) + len("String") + len(v)
 	}
 	return n
+}
+
+// ValidText reports whether SQS takes s as a message body or a String
+// attribute value: only the characters #x9 | #xA | #xD | #x20 to #xD7FF |
+// #xE000 to #xFFFD | #x10000 to #x10FFFF (XML's), as valid UTF-8; it
+// refuses anything else with InvalidMessageContents. Valid JSON can hold
+// two that it refuses, U+FFFE and U+FFFF, unescaped in a string.
+func ValidText(s string) bool {
+	for i, r := range s {
+		switch {
+		case r == utf8.RuneError:
+			if _, n := utf8.DecodeRuneInString(s[i:]); n == 1 {
+				return false // a byte that is not UTF-8 (U+FFFD itself is allowed)
+			}
+		case r == 0x9 || r == 0xA || r == 0xD:
+		case r < 0x20 || r == 0xFFFE || r == 0xFFFF:
+			return false
+		}
+	}
+	return true
 }
 
 // codeKinds classifies SQS error codes. SQS speaks the JSON protocol in

@@ -36,7 +36,12 @@ func TestChaosTheOutboxLosesAndInventsNothingWhereTheAntiPatternsDo(t *testing.T
 		if err != nil {
 			t.Fatal(err)
 		}
-		rows := chaos.Run(t, seed, n, chaos.DefaultRates)
+		var rows []chaos.Row
+		if only := os.Getenv("CHAOS_ONLY"); only != "" {
+			rows = chaos.RunSolution(t, seed, n, chaos.DefaultRates, only) // one solution, no anti-patterns
+		} else {
+			rows = chaos.Run(t, seed, n, chaos.DefaultRates)
+		}
 		t.Log("\n" + chaos.Format(seed, rows))
 		results = append(results, chaos.Result{Seed: seed, Rows: rows})
 		for _, r := range rows {
@@ -62,6 +67,9 @@ func TestChaosTheOutboxLosesAndInventsNothingWhereTheAntiPatternsDo(t *testing.T
 				}
 				if r.Committed+r.RefusedLater < r.Accepted || r.LostCommands != 0 || r.PhantomCommands != 0 {
 					t.Errorf("seed %d, %s: %d commands answered 202, %d committed, %d refused by the consumer (their account never opened); per aggregate %d lost, %d phantom", seed, r.Strategy, r.Accepted, r.Committed, r.RefusedLater, r.LostCommands, r.PhantomCommands)
+				}
+				if r.Strategy == chaos.ListenToYourself && r.ReusedAccepted == 0 {
+					t.Errorf("seed %d, %s: no deposit key reused with another body was answered 202: the per-aggregate check held no such command", seed, r.Strategy)
 				}
 				if r.Strategy == chaos.ListenToYourself && r.ConsumerKills == 0 {
 					t.Errorf("seed %d, %s: the consumer was never killed: the schedule did not do its part", seed, r.Strategy)
@@ -92,7 +100,7 @@ func TestChaosTheOutboxLosesAndInventsNothingWhereTheAntiPatternsDo(t *testing.T
 	// leaves that email to the replay instead (a quarter to a half of them
 	// in short runs); with 8 rejected recipients or more, one reaching the
 	// DLQ is all but certain, and required.
-	if parked == 0 && rejected >= 8 {
+	if parked == 0 && rejected >= 8 && os.Getenv("CHAOS_ONLY") == "" {
 		t.Errorf("no permanent failure reached the DLQ in any outbox run (%d recipients rejected): the DLQ check checked nothing", rejected)
 	}
 	if path := os.Getenv("CHAOS_CHART"); path != "" {

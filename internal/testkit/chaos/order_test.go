@@ -59,11 +59,16 @@ func TestCheckOrderCountsEachTargetApartAndWhatWasChecked(t *testing.T) {
 func TestOutboxPlanOpensEachAccountFirstAndGivesItSeveralVersions(t *testing.T) {
 	for _, n := range []int{2, 7, 30, 80} {
 		aggs, steps := outboxPlan(7, NewSchedule(7, DefaultRates).Rand("commands"), n)
-		if len(steps) != n {
-			t.Errorf("n=%d: %d commands", n, len(steps))
-		}
+		reused := 0
 		next := map[string]int{}
 		for _, s := range steps {
+			if s.reuse {
+				// An earlier deposit's key with another body.
+				if reused++; s.n != 1 || next[s.agg.ID] < 2 || s.body() == (step{agg: s.agg, n: 1}).body() {
+					t.Errorf("n=%d: %s reuses key %s (body %s) before or without its deposit", n, s.agg.ID, s.key(), s.body())
+				}
+				continue
+			}
 			if s.n != next[s.agg.ID] {
 				t.Errorf("n=%d: %s gets command %d after %d", n, s.agg.ID, s.n, next[s.agg.ID]-1)
 			}
@@ -73,6 +78,9 @@ func TestOutboxPlanOpensEachAccountFirstAndGivesItSeveralVersions(t *testing.T) 
 			if next[a.ID] < 2 {
 				t.Errorf("n=%d: %s gets %d commands, want an opening and a deposit at least", n, a.ID, next[a.ID])
 			}
+		}
+		if len(steps)-reused != n || reused != (len(aggs)+2)/3 {
+			t.Errorf("n=%d: %d commands and %d reused keys, want n and one per 3 accounts", n, len(steps)-reused, reused)
 		}
 		if len(next) != len(aggs) || len(aggs) < n/4 || len(aggs) > n/2 {
 			t.Errorf("n=%d: %d accounts (%d with commands), want about n/3", n, len(aggs), len(next))

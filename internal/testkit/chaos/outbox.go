@@ -166,6 +166,13 @@ func runOutbox(t testing.TB, env *testenv.Env, f *flowtest.Fixture, seed uint64,
 			out.arm()
 		}
 		status, err := post(ctx, client, r.URL()+"/v1/commands", s.key(), s.body())
+		// A reused key is sent until it is answered, as a client retries a
+		// 5xx with the same key and body (one command, whatever reached the
+		// queue or the table before): the run must hold some such command.
+		for try := 1; s.reuse && try < reuseTries && (err != nil || status >= 500); try++ {
+			time.Sleep(reuseRetryDelay)
+			status, err = post(ctx, client, r.URL()+"/v1/commands", s.key(), s.body())
+		}
 		a := answers[s.agg.ID]
 		switch {
 		case err != nil:
@@ -174,9 +181,16 @@ func runOutbox(t testing.TB, env *testenv.Env, f *flowtest.Fixture, seed uint64,
 		case status == http.StatusAccepted:
 			row.Accepted++
 			a.accepted++
+			if s.reuse {
+				row.ReusedAccepted++
+			}
 		case status >= 500:
 			row.Unanswered++
 			a.unanswered++
+		case s.reuse && status == http.StatusUnprocessableEntity:
+			// The key's first body committed: the synchronous modes refuse
+			// the other at once.
+			row.ReusedRefused++
 		case s.n > 0 && (status == http.StatusNotFound || status == http.StatusConflict || status == http.StatusUnprocessableEntity):
 			// A deposit to an account whose opening never committed.
 			row.Refused++
@@ -347,15 +361,17 @@ type answered struct {
 }
 
 // redrive moves every message of a dead-letter queue back to its FIFO
-// queue, in the order received, with its message group and a fresh
-// deduplication id (the first one's 5-minute window would drop it), as SQS's
-// DLQ redrive does. It returns how many it moved.
+// queue, in the order received, with its message group, its attributes (a
+// queued command's metadata) and a fresh deduplication id (the first one's
+// 5-minute window would drop it), as SQS's DLQ redrive does. It returns how
+// many it moved.
 func redrive(ctx context.Context, t testing.TB, g *flowtest.Fixture, dlq, queue string) int {
 	t.Helper()
 	moved := 0
 	for {
 		res, err := g.SQS.ReceiveMessage(ctx, &sqsapi.ReceiveMessageInput{QueueUrl: aws.String(dlq), MaxNumberOfMessages: 10, VisibilityTimeout: 30,
-			MessageSystemAttributeNames: []sqstypes.MessageSystemAttributeName{sqstypes.MessageSystemAttributeNameMessageGroupId}})
+			MessageSystemAttributeNames: []sqstypes.MessageSystemAttributeName{sqstypes.MessageSystemAttributeNameMessageGroupId},
+			MessageAttributeNames:       []string{"All"}})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -363,7 +379,7 @@ func redrive(ctx context.Context, t testing.TB, g *flowtest.Fixture, dlq, queue 
 			return moved
 		}
 		for _, m := range res.Messages {
-			if _, err := g.SQS.SendMessage(ctx, &sqsapi.SendMessageInput{QueueUrl: aws.String(queue), MessageBody: m.Body,
+			if _, err := g.SQS.SendMessage(ctx, &sqsapi.SendMessageInput{QueueUrl: aws.String(queue), MessageBody: m.Body, MessageAttributes: m.MessageAttributes,
 				MessageGroupId: aws.String(m.Attributes["MessageGroupId"]), MessageDeduplicationId: aws.String("redrive-" + aws.ToString(m.MessageId))}); err != nil {
 				t.Fatal(err)
 			}
@@ -429,19 +445,36 @@ func drained(ctx context.Context, g *flowtest.Fixture, queue string, within time
 }
 
 // step is one command of the outbox run: an account's OpenAccount (n = 0)
-// or its n-th DepositFunds.
+// or its n-th DepositFunds; or, reuse, a deposit of reusedAmount sent with
+// the n-th deposit's Idempotency-Key, a client's bug: refused (422) by the
+// synchronous modes, answered 202 and refused later by the consumer in the
+// listen-to-yourself mode, where it must not vanish (issue 24).
 type step struct {
-	agg Cmd
-	n   int
+	agg   Cmd
+	n     int
+	reuse bool
 }
 
-// key is the command's Idempotency-Key: its own, so each is applied once.
+// reusedAmount is the amount of a reused key's other body. A reuse step is
+// sent up to reuseTries times, reuseRetryDelay apart, until it is answered
+// below 500: longer, in all, than the SQS emulator's longest outage.
+const (
+	reusedAmount    = 9999
+	reuseTries      = 8
+	reuseRetryDelay = 400 * time.Millisecond
+)
+
+// key is the command's Idempotency-Key: its own, so each is applied once
+// (a reuse step's is its deposit's).
 func (s step) key() string { return fmt.Sprintf("%s-%d", s.agg.ID, s.n) }
 
 // body leaves out expectedVersion: a deposit that loses a race re-reads and
 // retries, as a client that does not track versions would have it.
 func (s step) body() string {
-	if s.n == 0 {
+	switch {
+	case s.reuse:
+		return flowtest.Deposit(s.agg.ID, reusedAmount)
+	case s.n == 0:
 		return flowtest.Open(s.agg.ID, s.agg.Email)
 	}
 	return flowtest.Deposit(s.agg.ID, 100*s.n)
@@ -454,7 +487,8 @@ func (s step) body() string {
 // A1 B1 C1 ...): an account's versions are committed a few commands apart,
 // within the stream mapping's batching window more often than not, so
 // several versions of one aggregate are in flight together, in one batch
-// or in batches back to back, beside other aggregates'.
+// or in batches back to back, beside other aggregates'. Each window of 3
+// ends with a reuse step (one command more per 3 accounts).
 func outboxPlan(seed uint64, rng *rand.Rand, n int) ([]Cmd, []step) {
 	var sizes []int
 	for left := n; left > 0; {
@@ -477,6 +511,10 @@ func outboxPlan(seed uint64, rng *rand.Rand, n int) ([]Cmd, []step) {
 				}
 			}
 		}
+		// The window's first account's first deposit key, again, with
+		// another body: a few commands after it, within SQS's 5-minute
+		// deduplication window.
+		steps = append(steps, step{agg: aggs[w], n: 1, reuse: true})
 	}
 	return aggs, steps
 }
@@ -806,10 +844,10 @@ func (w *tail) String() string {
 func describe(r Row) string {
 	consumer := ""
 	if r.Strategy == ListenToYourself {
-		consumer = fmt.Sprintf("; consumer bootstrap killed %d times (%d mid-batch); %d dead commands redriven from the commands DLQ; %d queued commands refused by the consumer after their 202 (a deposit to an account not open when it was applied)", r.ConsumerKills, r.ConsumerKillsMid, r.Redriven, r.RefusedLater)
+		consumer = fmt.Sprintf("; consumer bootstrap killed %d times (%d mid-batch); %d dead commands redriven from the commands DLQ; %d queued commands refused by the consumer after their 202 (a key reused with another body, or a deposit to an account not open when it was applied)", r.ConsumerKills, r.ConsumerKillsMid, r.Redriven, r.RefusedLater)
 	}
-	return fmt.Sprintf("%d commands over %d accounts (an opening, then deposits): %d answered 202, %d deposits refused (4xx: the account never opened), %d unanswered (5xx or reset); relay bootstrap killed %d times (%d mid-batch); SQS emulator down %s (%d requests to it failed); %d recipients rejected, %d permanent failures parked in the DLQ (%d missing); %d faults; %d duplicate deliveries, %d of them emails, each with the id of the first; order checked on %d aggregates with 2+ versions delivered on both targets: %d events and %d emails delivered after a later version (%d FAILED items replayed after later versions, allowed)",
-		r.Commands, r.Aggregates, r.Accepted, r.Refused, r.Unanswered, r.Kills, r.KillsMidBatch, r.SQSDown.Round(time.Millisecond), r.SQSFailed, r.Rejected, r.Parked, r.ParkedMissing, r.Faults, r.Duplicates, r.DuplicateEmails,
+	return fmt.Sprintf("%d commands over %d accounts (an opening, then deposits, and a deposit key reused with another body per 3 accounts): %d answered 202 (%d of the reused keys), %d reused keys refused at once (422), %d deposits refused (4xx: the account never opened), %d unanswered (5xx or reset); relay bootstrap killed %d times (%d mid-batch); SQS emulator down %s (%d requests to it failed); %d recipients rejected, %d permanent failures parked in the DLQ (%d missing); %d faults; %d duplicate deliveries, %d of them emails, each with the id of the first; order checked on %d aggregates with 2+ versions delivered on both targets: %d events and %d emails delivered after a later version (%d FAILED items replayed after later versions, allowed)",
+		r.Commands, r.Aggregates, r.Accepted, r.ReusedAccepted, r.ReusedRefused, r.Refused, r.Unanswered, r.Kills, r.KillsMidBatch, r.SQSDown.Round(time.Millisecond), r.SQSFailed, r.Rejected, r.Parked, r.ParkedMissing, r.Faults, r.Duplicates, r.DuplicateEmails,
 		r.OrderChecked, r.InversionsEvents, r.InversionsEmails, r.InversionsExcused) + consumer
 }
 
