@@ -80,7 +80,7 @@ lint-template: py-tools ## cfn-lint, `sam validate` (the SAM transform) and `sam
 	AWS_DEFAULT_REGION=us-east-1 $(VENV)/bin/python tools/transform.py infra/template.yaml $(TRANSFORMED) 2> >(grep -v 'unpublished metrics' >&2)
 	$(VENV)/bin/cfn-lint $(TRANSFORMED)/*.json
 
-sam-build: py-tools ## `sam build` of the three functions through this Makefile (linux/arm64), into .aws-sam/
+sam-build: py-tools ## `sam build` of the five functions through this Makefile (linux/arm64), into .aws-sam/
 	$(VENV)/bin/sam build --build-in-source --template-file infra/template.yaml --build-dir .aws-sam/build --region us-east-1 >/dev/null
 	@ls -l .aws-sam/build/*/bootstrap | awk '{print "  " $$5 "\t" $$9}'
 

@@ -417,7 +417,7 @@ func TestTheStreamRecoveryTakesWhatTheMappingGivesUpOn(t *testing.T) {
 	p := e["Properties"].(map[string]any)
 	num := func(v any) int64 { n, _ := v.(int64); return n }
 	redrive, _ := q["RedrivePolicy"].(map[string]any)
-	defaultLease := int64(120) // EMAIL_LEASE_SECONDS's default (README)
+	defaultLease := int64(120) // EMAIL_LEASE_SECONDS's default (docs/parameters.md)
 	checks := []struct {
 		name string
 		ok   bool

@@ -244,8 +244,8 @@ func TestRejectedCommandsWriteNothing(t *testing.T) {
 		slug   string
 		field  string
 	}{
-		{"rejects a withdrawal that would overdraw with 422", f.post(`{"type":"WithdrawFunds","aggregateId":"` + id + `","data":{"amount":1001,"currency":"EUR","reference":"too much"}}`), 422, "unprocessable", "data.amount"},
-		{"rejects a currency the account does not hold with 422", f.post(`{"type":"DepositFunds","aggregateId":"` + id + `","data":{"amount":1,"currency":"USD","reference":"r"}}`), 422, "unprocessable", "data.currency"},
+		{"rejects a withdrawal that would overdraw with 422", f.post(`{"type":"WithdrawFunds","aggregateId":"` + id + `","data":{"amount":1001,"currency":"EUR","reference":"too much"}}`), 422, "refused", "data.amount"},
+		{"rejects a currency the account does not hold with 422", f.post(`{"type":"DepositFunds","aggregateId":"` + id + `","data":{"amount":1,"currency":"USD","reference":"r"}}`), 422, "refused", "data.currency"},
 		{"rejects a stale expectedVersion with 409 and the current version", f.post(`{"type":"DepositFunds","aggregateId":"` + id + `","expectedVersion":1,"data":{"amount":1,"currency":"EUR","reference":"r"}}`), 409, "version-conflict", ""},
 		{"rejects opening an open account with 409", f.post(openAccount(id)), 409, "conflict", ""},
 		{"rejects a deposit to no account with 404", f.post(deposit("nobody-"+id, 1, "r")), 404, "not-found", ""},
@@ -266,9 +266,9 @@ func TestRejectedCommandsWriteNothing(t *testing.T) {
 		{"rejects too many recipients with 400", f.post(tooManyRecipients), 400, "validation-error", "data.emails[0].to"},
 		{"rejects an invalid address with 400", f.post(`{"type":"OpenAccount","aggregateId":"x-` + id + `","data":{"owner":"Bob","email":"bob@@example","currency":"EUR"}}`), 400, "validation-error", "data.email"},
 		{"rejects CR/LF in the owner with 400", f.post(`{"type":"OpenAccount","aggregateId":"x-` + id + `","data":{"owner":"Bob\r\nBcc: x@evil.example","email":"bob@example.com","currency":"EUR"}}`), 400, "validation-error", "data.owner"},
-		{"rejects CR/LF that would reach a subject with 422", f.post(`{"type":"Dispatch","aggregateId":"d-` + id + `","data":{"aggregateType":"Order","emails":[{"to":["a@example.com"],"template":"notification","data":{"title":"Hi\r\nBcc: x@evil.example","message":"m"}}]}}`), 422, "unprocessable", "data.emails[0].data"},
-		{"rejects an unknown template at command time with 422", f.post(`{"type":"Dispatch","aggregateId":"d-` + id + `","data":{"aggregateType":"Order","emails":[{"to":["a@example.com"],"template":"no-such-template","data":{}}]}}`), 422, "unprocessable", "data.emails[0].template"},
-		{"rejects missing template data with 422", f.post(`{"type":"Dispatch","aggregateId":"d-` + id + `","data":{"aggregateType":"Order","emails":[{"to":["a@example.com"],"template":"notification","data":{"title":"t"}}]}}`), 422, "unprocessable", "data.emails[0].data"},
+		{"rejects CR/LF that would reach a subject with 422", f.post(`{"type":"Dispatch","aggregateId":"d-` + id + `","data":{"aggregateType":"Order","emails":[{"to":["a@example.com"],"template":"notification","data":{"title":"Hi\r\nBcc: x@evil.example","message":"m"}}]}}`), 422, "refused", "data.emails[0].data"},
+		{"rejects an unknown template at command time with 422", f.post(`{"type":"Dispatch","aggregateId":"d-` + id + `","data":{"aggregateType":"Order","emails":[{"to":["a@example.com"],"template":"no-such-template","data":{}}]}}`), 422, "refused", "data.emails[0].template"},
+		{"rejects missing template data with 422", f.post(`{"type":"Dispatch","aggregateId":"d-` + id + `","data":{"aggregateType":"Order","emails":[{"to":["a@example.com"],"template":"notification","data":{"title":"t"}}]}}`), 422, "refused", "data.emails[0].data"},
 		{"rejects a bad signature with 401", f.post(deposit(id, 1, "r"), func(r *events.APIGatewayV2HTTPRequest) { r.Headers["webhook-signature"] = "v1,AAAA" }), 401, "unauthorized", ""},
 		{"rejects a body changed after signing with 401", f.post(deposit(id, 1, "r"), func(r *events.APIGatewayV2HTTPRequest) { r.Body = deposit(id, 999, "r") }), 401, "unauthorized", ""},
 		{"rejects a stale signature with 401", f.post(deposit(id, 1, "r"), func(r *events.APIGatewayV2HTTPRequest) {
@@ -329,9 +329,9 @@ func TestRejectedCommandsWriteNothing(t *testing.T) {
 		{"rejects a local part of 65 characters with 400", f.post(`{"type":"OpenAccount","aggregateId":"x-` + id + `","data":{"owner":"Bob","email":"` + strings.Repeat("b", 65) + `@example.com","currency":"EUR"}}`), 400, "validation-error", "data.email"},
 		{"rejects a domain literal with 400", f.post(`{"type":"Dispatch","aggregateId":"d-` + id + `","data":{"aggregateType":"Order","emails":[{"to":["user@[192.0.2.1]"],"template":"notification","data":{"title":"t","message":"m"}}]}}`), 400, "validation-error", "data.emails[0].to[0]"},
 		// Templates per command type.
-		{"rejects Dispatch sending the bank's deposit receipt with 422", f.post(`{"type":"Dispatch","aggregateId":"d-` + id + `","data":{"aggregateType":"Order","emails":[{"to":["victim@example.com"],"template":"deposit-receipt","data":{"owner":"Ada","accountId":"acc-1","amount":"1000000.00","currency":"EUR","reference":"r","balance":"1000000.00"}}]}}`), 422, "unprocessable", "data.emails[0].template"},
+		{"rejects Dispatch sending the bank's deposit receipt with 422", f.post(`{"type":"Dispatch","aggregateId":"d-` + id + `","data":{"aggregateType":"Order","emails":[{"to":["victim@example.com"],"template":"deposit-receipt","data":{"owner":"Ada","accountId":"acc-1","amount":"1000000.00","currency":"EUR","reference":"r","balance":"1000000.00"}}]}}`), 422, "refused", "data.emails[0].template"},
 		// Bidirectional overrides that make a subject or a name read as something else.
-		{"rejects a bidi override that would reach a subject with 422", f.post(`{"type":"Dispatch","aggregateId":"d-` + id + `","data":{"aggregateType":"Order","emails":[{"to":["a@example.com"],"template":"notification","data":{"title":"Invoice \u202egnp.exe","message":"m"}}]}}`), 422, "unprocessable", "data.emails[0].data"},
+		{"rejects a bidi override that would reach a subject with 422", f.post(`{"type":"Dispatch","aggregateId":"d-` + id + `","data":{"aggregateType":"Order","emails":[{"to":["a@example.com"],"template":"notification","data":{"title":"Invoice \u202egnp.exe","message":"m"}}]}}`), 422, "refused", "data.emails[0].data"},
 		{"rejects a bidi override in the owner with 400", f.post(`{"type":"OpenAccount","aggregateId":"x-` + id + `","data":{"owner":"Ada \u202eecalevoL","email":"ada@example.com","currency":"EUR"}}`), 400, "validation-error", "data.owner"},
 		// CONTENT-TYPE ROWS: they test the Content-Type check in handler.go, a
 		// separate change of issue 14. Without it they fail, and their
@@ -374,6 +374,20 @@ func TestRejectedCommandsWriteNothing(t *testing.T) {
 		if n := f.count(other); n != 0 {
 			t.Errorf("rejected requests wrote %d items under %s", n, other)
 		}
+	}
+}
+
+// An overdraw breaks a business rule; the request itself is well formed. Its
+// problem reads as a refusal, not as a malformed request (issue 31).
+func TestAnOverdrawReadsAsARefusal(t *testing.T) {
+	f := newFixture(t)
+	id := newID("acct")
+	f.mustAccept(openAccount(id))
+	f.mustAccept(deposit(id, 1000, "seed"))
+	resp, _ := f.do(f.post(`{"type":"WithdrawFunds","aggregateId":"` + id + `","data":{"amount":1001,"currency":"EUR","reference":"too much"}}`))
+	want := `{"type":"` + apigw.ProblemBase + `refused","title":"Command refused","status":422,"detail":"refused: data.amount: the withdrawal would overdraw the account (balance 10.00 EUR)","errors":[{"field":"data.amount","message":"the withdrawal would overdraw the account (balance 10.00 EUR)"}]}`
+	if resp.StatusCode != 422 || resp.Body != want {
+		t.Errorf("overdraw answered %d %s\nwant 422 %s", resp.StatusCode, resp.Body, want)
 	}
 }
 
@@ -472,13 +486,13 @@ func TestLogsAndMetricsCarryIdsButNoAddresses(t *testing.T) {
 	if strings.Contains(logs, "ada@example.com") || strings.Contains(logs, "Lovelace") {
 		t.Errorf("logs hold personal data:\n%s", logs)
 	}
-	for _, want := range []string{`"commandType":"OpenAccount"`, `"aggregateId":"` + id + `"`, `"outcome":"accepted"`, `"outcome":"rejected"`, `"reason":"unprocessable"`, `"latencyMs"`, `"requestId":"UvWxYz1AoAMEVdQ="`} {
+	for _, want := range []string{`"commandType":"OpenAccount"`, `"aggregateId":"` + id + `"`, `"outcome":"accepted"`, `"outcome":"rejected"`, `"reason":"refused"`, `"latencyMs"`, `"requestId":"UvWxYz1AoAMEVdQ="`} {
 		if !strings.Contains(logs, want) {
 			t.Errorf("logs lack %s:\n%s", want, logs)
 		}
 	}
 	m := f.metrics.String()
-	for _, want := range []string{`"CommandAccepted":1`, `"CommandRejected":1`, `"Reason":"unprocessable"`, `"Namespace":"Dispatcher"`} {
+	for _, want := range []string{`"CommandAccepted":1`, `"CommandRejected":1`, `"Reason":"refused"`, `"Namespace":"Dispatcher"`} {
 		if !strings.Contains(m, want) {
 			t.Errorf("metrics lack %s:\n%s", want, m)
 		}

@@ -42,7 +42,7 @@ var problemTypes = map[dispatch.Kind]problemType{
 	dispatch.NotFound:      {http.StatusNotFound, "not-found", "Not found", false},
 	dispatch.Conflict:      {http.StatusConflict, "conflict", "The command conflicts with the current state", false},
 	dispatch.Stale:         {http.StatusConflict, "version-conflict", "The aggregate is at another version", false},
-	dispatch.Unprocessable: {http.StatusUnprocessableEntity, "unprocessable", "The command cannot be applied", false},
+	dispatch.Unprocessable: {http.StatusUnprocessableEntity, "refused", "Command refused", false},
 	dispatch.TooLarge:      {http.StatusRequestEntityTooLarge, "too-large", "The request exceeds a limit", false},
 	dispatch.Transient:     {http.StatusServiceUnavailable, "unavailable", "Temporarily unavailable; retry with the same Idempotency-Key", true},
 }

@@ -2,7 +2,7 @@ package apigw
 
 // queuedView is the 202 body of a command queued in the listen-to-yourself
 // mode: accepted for processing, not applied, so there is no version and
-// there are no event ids yet (README, "Listen to yourself").
+// there are no event ids yet (docs/modes.md, "Listen to yourself").
 type queuedView struct {
 	AggregateID string `json:"aggregateId"`
 	Status      string `json:"status"` // "queued"

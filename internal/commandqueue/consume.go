@@ -50,7 +50,7 @@ const (
 // A command the domain refuses (invalid, unprocessable, a conflict) would be
 // refused again on every retry: it is logged at WARN, counted, and
 // acknowledged; the caller, who got a 202, learns of it only from the
-// aggregate (README, "Listen to yourself").
+// aggregate (docs/modes.md, "Listen to yourself").
 func (c *Consumer) Handle(ctx context.Context, ev events.SQSEvent) (events.SQSEventResponse, error) {
 	var resp events.SQSEventResponse
 	held := map[string]bool{} // FIFO groups with a failed message in this batch

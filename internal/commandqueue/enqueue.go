@@ -1,5 +1,5 @@
 // Package commandqueue is the commands queue of the listen-to-yourself mode
-// (README, "Listen to yourself"): the command function's Enqueuer, which
+// (docs/modes.md, "Listen to yourself"): the command function's Enqueuer, which
 // sends a validated command to the FIFO CommandsQueue, and the consumer
 // function's SQS batch handler, which applies each queued command through
 // the command service and reports partial batch failures.

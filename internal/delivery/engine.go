@@ -1,7 +1,7 @@
 // Package delivery delivers outbox items: events to SQS as CloudEvents,
 // emails through SES v2, in version order per aggregate, with retries inside
 // the invocation, a lease per email, parking in the DLQ, and conditional
-// marks. The stream relay and the DLQ replay share it (README, "Delivery").
+// marks. The stream relay and the DLQ replay share it (docs/delivery.md).
 package delivery
 
 import (
@@ -697,7 +697,7 @@ func (r *run) markEmail(ctx context.Context, l *lane, it dispatch.OutboxItem) {
 	if err := r.markDelivered(ctx, it, e.owner); err != nil {
 		// Sent; the lease keeps others from sending it again until it
 		// lapses, and the mark is retried with the batch: if the lease
-		// lapses first, the email goes twice (README, guarantees).
+		// lapses first, the email goes twice (docs/guarantees.md).
 		e.log.WarnContext(ctx, "email sent but not marked", itemAttrs(it, slog.String("error", err.Error()))...)
 		r.set(it.Key(), Retry, "mark-failed")
 		r.advance(l, Retry)

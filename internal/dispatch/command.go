@@ -148,6 +148,11 @@ func (e *ValidationError) Error() string {
 		}
 		parts[i] = f.Field + ": " + f.Message
 	}
+	// A 422 is a rule of the domain refusing a well-formed command (an
+	// overdraw), not a malformed request: it reads as a refusal.
+	if e.kind() == Unprocessable {
+		return "refused: " + strings.Join(parts, "; ")
+	}
 	return "validation: " + strings.Join(parts, "; ")
 }
 
@@ -156,7 +161,7 @@ func InvalidField(field, format string, args ...any) *ValidationError {
 	return &ValidationError{Kind: Invalid, Fields: []FieldError{{field, fmt.Sprintf(format, args...)}}}
 }
 
-// UnprocessableField builds a 422 validation error for one field.
+// UnprocessableField builds a 422 refusal of one field.
 func UnprocessableField(field, format string, args ...any) *ValidationError {
 	return &ValidationError{Kind: Unprocessable, Fields: []FieldError{{field, fmt.Sprintf(format, args...)}}}
 }

@@ -1,7 +1,7 @@
 package dispatch
 
 // Named limits. Each is enforced before anything is written and each has a
-// test; the README lists them.
+// test; docs/api.md lists them.
 const (
 	// MaxBodyBytes bounds a command request body (413 beyond it).
 	MaxBodyBytes = 256 << 10

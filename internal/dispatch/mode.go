@@ -8,7 +8,7 @@ import (
 	"time"
 )
 
-// Mode is how an aggregate type is stored (README.md, "Event-sourced aggregates").
+// Mode is how an aggregate type is stored (docs/modes.md, "Event-sourced aggregates").
 type Mode string
 
 // The modes.

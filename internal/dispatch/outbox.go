@@ -13,7 +13,7 @@ import (
 // Status is an outbox item's delivery state.
 type Status string
 
-// The delivery states (README.md, "Delivery").
+// The delivery states (docs/delivery.md).
 const (
 	Pending   Status = "PENDING"
 	Sending   Status = "SENDING"

@@ -403,7 +403,7 @@ func TestValidationErrorTextAndKind(t *testing.T) {
 		{"joins fields with their messages", &ValidationError{Kind: Invalid, Fields: []FieldError{{"type", "is required"}, {"data.amount", "must be a whole number"}}},
 			"validation: type: is required; data.amount: must be a whole number", Invalid},
 		{"builds a single invalid field", InvalidField("data.x", "got %d", 3), "validation: data.x: got 3", Invalid},
-		{"builds a single unprocessable field", UnprocessableField("data.currency", "the account is in %s", "EUR"), "validation: data.currency: the account is in EUR", Unprocessable},
+		{"builds a single unprocessable field", UnprocessableField("data.currency", "the account is in %s", "EUR"), "refused: data.currency: the account is in EUR", Unprocessable},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

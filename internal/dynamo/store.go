@@ -1,5 +1,5 @@
 // Package dynamo is the DynamoDB adapter: the only package that knows the
-// table's attribute names and key layout (README, "Delivery", and docs/).
+// table's attribute names and key layout (docs/delivery.md).
 package dynamo
 
 import (

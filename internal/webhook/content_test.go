@@ -34,7 +34,7 @@ func TestSignedContent(t *testing.T) {
 	}
 }
 
-// A GET signed the way the README shows (HMAC-SHA256 over
+// A GET signed the way docs/api.md shows (HMAC-SHA256 over
 // "id.timestamp.GET path?query", by hand, as openssl does) verifies.
 func TestAGetSignedByHandVerifies(t *testing.T) {
 	key := []byte("0123456789abcdef0123456789abcdef")

@@ -144,15 +144,15 @@ func TestVerifierAgreesWithTheKnownAnswer(t *testing.T) {
 	})
 }
 
-// readmeRecipe returns the key= and sig= lines of the README's bash and
-// openssl signing recipe, exactly as written there.
-func readmeRecipe(t *testing.T) (keyLine, sigLine string) {
+// docsRecipe returns the key= and sig= lines of the bash and openssl
+// signing recipe in docs/api.md, exactly as written there.
+func docsRecipe(t *testing.T) (keyLine, sigLine string) {
 	t.Helper()
-	readme, err := os.ReadFile("../../README.md")
+	doc, err := os.ReadFile("../../docs/api.md")
 	if err != nil {
 		t.Fatal(err)
 	}
-	sc := bufio.NewScanner(bytes.NewReader(readme))
+	sc := bufio.NewScanner(bytes.NewReader(doc))
 	inBlock := false
 	for sc.Scan() {
 		line := strings.TrimSpace(sc.Text())
@@ -170,15 +170,15 @@ func readmeRecipe(t *testing.T) (keyLine, sigLine string) {
 			sigLine = line
 		}
 	}
-	t.Fatal("README.md has no ```sh block with the key= and sig= lines of the openssl signing recipe")
+	t.Fatal("docs/api.md has no ```sh block with the key= and sig= lines of the openssl signing recipe")
 	return "", ""
 }
 
-// The README's recipe for signing with bash and openssl, run as written on
+// The recipe for signing with bash and openssl (docs/api.md), run as written on
 // the KAT's inputs, gives the KAT's signature. The recipe signs
 // "$id.$ts.$line"; for a POST the content in the place of $line is the body.
-func TestReadmeOpensslRecipeMatchesTheKnownAnswer(t *testing.T) {
-	keyLine, sigLine := readmeRecipe(t)
+func TestDocsOpensslRecipeMatchesTheKnownAnswer(t *testing.T) {
+	keyLine, sigLine := docsRecipe(t)
 	for _, tool := range []string{"bash", "openssl", "base64", "od", "tr"} {
 		if _, err := exec.LookPath(tool); err != nil {
 			t.Skipf("%s is not installed: %v", tool, err)
@@ -200,6 +200,6 @@ func TestReadmeOpensslRecipeMatchesTheKnownAnswer(t *testing.T) {
 		t.Fatalf("the recipe failed: %v\n%s\nscript:\n%s", err, stderr.String(), script)
 	}
 	if got := string(out); got != katSignature {
-		t.Errorf("the README's recipe signs %s, want %s\nscript:\n%s", got, katSignature, script)
+		t.Errorf("the recipe in docs/api.md signs %s, want %s\nscript:\n%s", got, katSignature, script)
 	}
 }
