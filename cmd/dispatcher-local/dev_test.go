@@ -224,10 +224,10 @@ func openPTY(t *testing.T) (master, slave *os.File) {
 
 // makeDevOnTerminal starts `make dev` in a new session whose controlling
 // terminal is a pseudo-terminal, as a shell starts it.
-func makeDevOnTerminal(t *testing.T, env []string) (*exec.Cmd, *os.File) {
+func makeDevOnTerminal(t *testing.T, target string, env []string) (*exec.Cmd, *os.File) {
 	t.Helper()
 	master, slave := openPTY(t)
-	cmd := exec.Command("make", "--no-print-directory", "-o", ".venv/.installed", "-o", ".venv-moto/.installed", "dev")
+	cmd := exec.Command("make", "--no-print-directory", "-o", ".venv/.installed", "-o", ".venv-moto/.installed", target)
 	cmd.Dir = repoRoot(t)
 	cmd.Env = append(os.Environ(), env...)
 	cmd.Stdin, cmd.Stdout, cmd.Stderr = slave, slave, slave
@@ -246,15 +246,21 @@ func makeDevOnTerminal(t *testing.T, env []string) (*exec.Cmd, *os.File) {
 	return cmd, master
 }
 
-// Ctrl-C on the terminal stops everything `make dev` started, and make
-// exits 0, without "Error" or "Interrupt".
+// Ctrl-C on the terminal stops everything `make dev` (and `make
+// dev-binary`) started, and make exits 0, without "Error" or "Interrupt".
 func TestCtrlCOfMakeDevExitsZero(t *testing.T) {
 	if testing.Short() {
 		t.Skip("starts the emulators")
 	}
 	requireTools(t, "make")
+	for _, target := range []string{"dev", "dev-binary"} {
+		t.Run(target, func(t *testing.T) { ctrlCExitsZero(t, target) })
+	}
+}
+
+func ctrlCExitsZero(t *testing.T, target string) {
 	env, ports := devPorts(t)
-	cmd, master := makeDevOnTerminal(t, env)
+	cmd, master := makeDevOnTerminal(t, target, env)
 	var tail strings.Builder
 	pr, pw := io.Pipe()
 	go func() {
@@ -262,6 +268,9 @@ func TestCtrlCOfMakeDevExitsZero(t *testing.T) {
 		pw.Close()
 	}()
 	readBanner(t, pr, 4*time.Minute)
+	if running := sessionProcesses(t, cmd.Process.Pid); len(running) < 5 { // make, dev, three emulators
+		t.Fatalf("the check for leftovers sees only %q", running)
+	}
 	if _, err := master.Write([]byte{0x03}); err != nil { // Ctrl-C, through the terminal's line discipline
 		t.Fatal(err)
 	}
@@ -270,14 +279,17 @@ func TestCtrlCOfMakeDevExitsZero(t *testing.T) {
 	select {
 	case err := <-done:
 		if err != nil {
-			t.Errorf("make dev after Ctrl-C: %v, want exit status 0", err)
+			t.Errorf("make %s after Ctrl-C: %v, want exit status 0", target, err)
 		}
 	case <-time.After(time.Minute):
-		t.Fatal("make dev did not exit within a minute of Ctrl-C")
+		t.Fatalf("make %s did not exit within a minute of Ctrl-C", target)
 	}
 	time.Sleep(200 * time.Millisecond) // the rest of the output
 	if out := tail.String(); strings.Contains(out, "Error") || strings.Contains(out, "Interrupt") {
-		t.Errorf("make dev's output says it failed:\n%s", out)
+		t.Errorf("make %s's output says it failed:\n%s", target, out)
+	}
+	if left := sessionProcesses(t, cmd.Process.Pid); len(left) > 0 {
+		t.Errorf("processes left running after Ctrl-C: %s", strings.Join(left, "; "))
 	}
 	for _, p := range ports {
 		l, err := net.Listen("tcp", "127.0.0.1:"+strconv.Itoa(p))
@@ -287,6 +299,30 @@ func TestCtrlCOfMakeDevExitsZero(t *testing.T) {
 		}
 		l.Close()
 	}
+}
+
+// sessionProcesses lists the live processes of session sid (every process
+// make started, and what they started, unless it left the session).
+func sessionProcesses(t *testing.T, sid int) []string {
+	t.Helper()
+	dirs, err := filepath.Glob("/proc/[0-9]*/stat")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var left []string
+	for _, d := range dirs {
+		b, err := os.ReadFile(d)
+		if err != nil {
+			continue // gone meanwhile
+		}
+		// pid (comm) state ppid pgrp session ...
+		i := strings.LastIndexByte(string(b), ')')
+		f := strings.Fields(string(b[i+1:]))
+		if len(f) > 3 && f[0] != "Z" && f[3] == strconv.Itoa(sid) {
+			left = append(left, string(b[:i+1]))
+		}
+	}
+	return left
 }
 
 // A start that fails still fails: make dev exits non-zero.
@@ -302,7 +338,7 @@ func TestMakeDevThatCannotStartExitsNonZero(t *testing.T) {
 	defer taken.Close()
 	env, _ := devPorts(t)
 	env = append(env, "DISPATCHER_API_PORT="+strconv.Itoa(taken.Addr().(*net.TCPAddr).Port))
-	cmd, master := makeDevOnTerminal(t, env)
+	cmd, master := makeDevOnTerminal(t, "dev", env)
 	out, _ := io.ReadAll(master) // until every side of the terminal closed
 	err = cmd.Wait()
 	var ee *exec.ExitError
