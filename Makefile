@@ -210,12 +210,20 @@ clean: ## remove build output, the venv, node_modules and local state
 FORCE:
 
 ## --- run ---------------------------------------------------------------------
-.PHONY: dev dev-binary
-dev: emulators-install ## the whole flow locally: emulators, resources, API on 127.0.0.1:3000, stream trigger, replay (docs/local.md); Ctrl-C stops it
-	$(GO) run ./cmd/dispatcher-local dev
+# dev builds the local tool into LOCAL_TOOL and runs it there, so that the
+# commands its banner prints (LOCAL_TOOL replay ...) run as pasted in any shell,
+# whatever that shell's go is.
+LOCAL_TOOL := .local/bin/dispatcher-local
+.PHONY: dev dev-binary local-tool
+local-tool: ## build cmd/dispatcher-local into .local/bin/dispatcher-local
+	@mkdir -p $(dir $(LOCAL_TOOL))
+	$(GO) build -o $(LOCAL_TOOL) ./cmd/dispatcher-local
 
-dev-binary: emulators-install ## as dev, but the built bootstrap binaries run under the Lambda Runtime Interface Emulator
-	$(GO) run ./cmd/dispatcher-local dev -binary
+dev: emulators-install local-tool ## the whole flow locally: emulators, resources, API on 127.0.0.1:3000, stream trigger, replay (docs/local.md); Ctrl-C stops it and exits 0
+	$(LOCAL_TOOL) dev
+
+dev-binary: emulators-install local-tool ## as dev, but the built bootstrap binaries run under the Lambda Runtime Interface Emulator
+	$(LOCAL_TOOL) dev -binary
 
 ## --- chaos -------------------------------------------------------------------
 .PHONY: chaos

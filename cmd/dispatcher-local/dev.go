@@ -13,6 +13,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"runtime"
 	"strconv"
 	"strings"
 	"syscall"
@@ -64,7 +65,14 @@ func devCmd(ctx context.Context, args []string) error {
 	for n, v := range ports {
 		o.ports[n] = *v
 	}
-	return dev(ctx, o)
+	err = dev(ctx, o)
+	if err != nil && ctx.Err() != nil {
+		// Ctrl-C while starting: what failed failed because it was
+		// stopped, and everything started is stopped again.
+		fmt.Println("\nstopped while starting")
+		return nil
+	}
+	return err
 }
 
 var emulatorPorts = []struct {
@@ -96,6 +104,7 @@ func dev(ctx context.Context, o devOptions) error {
 	// Where AWS is: a given endpoint, emulators already started by
 	// `make emulators-up`, or emulators started (and stopped) here.
 	var where awsPlace
+	var warnings []string
 	switch {
 	case o.endpoint != "":
 		where = awsPlace{kind: "endpoint", endpoint: strings.TrimRight(o.endpoint, "/")}
@@ -117,6 +126,11 @@ func dev(ctx context.Context, o devOptions) error {
 				fmt.Println("emulators stopped")
 			}()
 			where = awsPlace{kind: "started", endpoints: s.Endpoints(), logDir: s.LogDir}
+			for _, p := range s.Processes() {
+				if p.Warning != "" {
+					warnings = append(warnings, p.Warning)
+				}
+			}
 		}
 		for k, v := range where.endpoints {
 			os.Setenv(k, v)
@@ -166,7 +180,7 @@ func dev(ctx context.Context, o devOptions) error {
 		return err
 	}
 	defer r.Close()
-	printBanner(os.Stdout, banner{runner: r, stack: stack, where: where, secret: extra["WEBHOOK_SECRETS"], mode: mode, took: time.Since(started)})
+	printBanner(os.Stdout, banner{runner: r, stack: stack, where: where, secret: extra["WEBHOOK_SECRETS"], mode: mode, took: time.Since(started), self: selfCommand(root), warnings: warnings})
 	<-ctx.Done()
 	fmt.Println("\nstopping...")
 	return nil
@@ -215,23 +229,39 @@ func detachedEmulators() (state, bool) {
 }
 
 type banner struct {
-	runner *runner.Runner
-	stack  *provision.Stack
-	where  awsPlace
-	secret string
-	mode   string
-	took   time.Duration
+	runner   *runner.Runner
+	stack    *provision.Stack
+	where    awsPlace
+	secret   string
+	mode     string
+	took     time.Duration
+	self     string   // how to run this tool from any shell
+	warnings []string // the emulators' warnings (DynamoDB Local not on loopback)
 }
+
+// The banner's commands: every line that starts with exactly bannerIndent
+// is a command, ready to paste into bash as is, from any folder, in a shell
+// that has none of make's variables; a command line ending in " \\"
+// continues on the next line. Consecutive command lines are one block (the
+// signing snippet's lines share variables). Everything else is indented by
+// two spaces, or by six.
+const bannerIndent = "    "
 
 func printBanner(w io.Writer, b banner) {
 	api := b.runner.URL()
 	p := func(format string, a ...any) { fmt.Fprintf(w, format+"\n", a...) }
+	cmd := func(format string, a ...any) { p(bannerIndent+format, a...) }
 	p("")
-	p("Dispatcher is running locally (functions: %s; ready in %s). Ctrl-C stops everything it started.", b.mode, b.took.Round(100*time.Millisecond))
+	p("Dispatcher is running locally (functions: %s; ready in %s).", b.mode, b.took.Round(100*time.Millisecond))
+	p("Every line indented by four spaces below is a command: paste it into bash as is, from any folder.")
 	p("")
 	p("API (API Gateway HTTP API emulation): %s", api)
 	for _, l := range b.runner.Describe() {
-		p("  %s", l)
+		if strings.HasPrefix(l, " ") {
+			p("    %s", l) // a setting of the line above, never a command
+		} else {
+			p("  %s", l)
+		}
 	}
 	p("")
 	ses := b.where.url("SESV2")
@@ -245,6 +275,9 @@ func printBanner(w io.Writer, b banner) {
 		} else {
 			p("  emulator logs: %s", b.where.logDir)
 		}
+	}
+	for _, warn := range b.warnings {
+		p("WARN: %s", warn)
 	}
 	p("")
 
@@ -262,51 +295,71 @@ func printBanner(w io.Writer, b banner) {
 	p("  %s", secret)
 	p("")
 	now := time.Now()
-	agg := fmt.Sprintf("acc-%d", now.Unix())
+	agg := fmt.Sprintf("acc-%d", now.UnixNano())
 	body := fmt.Sprintf(`{"type":"OpenAccount","aggregateId":%q,"data":{"owner":"Ada Lovelace","email":"ada@example.com","currency":"EUR"}}`, agg)
 	id := fmt.Sprintf("msg_%d", now.UnixNano())
 	sig, err := webhook.Sign(secret, id, now, []byte(body))
 	if err == nil {
 		p("Try it: a signed OpenAccount command (the signature is valid for 5 minutes, until %s):", now.Add(5*time.Minute).Format("15:04:05"))
-		p("  curl -i %s/v1/commands \\", api)
-		p("    -H 'content-type: application/json' \\")
-		p("    -H 'webhook-id: %s' \\", id)
-		p("    -H 'webhook-timestamp: %d' \\", now.Unix())
-		p("    -H 'webhook-signature: %s' \\", sig)
-		p("    --data-raw '%s'", body)
+		cmd("curl -i --fail-with-body %s/v1/commands \\", api)
+		cmd("  -H 'content-type: application/json' \\")
+		cmd("  -H 'webhook-id: %s' \\", id)
+		cmd("  -H 'webhook-timestamp: %d' \\", now.Unix())
+		cmd("  -H 'webhook-signature: %s' \\", sig)
+		cmd("  --data-raw '%s'", body)
 		gid := id + "_get"
 		gsig, _ := webhook.Sign(secret, gid, now, webhook.SignedContent("GET", "/v1/aggregates/"+agg+"/outbox", "", nil))
 		p("Then read it back (GET routes are signed too, over their request line \"GET /path?query\"):")
-		p("  curl -s %s/v1/aggregates/%s/outbox -H 'webhook-id: %s' -H 'webhook-timestamp: %d' -H 'webhook-signature: %s'", api, agg, gid, now.Unix(), gsig)
+		cmd("curl -sS --fail-with-body %s/v1/aggregates/%s/outbox -H 'webhook-id: %s' -H 'webhook-timestamp: %d' -H 'webhook-signature: %s'", api, agg, gid, now.Unix(), gsig)
 	} else {
 		p("(cannot sign an example with this secret: %v)", err)
 	}
 	p("")
-	p("Sign new requests yourself (bash + openssl):")
-	p(`  secret='%s'`, secret)
-	p(`  id="msg_$(date +%%s%%N)"; ts=$(date +%%s)`)
-	p(`  body='{"type":"OpenAccount","aggregateId":"acc-'$ts'","data":{"owner":"Ada Lovelace","email":"ada@example.com","currency":"EUR"}}'`)
-	p(`  key=$(printf '%%s' "${secret#whsec_}" | base64 -d | od -An -v -tx1 | tr -d ' \n')`)
-	p(`  sig=$(printf '%%s' "$id.$ts.$body" | openssl dgst -sha256 -mac HMAC -macopt "hexkey:$key" -binary | base64)`)
-	p(`  curl -i %s/v1/commands -H 'content-type: application/json' -H "webhook-id: $id" -H "webhook-timestamp: $ts" -H "webhook-signature: v1,$sig" --data-raw "$body"`, api)
+	p("Sign new requests yourself (bash + openssl; paste the six lines together):")
+	cmd(`secret='%s'`, secret)
+	cmd(`id="msg_$(date +%%s%%N)"; ts=$(date +%%s)`)
+	cmd(`body='{"type":"OpenAccount","aggregateId":"acc-'${id#msg_}'","data":{"owner":"Ada Lovelace","email":"ada@example.com","currency":"EUR"}}'`)
+	cmd(`key=$(printf '%%s' "${secret#whsec_}" | base64 -d | od -An -v -tx1 | tr -d ' \n')`)
+	cmd(`sig=$(printf '%%s' "$id.$ts.$body" | openssl dgst -sha256 -mac HMAC -macopt "hexkey:$key" -binary | base64)`)
+	cmd(`curl -i --fail-with-body %s/v1/commands -H 'content-type: application/json' -H "webhook-id: $id" -H "webhook-timestamp: $ts" -H "webhook-signature: v1,$sig" --data-raw "$body"`, api)
 	p("")
 
-	sqsURL := b.where.url("SQS")
-	events, dlq := b.stack.Physical("EventsQueue"), b.stack.Physical("DeadLetterQueue")
-	p("Read the events queue (and the DLQ) with the AWS CLI:")
-	p("  AWS_ACCESS_KEY_ID=local AWS_SECRET_ACCESS_KEY=local aws --endpoint-url %s --region us-east-1 \\", sqsURL)
-	p("    sqs receive-message --queue-url %s --max-number-of-messages 10 --attribute-names All --message-attribute-names All", events)
-	p("  (DLQ: --queue-url %s)", dlq)
 	if b.where.kind != "endpoint" {
-		p("or peek without consuming (fauxqs's inspection endpoint):")
-		p("  curl -s %s/_fauxqs/queues/%s", sqsURL, b.stack.Attr("EventsQueue", "QueueName"))
-		p("  curl -s %s/_fauxqs/queues/%s", sqsURL, b.stack.Attr("DeadLetterQueue", "QueueName"))
+		sqsURL := b.where.url("SQS")
+		p("Peek at the events queue and the DLQ without consuming (fauxqs's inspection endpoint):")
+		cmd("curl -sS --fail-with-body %s/_fauxqs/queues/%s", sqsURL, b.stack.Attr("EventsQueue", "QueueName"))
+		cmd("curl -sS --fail-with-body %s/_fauxqs/queues/%s", sqsURL, b.stack.Attr("DeadLetterQueue", "QueueName"))
+		p("")
 	}
-	p("")
 	p("Replay the DLQ (and sweep undelivered items):")
-	p(`  curl -s -X POST %s%s -d '{"mode":"all"}'`, api, runner.ReplayPath)
-	p(`  go run ./cmd/dispatcher-local replay '{"mode":"all"}'`)
+	cmd(`curl -sS --fail-with-body -X POST %s%s -d '{"mode":"all"}'`, api, runner.ReplayPath)
+	cmd(`%s replay -api %s '{"mode":"all"}'`, b.self, api)
 	p("")
+	p(bannerEnd)
+}
+
+// bannerEnd is the banner's last line.
+const bannerEnd = "Ctrl-C stops everything this started."
+
+// selfCommand is how a person runs this tool again from any shell: its own
+// path when it was built (make dev builds it into .local/bin), or, under
+// `go run`, whose binary vanishes on exit, go run in the repository with the
+// toolchain this binary was built with (slow: a new shell's go may be older
+// than go.mod's toolchain, and would build it again).
+func selfCommand(root string) string {
+	exe, err := os.Executable()
+	if err == nil && !strings.Contains(exe, string(filepath.Separator)+"go-build") {
+		return shellQuote(exe)
+	}
+	return fmt.Sprintf("GOTOOLCHAIN=%s go -C %s run ./cmd/dispatcher-local", runtime.Version(), shellQuote(root))
+}
+
+// shellQuote quotes s for bash when it needs it.
+func shellQuote(s string) string {
+	if s != "" && strings.Trim(s, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789/._-+:=@") == "" {
+		return s
+	}
+	return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'"
 }
 
 // replayCmd sends a replay request to a running `dev`, or, when none

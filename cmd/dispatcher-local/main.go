@@ -65,6 +65,7 @@ func run(ctx context.Context, args []string) error {
 	case len(args) >= 1 && args[0] == "provision":
 		return provisionCmd(ctx, args[1:])
 	case len(args) >= 1 && args[0] == "dev":
+		defer takeTerminal()()
 		return devCmd(ctx, args[1:])
 	case len(args) >= 1 && args[0] == "replay":
 		return replayCmd(ctx, args[1:])
@@ -142,6 +143,11 @@ func emulatorsUp(ctx context.Context, args []string) error {
 	fmt.Println("\nEmulators (logs in " + logDir + "):")
 	for _, p := range s.Processes() {
 		fmt.Printf("  %-17s %s  pid %d\n", p.Name, p.URL, p.PID)
+	}
+	for _, p := range s.Processes() {
+		if p.Warning != "" {
+			fmt.Println("WARN: " + p.Warning)
+		}
 	}
 	fmt.Printf("  SES sent mail:    %s/  (JSON: %s/store)\n", s.Get(emulator.SES).URL, s.Get(emulator.SES).URL)
 	fmt.Println("\nPoint the AWS SDK or CLI at them:")

@@ -2,6 +2,9 @@
 // develops and tests against: DynamoDB Local (AWS's own jar, shipped by the
 // npm package amplify-dynamodb-simulator), fauxqs for SQS and
 // aws-ses-v2-local for SES v2. All three are pinned in localstack/package.json.
+// All three listen on 127.0.0.1 only: DynamoDB Local through the launcher
+// localstack/LoopbackDynamoDB.java (loopback.go), fauxqs through
+// localstack/sqs-loopback.mjs, aws-ses-v2-local through its --host option.
 //
 // Every emulator runs in its own process group, so stopping it stops all it
 // started; with Options.Detach unset the kernel also kills it when the parent
@@ -109,6 +112,9 @@ type Options struct {
 	Detach bool
 	// Backend chooses the emulators (the default) or moto.
 	Backend Backend
+	// loopback is where the compiled loopback launcher of DynamoDB Local
+	// is, set by Start.
+	loopback loopbackLauncher
 	// MotoPython is the Python that has moto[server] (with Backend
 	// MotoServer); it runs tools/moto/serve.py. Empty means
 	// .venv-moto/bin/python beside Dir, where `make moto-install` puts it.
@@ -130,6 +136,9 @@ type Process struct {
 	URL     string // http://127.0.0.1:<port>
 	LogPath string
 	PID     int
+	// Warning, when set, says that the emulator does not keep to loopback
+	// (DynamoDB Local started from the plain jar) and why; print it.
+	Warning string
 
 	cmd     *exec.Cmd
 	done    chan struct{}
@@ -199,6 +208,8 @@ func Start(ctx context.Context, opts Options) (*Stack, error) {
 		}
 	} else if err := Preflight(ctx, opts.Dir); err != nil {
 		return nil, err
+	} else {
+		opts.loopback = compileLoopback(ctx, opts.Dir)
 	}
 	for _, n := range opts.names() {
 		if p := opts.Ports[n]; p != 0 {
@@ -265,15 +276,13 @@ func startOne(ctx context.Context, n Name, opts Options) (*Process, error) {
 				return nil, err
 			}
 		}
-		p, err := launch(n, port, opts)
-		if err != nil {
+		p, err := launchReady(ctx, n, port, opts)
+		if p == nil {
 			return nil, err
 		}
-		err = p.waitReady(ctx, opts.StartTimeout)
 		if err == nil {
 			return p, nil
 		}
-		p.stop()
 		lastErr = err
 		if fixed != 0 || !p.logShowsPortInUse() {
 			break
@@ -282,20 +291,41 @@ func startOne(ctx context.Context, n Name, opts Options) (*Process, error) {
 	return nil, lastErr
 }
 
-func launch(n Name, port int, opts Options) (*Process, error) {
+// launchReady launches one emulator and waits until it answers. DynamoDB
+// Local starts through the loopback launcher (loopback.go); when the launcher
+// cannot bind it to loopback, it starts again from the plain jar, on every
+// interface, and the process carries a Warning that says so. On failure the
+// process returned (if any) is stopped, and its log can be read.
+func launchReady(ctx context.Context, n Name, port int, opts Options) (*Process, error) {
+	p, err := launch(n, port, opts, true)
+	if err != nil {
+		return nil, err
+	}
+	err = p.waitReady(ctx, opts.StartTimeout)
+	if err != nil && n == DynamoDB && p.launcherRefused() {
+		why := fmt.Sprintf("the loopback launcher cannot bind it to 127.0.0.1 (its log %s says why)", p.LogPath)
+		if p, err = launch(n, port, opts, false); err != nil {
+			return nil, err
+		}
+		p.Warning = allInterfacesWarning(port, why)
+		err = p.waitReady(ctx, opts.StartTimeout)
+	} else if err == nil && n == DynamoDB && opts.loopback.classes == "" {
+		p.Warning = allInterfacesWarning(port, opts.loopback.why)
+	}
+	if err != nil {
+		p.stop()
+	}
+	return p, err
+}
+
+func launch(n Name, port int, opts Options, loopback bool) (*Process, error) {
 	var args []string
 	var bin string
 	mod := filepath.Join(opts.Dir, "node_modules")
 	switch n {
 	case DynamoDB:
-		dir := filepath.Join(mod, "amplify-dynamodb-simulator", "emulator")
 		bin = "java"
-		args = []string{
-			"-Djava.library.path=" + filepath.Join(dir, "DynamoDBLocal_lib"),
-			"-XX:+UseSerialGC", "-Xshare:auto",
-			"-jar", filepath.Join(dir, "DynamoDBLocal.jar"),
-			"-inMemory", "-disableTelemetry", "-port", strconv.Itoa(port),
-		}
+		args = dynamoDBArgs(opts.Dir, port, loopback && opts.loopback.classes != "", opts.loopback.classes)
 	case SQS:
 		bin = "node"
 		args = []string{filepath.Join(opts.Dir, "sqs-loopback.mjs")}
@@ -562,12 +592,7 @@ func (s *Stack) StartOne(ctx context.Context, n Name) error {
 	s.starting[n] = true
 	s.mu.Unlock()
 
-	p, err := launch(n, old.Port, s.opts)
-	if err == nil {
-		if err = p.waitReady(ctx, s.opts.StartTimeout); err != nil {
-			p.stop()
-		}
-	}
+	p, err := launchReady(ctx, n, old.Port, s.opts)
 
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -663,7 +688,7 @@ func freePort() (int, error) {
 }
 
 // checkPortFree tries both loopback and the wildcard address, because DynamoDB
-// Local binds every interface.
+// Local binds every interface when its loopback launcher cannot be used.
 func checkPortFree(port int) error {
 	for _, addr := range []string{"127.0.0.1", "0.0.0.0"} {
 		l, err := net.Listen("tcp", net.JoinHostPort(addr, strconv.Itoa(port)))
