@@ -11,6 +11,15 @@ import { buildApp } from "fauxqs";
 // The package's exports map blocks deep bare imports; this is the same module
 // instance app.js imports, so the store built here is the one buildApp uses.
 import { SqsStore } from "./node_modules/fauxqs/dist/sqs/sqsStore.js";
+import { INVALID_MESSAGE_BODY_CHAR } from "./node_modules/fauxqs/dist/sqs/sqsTypes.js";
+
+// fauxqs checks a body one UTF-16 unit at a time, so it refuses every
+// character beyond U+FFFF (an emoji), which SQS takes: its allowed set is
+// #x9 | #xA | #xD | #x20 to #xD7FF | #xE000 to #xFFFD | #x10000 to #x10FFFF.
+// Its SendMessage and SendMessageBatch share this one RegExp object, so
+// recompiling it in place (Annex B's RegExp.prototype.compile) with code
+// point semantics makes the emulator refuse what SQS refuses, no more.
+INVALID_MESSAGE_BODY_CHAR.compile("[^\\x09\\x0A\\x0D\\x20-\\uD7FF\\uE000-\\uFFFD\\u{10000}-\\u{10FFFF}]", "u");
 
 const STATE_VERSION = 1;
 

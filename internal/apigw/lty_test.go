@@ -81,6 +81,9 @@ func TestListenToYourselfAnswersAsTheOutboxAtTheBodyLimit(t *testing.T) {
 			return padTo(t, fmt.Sprintf(order, id), "\uFFFE", limit)
 		}, "", http.StatusAccepted},
 		{"U+FFFE one byte over", func(t *testing.T, id string) string { return padTo(t, fmt.Sprintf(order, id), "\uFFFE", limit+1) }, "", http.StatusRequestEntityTooLarge},
+		{"an emoji (beyond U+FFFF, which SQS takes) to the limit", func(t *testing.T, id string) string {
+			return padTo(t, fmt.Sprintf(order, id), "\U0001F600", limit)
+		}, "", http.StatusAccepted},
 		{"a webhook-id holding U+FFFF, with an Idempotency-Key", func(t *testing.T, id string) string { return fmt.Sprintf(fmt.Sprintf(order, id), "x") }, "msg_\uFFFF_", http.StatusAccepted},
 	}
 

@@ -425,6 +425,7 @@ func TestSend(t *testing.T) {
 		// The body is one byte over the sender's limit: the adapter's
 		// MaxMessageBytes, or for the signed request the most SQS takes.
 		{name: "a message over the limit is Permanent and never sent", queue: "EventsQueue", body: overLimit, wantKind: "permanent", wantMsg: "MessageTooLong"},
+		{name: "a character beyond U+FFFF is sent, as SQS takes it", queue: "EventsQueue", body: "json \"\U0001F600\"", wantKind: "sent", wantCall: true},
 		{name: "a message SQS refuses is Permanent even if valid JSON", queue: "DeadLetterQueue", body: "json \"\uFFFE\"", wantKind: "permanent", wantMsg: "AWS.SimpleQueueService.InvalidMessageContents", wantCall: true, differs: &testenv.MotoAcceptsAnyMessageCharacter},
 		{name: "a message SQS refuses is Permanent", queue: "DeadLetterQueue", body: "bad\x01", wantKind: "permanent", wantMsg: "AWS.SimpleQueueService.InvalidMessageContents", wantCall: true, differs: &testenv.MotoAcceptsAnyMessageCharacter},
 		{name: "throttling is Transient", queue: "EventsQueue", body: "small", fault: &faults.Fault{Status: 403, Code: "RequestThrottled"}, wantKind: "transient", wantMsg: "RequestThrottled", wantCall: true},
