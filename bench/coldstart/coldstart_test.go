@@ -23,6 +23,7 @@ var functions = map[string]string{
 	"stream-relay":     "./functions/stream-relay",
 	"dlq-replay":       "./functions/dlq-replay",
 	"command-consumer": "./functions/command-consumer",
+	"stream-recovery":  "./functions/stream-recovery",
 }
 
 // env is a complete function configuration; init must not need the network.
@@ -105,7 +106,7 @@ func BenchmarkColdStart(b *testing.B) {
 	b.ResetTimer()
 	for b.Loop() {
 		// Interleaved, so machine noise hits every binary alike.
-		for _, n := range []string{"hello", "command", "stream-relay", "dlq-replay", "command-consumer"} {
+		for _, n := range []string{"hello", "command", "stream-relay", "dlq-replay", "command-consumer", "stream-recovery"} {
 			inits[n] = append(inits[n], initTime(b, bins[n]))
 		}
 	}
@@ -117,12 +118,12 @@ func BenchmarkColdStart(b *testing.B) {
 	}
 	b.ReportMetric(size("hello")/1e6, "hello-MB")
 	b.ReportMetric(med("hello")/1e6, "hello-init-ms")
-	for _, n := range []string{"command", "stream-relay", "dlq-replay", "command-consumer"} {
+	for _, n := range []string{"command", "stream-relay", "dlq-replay", "command-consumer", "stream-recovery"} {
 		b.ReportMetric(size(n)/size("hello"), n+"-size-x")
 		b.ReportMetric(med(n)/med("hello"), n+"-init-x")
 	}
 	b.ReportMetric(0, "ns/op")
-	for _, n := range []string{"command", "stream-relay", "dlq-replay", "command-consumer"} {
+	for _, n := range []string{"command", "stream-relay", "dlq-replay", "command-consumer", "stream-recovery"} {
 		fmt.Fprintf(os.Stderr, "coldstart %-16s size %5.1f MB (%.2fx, target <= 2x)  init %5.1f ms (%.2fx, target <= 1.5x)\n",
 			n, size(n)/1e6, size(n)/size("hello"), med(n)/1e6, med(n)/med("hello"))
 	}

@@ -284,7 +284,7 @@ func rows(res results) []Row {
 	// Cold start.
 	helloMB, ok1 := get("BenchmarkColdStart", "hello-MB")
 	helloMS, ok2 := get("BenchmarkColdStart", "hello-init-ms")
-	for _, fn := range []string{"command", "stream-relay", "dlq-replay", "command-consumer"} {
+	for _, fn := range []string{"command", "stream-relay", "dlq-replay", "command-consumer", "stream-recovery"} {
 		sx, ok3 := get("BenchmarkColdStart", fn+"-size-x")
 		ix, ok4 := get("BenchmarkColdStart", fn+"-init-x")
 		if !(ok1 && ok2 && ok3 && ok4) {
@@ -326,6 +326,7 @@ var coldNotes = map[string]string{
 		"1.5 ms of package init against a hello world's 2.4 ms in all; the relay calls all three services",
 	"dlq-replay":       "as stream-relay (the same three clients, plus DynamoDB Streams for the stream ranges)",
 	"command-consumer": "as the command (the DynamoDB client's package init), plus the SQS client's (sqs/schemas 0.21 ms) for its queue",
+	"stream-recovery":  "as dlq-replay, whose code and clients it runs (its Recover handler)",
 }
 
 func naiveNote(relay, floor, naive float64) string {
