@@ -44,7 +44,7 @@ type Row struct {
 	Refused           int           // deposits answered 4xx: their account's opening never committed
 	Unanswered        int           // commands answered 5xx or not at all: the client cannot know
 	Kills             int           // relay bootstraps killed (SIGKILL)
-	KillsMidBatch     int           // relay invocations that ended with their runtime killed
+	KillsMidBatch     int           // relay kills made while an invocation was in flight
 	SQSDown           time.Duration // how long the SQS emulator was stopped
 	SQSFailed         int           // requests to SQS that failed at the connection while it was down
 	Parked            int           // FAILED outbox items found in the DLQ before the replay
