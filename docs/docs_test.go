@@ -40,8 +40,8 @@ func TestTheReadmeIsOneScreen(t *testing.T) {
 
 // Every relative link of the README and of docs/*.md names a file of the
 // repository that exists, and a #fragment names a heading (or an <a id>) of
-// that file. No link leaves the repository (the project's shared documents
-// are not shipped with it).
+// that file. No link leaves the repository, and no page names a Markdown
+// document the repository does not hold: users have only what it ships.
 func TestEveryDocLinkResolves(t *testing.T) {
 	root, err := filepath.Abs("..")
 	if err != nil {
@@ -55,18 +55,24 @@ func TestEveryDocLinkResolves(t *testing.T) {
 	anchors := map[string]map[string]bool{}
 	checked := 0
 	for _, file := range files {
-		if b, err := os.ReadFile(file); err == nil && bytes.Contains(b, []byte("../shared")) {
-			t.Errorf("%s names ../shared: the shared documents are not part of the repository", file)
+		if b, err := os.ReadFile(file); err == nil {
+			for _, m := range namedDoc.FindAllSubmatch(b, -1) {
+				if !docExists(root, filepath.Dir(file), string(m[1])) {
+					t.Errorf("%s names %s, which is not in the repository: users have only what it ships", file, m[1])
+				}
+			}
 		}
 		for _, l := range links(t, file) {
 			rel, _ := filepath.Rel(root, file)
 			where := rel + ":" + l.line
-			if strings.Contains(l.target, "shared/") {
-				t.Errorf("%s links to %s: the shared documents are not part of the repository", where, l.target)
-				continue
-			}
 			if isExternal(l.target) {
 				continue
+			}
+			if path, _, _ := strings.Cut(l.target, "#"); path != "" {
+				if r, err := filepath.Rel(root, filepath.Join(filepath.Dir(file), path)); err != nil || strings.HasPrefix(r, "..") {
+					t.Errorf("%s links to %s, outside the repository: users have only what it ships", where, l.target)
+					continue
+				}
 			}
 			checked++
 			path, frag, _ := strings.Cut(l.target, "#")
@@ -214,4 +220,21 @@ func eachLine(t *testing.T, file string, fn func(n int, line string)) {
 	if err := sc.Err(); err != nil {
 		t.Fatal(err)
 	}
+}
+
+// namedDoc finds a Markdown document named in code spans (`NAME.md`).
+var namedDoc = regexp.MustCompile("`([A-Za-z0-9_./-]+\\.md)`")
+
+// docExists says whether a named document is in the repository: relative to
+// the page, to the root, or in docs/.
+func docExists(root, dir, name string) bool {
+	for _, p := range []string{filepath.Join(dir, name), filepath.Join(root, name), filepath.Join(root, "docs", name)} {
+		if r, err := filepath.Rel(root, p); err != nil || strings.HasPrefix(r, "..") {
+			continue
+		}
+		if _, err := os.Stat(p); err == nil {
+			return true
+		}
+	}
+	return false
 }
