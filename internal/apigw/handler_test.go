@@ -1,7 +1,6 @@
 package apigw_test
 
 import (
-	"bytes"
 	"context"
 	"encoding/base64"
 	"encoding/json"
@@ -11,7 +10,6 @@ import (
 	"os"
 	"strconv"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -46,8 +44,8 @@ type fixture struct {
 	store    *dynamo.Store
 	tmpl     *emails.Set
 	verifier *webhook.Verifier
-	logs     *syncBuffer
-	metrics  *syncBuffer
+	logs     *testenv.SyncBuffer
+	metrics  *testenv.SyncBuffer
 }
 
 // handler is a Handler on exec and reader with the fixture's verifier, log
@@ -56,22 +54,10 @@ func (f *fixture) handler(exec apigw.Executor, reader apigw.Reader) *apigw.Handl
 	return apigw.New(exec, reader, f.verifier, obs.NewLogger(f.logs, 0), obs.NewMetrics(f.metrics, "Dispatcher"))
 }
 
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-func (s *syncBuffer) String() string { s.mu.Lock(); defer s.mu.Unlock(); return s.b.String() }
-
 func newFixture(t testing.TB) *fixture {
 	t.Helper()
 	env := testenv.Get(t)
-	f := &fixture{t: t, db: dynamodb.NewFromConfig(env.AWS), table: env.Stack.Physical("OutboxTable"), logs: &syncBuffer{}, metrics: &syncBuffer{}}
+	f := &fixture{t: t, db: dynamodb.NewFromConfig(env.AWS), table: env.Stack.Physical("OutboxTable"), logs: &testenv.SyncBuffer{}, metrics: &testenv.SyncBuffer{}}
 	f.store = dynamo.New(f.db, f.table, 8)
 	var err error
 	if f.tmpl, err = emails.Load(); err != nil {

@@ -144,7 +144,7 @@ func TestListenToYourselfAnswersAsTheOutboxAtTheBodyLimit(t *testing.T) {
 			}
 		}
 	}
-	var logs, metrics syncBuffer
+	var logs, metrics testenv.SyncBuffer
 	consumer := commandqueue.NewConsumer(svc, obs.NewLogger(&logs, 0), obs.NewMetrics(&metrics, "Dispatcher"))
 	for _, s := range queued {
 		r, ok := byID[s.id]

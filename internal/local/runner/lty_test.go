@@ -10,7 +10,6 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -169,20 +168,6 @@ func TestListenToYourselfAnswers202BeforeTheConsumerAppliesTheCommand(t *testing
 	}
 }
 
-// logBuffer collects a function's log or metric lines across goroutines.
-type logBuffer struct {
-	mu sync.Mutex
-	b  strings.Builder
-}
-
-func (l *logBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *logBuffer) String() string { l.mu.Lock(); defer l.mu.Unlock(); return l.b.String() }
-
 // queueDepth is how many messages a queue holds, visible or in flight.
 func queueDepth(t *testing.T, url string) int {
 	t.Helper()
@@ -206,7 +191,7 @@ func TestListenToYourselfRefusesAKeyReusedWithAnotherBodyAfterIts202(t *testing.
 	fns := realFunctions(t, s)
 	// The consumer as consumerfn builds it, with its log and metrics here.
 	env := testenv.Get(t)
-	var logs, metrics logBuffer
+	var logs, metrics testenv.SyncBuffer
 	store := dynamo.New(dynamodb.NewFromConfig(env.AWS), s.Physical("OutboxTable"), appenv.DefaultIndexShards)
 	svc := command.New(store, emails.Embedded{})
 	h := commandqueue.NewConsumer(svc, obs.NewLogger(&logs, slog.LevelInfo), obs.NewMetrics(&metrics, "Dispatcher"))

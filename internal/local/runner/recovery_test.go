@@ -181,16 +181,7 @@ func tableItems(t *testing.T, s interface{ Physical(string) string }, aggregate 
 	}
 	var items []map[string]string
 	for _, it := range out.Items {
-		m := map[string]string{}
-		for k, v := range it {
-			switch v := v.(type) {
-			case *ddbtypes.AttributeValueMemberS:
-				m[k] = v.Value
-			case *ddbtypes.AttributeValueMemberN:
-				m[k] = v.Value
-			}
-		}
-		items = append(items, m)
+		items = append(items, flowtest.Scalars(it))
 	}
 	return items
 }

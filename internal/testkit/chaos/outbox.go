@@ -277,15 +277,7 @@ func runOutbox(t testing.TB, env *testenv.Env, f *flowtest.Fixture, seed uint64,
 		for _, it := range effects(&g, id) {
 			if st := flowtest.S(it, "status"); st != "DELIVERED" {
 				row.Undelivered++
-				item := map[string]string{}
-				for k, v := range it {
-					switch v := v.(type) {
-					case *ddbtypes.AttributeValueMemberS:
-						item[k] = v.Value
-					case *ddbtypes.AttributeValueMemberN:
-						item[k] = v.Value
-					}
-				}
+				item := flowtest.Scalars(it)
 				delete(item, "payload")
 				t.Logf("not delivered after the replay (now %s): %s %s: %v", time.Now().UTC().Format(time.RFC3339Nano), id, st, item)
 			}

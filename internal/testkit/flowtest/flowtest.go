@@ -238,6 +238,21 @@ func (f *Fixture) EventItems(aggregate string) []map[string]ddbtypes.AttributeVa
 	return out.Items
 }
 
+// Scalars returns an item's string and number attributes as text, for
+// reports and comparisons.
+func Scalars(it map[string]ddbtypes.AttributeValue) map[string]string {
+	m := map[string]string{}
+	for k, v := range it {
+		switch v := v.(type) {
+		case *ddbtypes.AttributeValueMemberS:
+			m[k] = v.Value
+		case *ddbtypes.AttributeValueMemberN:
+			m[k] = v.Value
+		}
+	}
+	return m
+}
+
 // S returns a string attribute of an item, or "".
 func S(it map[string]ddbtypes.AttributeValue, k string) string {
 	if v, ok := it[k].(*ddbtypes.AttributeValueMemberS); ok {
