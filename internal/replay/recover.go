@@ -63,7 +63,7 @@ func (r *Replayer) Recover(ctx context.Context, ev events.SQSEvent) (events.SQSE
 		var held []job
 		stopped := false
 		for _, j := range jobs {
-			reason, accountWide := r.recoverJob(ctx, j, &rep)
+			reason, accountWide := r.recoverJob(ctx, j, &rep, attempt == 1)
 			stopped = stopped || accountWide
 			if reason != "" {
 				j.reason = reason
@@ -98,8 +98,9 @@ func (r *Replayer) Recover(ctx context.Context, ev events.SQSEvent) (events.SQSE
 
 // recoverJob delivers what of one on-failure record is still undelivered;
 // it returns "" once every item is settled (DELIVERED, FAILED, or gone), or
-// why one is not yet, and whether a target refused everything.
-func (r *Replayer) recoverJob(ctx context.Context, j job, rep *Report) (reason string, accountWide bool) {
+// why one is not yet, and whether a target refused everything. Items found
+// delivered are counted on the first try only, not again on every poll.
+func (r *Replayer) recoverJob(ctx context.Context, j job, rep *Report, first bool) (reason string, accountWide bool) {
 	if j.sweep {
 		// The stream no longer holds the range: sweep what was written up
 		// to its end (FAILED items are left, as every sweep leaves them).
@@ -122,7 +123,9 @@ func (r *Replayer) recoverJob(ctx context.Context, j job, rep *Report) (reason s
 		it, ok := current[k]
 		switch {
 		case !ok || it.Status == dispatch.Delivered:
-			rep.SkippedDelivered++
+			if first {
+				rep.SkippedDelivered++
+			}
 		case it.Status == dispatch.Failed:
 			// A person's: nothing scheduled re-sends it (guarantee 7).
 		default:
