@@ -101,13 +101,14 @@ fuzz: ## run each fuzz target for FUZZTIME (their seed corpora also run in `make
 
 ## --- lint --------------------------------------------------------------------
 .PHONY: lint
-lint: ## gofmt, go vet, staticcheck; the domain imports only the standard library; product packages import neither the local stack nor the test kit; the use cases import no adapter
+lint: ## gofmt, go vet, staticcheck; the domain imports only the standard library and the public outbox contract; product packages import neither the local stack nor the test kit; the use cases import no adapter
 	@out="$$(gofmt -l $$($(GO) list -f '{{.Dir}}' ./...))"; \
 	  if [ -n "$$out" ]; then echo "gofmt would change:"; echo "$$out"; exit 1; fi
 	$(GO) vet ./...
 	$(GO) tool -modfile=tools/go.mod staticcheck ./...
-	@bad="$$($(GO) list -deps -f '{{if not .Standard}}{{.ImportPath}}{{end}}' ./internal/dispatch | grep -v '^github.com/dispatcher-dev/dispatcher/internal/dispatch$$' || true)"; \
-	  if [ -n "$$bad" ]; then echo "internal/dispatch (the domain) must import only the standard library, but imports:"; echo "$$bad"; exit 1; fi
+	@contract="$$($(GO) list -deps -f '{{if not .Standard}}{{.ImportPath}}{{end}}' ./outbox)"; \
+	  bad="$$($(GO) list -deps -f '{{if not .Standard}}{{.ImportPath}}{{end}}' ./internal/dispatch | grep -v '^github.com/dispatcher-dev/dispatcher/internal/dispatch$$' | grep -vxF "$$contract" || true)"; \
+	  if [ -n "$$bad" ]; then echo "internal/dispatch (the domain) must import only the standard library and the public outbox contract, but imports:"; echo "$$bad"; exit 1; fi
 	@bad="$$(for p in $$($(GO) list ./internal/... ./functions/... | grep -v -e '/internal/local/' -e '/internal/testkit/'); do \
 	    $(GO) list -f '{{range .Deps}}{{$$.ImportPath}} imports {{.}}{{"\n"}}{{end}}' $$p | grep -E 'internal/(local|testkit)/'; done || true)"; \
 	  if [ -n "$$bad" ]; then echo "product packages must not import the local stack (internal/local) or the test kit (internal/testkit):"; echo "$$bad"; exit 1; fi

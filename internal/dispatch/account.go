@@ -2,7 +2,7 @@ package dispatch
 
 import (
 	"fmt"
-	"net/mail"
+	"github.com/dispatcher-dev/dispatcher/outbox"
 	"strconv"
 	"strings"
 	"time"
@@ -188,71 +188,9 @@ func FormatMinor(amount int64, currency string) string {
 	return s
 }
 
-// ParseAddress accepts one email address (RFC 5322, as net/mail parses it)
-// and returns its bare address part; display names are dropped so that no
-// header can be smuggled through one.
-func ParseAddress(s string) (string, error) {
-	if s == "" {
-		return "", fmt.Errorf("is required")
-	}
-	if hasControl(s) || len(s) > 254 {
-		return "", fmt.Errorf("is not a valid email address")
-	}
-	a, err := mail.ParseAddress(s)
-	if err != nil || !strings.Contains(a.Address, "@") {
-		return "", fmt.Errorf("is not a valid email address")
-	}
-	local, domain, _ := strings.Cut(a.Address, "@")
-	// net/mail unquotes a quoted local part ("a b"@x becomes a b@x), which
-	// would no longer be one valid address on its own: refuse those.
-	if local == "" || strings.Count(a.Address, "@") != 1 || strings.ContainsAny(local, " \"\\(),:;<>[]") ||
-		!strings.Contains(domain, ".") || strings.HasSuffix(domain, ".") {
-		return "", fmt.Errorf("is not a valid email address")
-	}
-	// net/mail accepts what SES refuses: SES speaks no SMTPUTF8, so an
-	// address must be 7-bit ASCII, with an internationalized domain in
-	// punycode; and it sends to host names, not to domain literals.
-	switch {
-	case !isASCII(local):
-		return "", fmt.Errorf("the part before @ must be ASCII: internationalized local parts cannot be sent")
-	case len(local) > MaxLocalPartLen:
-		return "", fmt.Errorf("the part before @ must be at most %d characters", MaxLocalPartLen)
-	case strings.HasPrefix(domain, "["):
-		return "", fmt.Errorf("must have a domain name after @, not an address literal")
-	case !isASCII(domain):
-		return "", fmt.Errorf("the domain must be ASCII: write an internationalized domain in punycode (xn--...)")
-	case !hostName(domain):
-		return "", fmt.Errorf("the domain must be a host name: labels of letters, digits and inner hyphens, 1 to 63 characters each")
-	}
-	return a.Address, nil
-}
-
-func isASCII(s string) bool {
-	for i := 0; i < len(s); i++ {
-		if s[i] >= utf8.RuneSelf {
-			return false
-		}
-	}
-	return true
-}
-
-// hostName reports whether an ASCII domain is a host name (RFC 1123):
-// dot-separated labels of letters, digits and hyphens, 1 to 63 characters,
-// not starting or ending with a hyphen.
-func hostName(domain string) bool {
-	for _, label := range strings.Split(domain, ".") {
-		if label == "" || len(label) > 63 || label[0] == '-' || label[len(label)-1] == '-' {
-			return false
-		}
-		for i := 0; i < len(label); i++ {
-			c := label[i]
-			if !('a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' || c == '-') {
-				return false
-			}
-		}
-	}
-	return true
-}
+// ParseAddress checks one recipient by what SES sends to and returns it
+// bare (outbox.ParseAddress).
+func ParseAddress(s string) (string, error) { return outbox.ParseAddress(s) }
 
 // checkText checks a required one-line text field.
 func checkText(s string, max int) string {

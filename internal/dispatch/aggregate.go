@@ -3,6 +3,7 @@ package dispatch
 import (
 	"bytes"
 	"encoding/json"
+	"github.com/dispatcher-dev/dispatcher/outbox"
 	"time"
 )
 
@@ -24,9 +25,7 @@ func (a Aggregate) Exists() bool { return a.Version > 0 }
 // ValidAggregateID reports whether id is a usable aggregate id: 1 to
 // MaxAggregateIDLen characters of [A-Za-z0-9_-], starting with a letter or
 // digit (no dots or slashes, so it can never climb a path).
-func ValidAggregateID(id string) bool {
-	return len(id) <= MaxAggregateIDLen && isAggregateID(id)
-}
+func ValidAggregateID(id string) bool { return outbox.ValidAggregateID(id) }
 
 // decodeData turns aggregate data into a typed struct.
 func decodeData(data map[string]any, v any) error {

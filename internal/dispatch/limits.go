@@ -1,5 +1,7 @@
 package dispatch
 
+import "github.com/dispatcher-dev/dispatcher/outbox"
+
 // Named limits. Each is enforced before anything is written and each has a
 // test; docs/api.md lists them.
 const (
@@ -8,24 +10,27 @@ const (
 	// MaxEventsPerCommand and MaxEmailsPerCommand bound the effects of one command.
 	MaxEventsPerCommand = 10
 	MaxEmailsPerCommand = 5
-	// MaxRecipientsPerEmail bounds the To list of one email (SES allows 50 in all).
-	MaxRecipientsPerEmail = 10
-	// MaxAggregateIDLen bounds an aggregate id; its charset is [A-Za-z0-9_-].
-	MaxAggregateIDLen = 64
+	// MaxRecipientsPerEmail bounds the To list of one email (the outbox
+	// contract's limit).
+	MaxRecipientsPerEmail = outbox.MaxRecipients
+	// MaxAggregateIDLen bounds an aggregate id; its charset is [A-Za-z0-9_-]
+	// (the outbox contract's limit).
+	MaxAggregateIDLen = outbox.MaxAggregateIDLen
 	// MaxIdempotencyKeyLen bounds an idempotency key, in bytes, whichever
 	// header carries it: the Idempotency-Key, or the webhook-id of a signed
 	// request (the webhook package refuses a longer webhook-id, and records
 	// the webhook-id as a key of its own).
 	MaxIdempotencyKeyLen = 256
-	// MaxTypeLen bounds command and event type names.
-	MaxTypeLen = 128
+	// MaxTypeLen bounds command and event type names (the outbox
+	// contract's limit on event and aggregate types).
+	MaxTypeLen = outbox.MaxTypeLen
 	// MaxAmountMinor bounds an amount in minor units, so balances stay exact
 	// in any JSON consumer (2^53).
 	MaxAmountMinor = 1_000_000_000_000_000
 	// DynamoDB's own limits, checked before the call so that the error names them.
 	MaxTransactActions = 100
 	MaxTransactBytes   = 4 << 20
-	MaxItemBytes       = 400 << 10
+	MaxItemBytes       = outbox.MaxItemBytes
 
 	// MaxJSONDepth bounds the nesting of a whole request body, checked by a
 	// byte scan before any decoding or path building: the deepest valid
@@ -47,6 +52,4 @@ const (
 	// MaxMapKeyBytes is DynamoDB's limit on an attribute name, which a map
 	// key is: at least 1 byte and less than 64 KB.
 	MaxMapKeyBytes = 65535
-	// MaxLocalPartLen is RFC 5321's limit on the part of an address before @.
-	MaxLocalPartLen = 64
 )

@@ -1,33 +1,39 @@
 package dispatch
 
 import (
-	"crypto/rand"
-	"encoding/binary"
-	"encoding/hex"
 	"encoding/json"
 	"errors"
-	"fmt"
 	"time"
+
+	"github.com/dispatcher-dev/dispatcher/outbox"
 )
 
-// Status is an outbox item's delivery state.
-type Status string
+// The outbox contract is the public package outbox: the domain uses its
+// states, targets and payloads, and its rules for an envelope.
+type (
+	// Status is an outbox item's delivery state.
+	Status = outbox.Status
+	// Target says where an outbox item goes.
+	Target = outbox.Target
+	// EventPayload is the payload of an events-queue item: what the relay
+	// turns into a CloudEvent.
+	EventPayload = outbox.EventPayload
+	// EmailPayload is the payload of an email item: the rendered email, sent as is.
+	EmailPayload = outbox.EmailPayload
+)
 
 // The delivery states (docs/delivery.md).
 const (
-	Pending   Status = "PENDING"
-	Sending   Status = "SENDING"
-	Delivered Status = "DELIVERED"
-	Failed    Status = "FAILED"
+	Pending   = outbox.Pending
+	Sending   = outbox.Sending
+	Delivered = outbox.Delivered
+	Failed    = outbox.Failed
 )
-
-// Target says where an outbox item goes.
-type Target string
 
 // The targets.
 const (
-	TargetEvents Target = "events" // the events queue (SQS)
-	TargetEmail  Target = "email"  // SES v2
+	TargetEvents = outbox.TargetEvents // the events queue (SQS)
+	TargetEmail  = outbox.TargetEmail  // SES v2
 )
 
 // OutboxItem is one side effect of one command, written in the same
@@ -55,21 +61,6 @@ type OutboxItem struct {
 	// Private is, on a History item only, the event's private data (a JSON
 	// object, Event.Private): read by the fold, never published.
 	Private json.RawMessage
-}
-
-// EventPayload is the payload of an events-queue item: what the relay turns
-// into a CloudEvent.
-type EventPayload struct {
-	Data map[string]any `json:"data"`
-}
-
-// EmailPayload is the payload of an email item: the rendered email, sent as is.
-type EmailPayload struct {
-	To       []string `json:"to"`
-	Template string   `json:"template"`
-	Subject  string   `json:"subject"`
-	Text     string   `json:"text"`
-	HTML     string   `json:"html"`
 }
 
 // Accepted is the answer to an applied command, saved with the idempotency
@@ -118,20 +109,8 @@ var (
 	ErrKeyInUse = errors.New("the idempotency key is already recorded")
 )
 
-// NewEventID returns a UUIDv7 (RFC 9562): time-ordered, so ids sort by
-// creation, with 74 random bits.
-func NewEventID(now time.Time) string {
-	var b [16]byte
-	_, _ = rand.Read(b[6:])
-	ms := uint64(now.UnixMilli())
-	var ts [8]byte
-	binary.BigEndian.PutUint64(ts[:], ms)
-	copy(b[0:6], ts[2:8])
-	b[6] = 0x70 | (b[6] & 0x0f) // version 7
-	b[8] = 0x80 | (b[8] & 0x3f) // variant 10
-	h := hex.EncodeToString(b[:])
-	return h[0:8] + "-" + h[8:12] + "-" + h[12:16] + "-" + h[16:20] + "-" + h[20:32]
-}
+// NewEventID returns a UUIDv7 (outbox.NewEventID).
+func NewEventID(now time.Time) string { return outbox.NewEventID(now) }
 
 // CommitResult reports what a commit cost.
 type CommitResult struct {
@@ -164,37 +143,21 @@ func (o OutboxItem) Key() OutboxKey { return OutboxKey{o.AggregateID, o.Version,
 var ErrAlreadyDone = errors.New("the outbox item was already handled")
 
 // Validate checks an outbox item as read back (from the stream, the table or
-// the DLQ). Its errors are Permanent: an envelope the relay cannot trust is
-// parked, not retried; retrying cannot make it valid.
+// the DLQ) by the contract's rules (outbox.Item.Validate). Its errors are
+// Permanent: an envelope the relay cannot trust is parked, not retried;
+// retrying cannot make it valid.
 func (o OutboxItem) Validate() error {
-	const op = "OutboxItem.Validate"
-	bad := func(msg string, cause error) error { return E(op, Permanent, msg, cause) }
-	switch {
-	case !ValidAggregateID(o.AggregateID):
-		return bad("invalid aggregate id", nil)
-	case o.Version < 1 || o.Seq < 0:
-		return bad("invalid version or position", nil)
-	case o.EventID == "" || len(o.EventID) > 64:
-		return bad("missing or oversized event id", nil)
-	case o.EventType == "" || len(o.EventType) > MaxTypeLen+len("email."):
-		return bad("missing or oversized event type", nil)
-	}
-	switch o.Target {
-	case TargetEvents:
-		var p EventPayload
-		if err := json.Unmarshal(o.Payload, &p); err != nil {
-			return bad("event payload", err)
-		}
-	case TargetEmail:
-		var p EmailPayload
-		if err := json.Unmarshal(o.Payload, &p); err != nil {
-			return bad("email payload", err)
-		}
-		if len(p.To) == 0 || len(p.To) > MaxRecipientsPerEmail || p.Subject == "" || hasControl(p.Subject) || (p.Text == "" && p.HTML == "") {
-			return bad("email payload is incomplete or unsafe", nil)
-		}
-	default:
-		return bad(fmt.Sprintf("unknown target %q", o.Target), nil)
+	if err := o.Envelope().Validate(); err != nil {
+		return E("OutboxItem.Validate", Permanent, "", err)
 	}
 	return nil
+}
+
+// Envelope is the item as the outbox contract describes it.
+func (o OutboxItem) Envelope() outbox.Item {
+	return outbox.Item{
+		AggregateID: o.AggregateID, AggregateType: o.AggregateType, Version: o.Version, Seq: o.Seq,
+		EventID: o.EventID, EventType: o.EventType, Target: o.Target, Payload: o.Payload,
+		Status: o.Status, Attempts: o.Attempts, CreatedAt: o.CreatedAt, Traceparent: o.Traceparent,
+	}
 }

@@ -3,6 +3,7 @@ package dispatch
 import (
 	"encoding/json"
 	"fmt"
+	"github.com/dispatcher-dev/dispatcher/outbox"
 	"strconv"
 	"strings"
 )
@@ -146,16 +147,9 @@ func checkNumber(s string) string {
 
 const rangeMessage = "is outside DynamoDB's number range: zero, or a magnitude from 1E-130 to 9.9999999999999999999999999999999999999E+125"
 
-// IsBidiControl reports the Unicode bidirectional embedding, override and
-// isolate controls (U+202A-U+202E, U+2066-U+2069): invisible characters that
-// reorder the text around them, so that a name or a subject reads
-// differently from what it holds ("Trojan Source", CVE-2021-42574). The
-// implicit marks U+200E, U+200F and U+061C are not among them: they only
-// set the direction of neutral characters next to them, cannot reverse a
-// run of text, and right-to-left names need them.
-func IsBidiControl(r rune) bool {
-	return (r >= '\u202a' && r <= '\u202e') || (r >= '\u2066' && r <= '\u2069')
-}
+// IsBidiControl reports the Unicode bidirectional controls a name or a
+// subject must not hold (outbox.IsBidiControl says which and why).
+func IsBidiControl(r rune) bool { return outbox.IsBidiControl(r) }
 
 // bidiControl returns the first bidi control in s, if any.
 func bidiControl(s string) (rune, bool) {

@@ -2,6 +2,7 @@ package dynamo
 
 import (
 	"testing"
+	"time"
 
 	"github.com/aws/aws-lambda-go/events"
 
@@ -34,7 +35,11 @@ func TestEventItemsAreOutboxEventsWithAHistoryKey(t *testing.T) {
 		t.Errorf("the key addresses %s, want %s", sk, EventSK(7))
 	}
 	s := New(nil, "t", 8)
-	stored := s.outboxItem(item)
+	item.Status, item.CreatedAt = dispatch.Pending, time.Now()
+	stored, err := s.outboxItem(item)
+	if err != nil {
+		t.Fatal(err)
+	}
 	if sk := getS(stored, attrSK); sk != "EVENT#00000000000000000007" {
 		t.Errorf("sk %s, want the EVENT item's", sk)
 	}

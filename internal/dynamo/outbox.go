@@ -15,6 +15,7 @@ import (
 
 	"github.com/dispatcher-dev/dispatcher/internal/dispatch"
 	"github.com/dispatcher-dev/dispatcher/internal/retry"
+	"github.com/dispatcher-dev/dispatcher/outbox"
 )
 
 // Attributes of the delivery lease and outcome.
@@ -35,8 +36,12 @@ func key(k dispatch.OutboxKey) map[string]types.AttributeValue {
 // StreamRecord decodes a DynamoDB Streams record (as Lambda delivers it) into
 // an outbox item. ok is false for records that are not outbox INSERTs, which
 // the relay ignores; err is set for an outbox INSERT that cannot be decoded
-// or is invalid, which the relay parks. The attribute values are converted
-// to the SDK's types once, here.
+// or breaks the outbox contract, which the relay parks: outbox.RuleOf(err)
+// names the rule broken. An item under the outbox's sort key range but not
+// under its canonical key is such an item, never one to skip: the relay
+// could not claim or mark it under the key it computes, and would count it
+// delivered while it stayed PENDING. The attribute values are converted to
+// the SDK's types once, here.
 func StreamRecord(r events.DynamoDBEventRecord) (item dispatch.OutboxItem, ok bool, err error) {
 	if r.EventName != string(events.DynamoDBOperationTypeInsert) {
 		return item, false, nil
@@ -46,16 +51,26 @@ func StreamRecord(r events.DynamoDBEventRecord) (item dispatch.OutboxItem, ok bo
 		return item, true, fmt.Errorf("keys: %w", err)
 	}
 	sk := getS(keys, attrSK)
-	if !strings.HasPrefix(sk, prefixOutbox) && !strings.HasPrefix(sk, prefixEvent) {
+	if !outbox.IsOutboxSortKey(sk) && !strings.HasPrefix(sk, prefixEvent) {
 		return item, false, nil
+	}
+	img, err := streamAttributeValues(r.Change.NewImage)
+	if err != nil {
+		id, _ := strings.CutPrefix(getS(keys, attrPK), prefixAggregate)
+		return dispatch.OutboxItem{AggregateID: id}, true, fmt.Errorf("new image: %w", err)
+	}
+	for k, v := range keys {
+		img[k] = v // the key is the record's, whatever the image says
+	}
+	if outbox.IsOutboxSortKey(sk) {
+		env, err := outbox.Decode(img)
+		item = fromEnvelope(env)
+		item.LastError = getS(img, attrLastError)
+		return item, true, err
 	}
 	k, err := parseOutboxKey(getS(keys, attrPK), sk)
 	if err != nil {
 		return dispatch.OutboxItem{AggregateID: k.AggregateID, Version: k.Version, Seq: k.Seq, History: k.History}, true, err
-	}
-	img, err := streamAttributeValues(r.Change.NewImage)
-	if err != nil {
-		return dispatch.OutboxItem{AggregateID: k.AggregateID, Version: k.Version, Seq: k.Seq, History: k.History}, true, fmt.Errorf("new image: %w", err)
 	}
 	item = decodeOutbox(img)
 	item.AggregateID, item.Version, item.Seq, item.History = k.AggregateID, k.Version, k.Seq, k.History
@@ -65,6 +80,17 @@ func StreamRecord(r events.DynamoDBEventRecord) (item dispatch.OutboxItem, ok bo
 	return item, true, nil
 }
 
+// fromEnvelope is the relay's item of a decoded outbox item.
+func fromEnvelope(e outbox.Item) dispatch.OutboxItem {
+	return dispatch.OutboxItem{
+		AggregateID: e.AggregateID, AggregateType: e.AggregateType, Version: e.Version, Seq: e.Seq,
+		EventID: e.EventID, EventType: e.EventType, Target: e.Target, Payload: e.Payload,
+		Status: e.Status, Attempts: e.Attempts, CreatedAt: e.CreatedAt, Traceparent: e.Traceparent,
+	}
+}
+
+// parseOutboxKey reads the key of an outbox item (canonical only:
+// outbox.ParseKey) or of an event-sourced aggregate's EVENT item.
 func parseOutboxKey(pk, sk string) (dispatch.OutboxKey, error) {
 	var k dispatch.OutboxKey
 	id, ok := strings.CutPrefix(pk, prefixAggregate)
@@ -75,20 +101,15 @@ func parseOutboxKey(pk, sk string) (dispatch.OutboxKey, error) {
 	if rest, ok := strings.CutPrefix(sk, prefixEvent); ok {
 		// An event-sourced aggregate's event: one per version, position 0.
 		v, err := strconv.ParseInt(rest, 10, 64)
-		if err != nil || v < 1 || len(rest) != 20 {
+		if err != nil || v < 1 || EventSK(v) != sk {
 			return k, fmt.Errorf("sort key %q is not an event key", sk)
 		}
 		k.Version, k.History = v, true
 		return k, nil
 	}
-	parts := strings.Split(strings.TrimPrefix(sk, prefixOutbox), "#")
-	if len(parts) != 2 {
-		return k, fmt.Errorf("sort key %q is not an outbox key", sk)
-	}
-	v, err1 := strconv.ParseInt(parts[0], 10, 64)
-	n, err2 := strconv.Atoi(parts[1])
-	if err1 != nil || err2 != nil || v < 1 || n < 0 {
-		return k, fmt.Errorf("sort key %q is not an outbox key", sk)
+	_, v, n, err := outbox.ParseKey(pk, sk)
+	if err != nil {
+		return k, err
 	}
 	k.Version, k.Seq = v, n
 	return k, nil

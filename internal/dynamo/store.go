@@ -8,7 +8,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"hash/fnv"
 	"math"
 	"strconv"
 	"strings"
@@ -21,33 +20,35 @@ import (
 
 	"github.com/dispatcher-dev/dispatcher/internal/awserr"
 	"github.com/dispatcher-dev/dispatcher/internal/dispatch"
+	"github.com/dispatcher-dev/dispatcher/outbox"
 )
 
-// Attribute names and key prefixes.
+// Attribute names and key prefixes. An outbox item's are the public
+// contract's (package outbox); the rest are this table's own.
 const (
-	attrPK            = "pk"
-	attrSK            = "sk"
-	attrKind          = "kind"
-	attrAggregateID   = "aggregateId"
-	attrAggregateType = "aggregateType"
+	attrPK            = outbox.AttrPK
+	attrSK            = outbox.AttrSK
+	attrKind          = outbox.AttrKind
+	attrAggregateID   = outbox.AttrAggregateID
+	attrAggregateType = outbox.AttrAggregateType
 	attrVersion       = "version"
 	attrData          = "data"
-	attrCreatedAt     = "createdAt"
+	attrCreatedAt     = outbox.AttrCreatedAt
 	attrUpdatedAt     = "updatedAt"
-	attrEventID       = "eventId"
-	attrEventType     = "eventType"
-	attrTarget        = "target"
-	attrPayload       = "payload"
+	attrEventID       = outbox.AttrEventID
+	attrEventType     = outbox.AttrEventType
+	attrTarget        = outbox.AttrTarget
+	attrPayload       = outbox.AttrPayload
 	attrPrivate       = "private" // an EVENT item's private data: never published
-	attrStatus        = "status"
-	attrAttempts      = "attempts"
+	attrStatus        = outbox.AttrStatus
+	attrAttempts      = outbox.AttrAttempts
 	attrLastError     = "lastError"
-	attrTraceparent   = "traceparent"
-	attrSeq           = "seq"
-	attrShard         = "undeliveredShard" // sparse index hash key, only while not DELIVERED
-	attrSince         = "undeliveredSince" // sparse index range key
-	attrPendingSK     = "pendingSk"        // sparse LSI range key: the item's order key (OutboxSK), only while PENDING or SENDING
-	attrExpiresAt     = "expiresAt"        // TTL: Number, epoch seconds
+	attrTraceparent   = outbox.AttrTraceparent
+	attrSeq           = outbox.AttrSeq
+	attrShard         = outbox.AttrShard     // sparse index hash key, only while not DELIVERED
+	attrSince         = outbox.AttrSince     // sparse index range key
+	attrPendingSK     = outbox.AttrPendingSK // sparse LSI range key: the item's order key (OutboxSK), only while PENDING or SENDING
+	attrExpiresAt     = "expiresAt"          // TTL: Number, epoch seconds
 	attrRequestHash   = "requestHash"
 	attrResponse      = "response"
 
@@ -59,7 +60,6 @@ const (
 	skState         = "STATE"
 	skIdemp         = "IDEMP"
 	kindState       = "state"
-	kindOutbox      = "outbox"
 	kindIdemp       = "idempotency"
 	kindEvent       = "event"
 	kindSnapshot    = "snapshot"
@@ -81,13 +81,11 @@ func New(db *dynamodb.Client, table string, shards int) *Store {
 	return &Store{db: db, table: table, shards: shards}
 }
 
-func aggregatePK(id string) string { return prefixAggregate + id }
+func aggregatePK(id string) string { return outbox.PartitionKey(id) }
 
-// OutboxSK is the sort key of an outbox item: zero-padded so that one
-// aggregate's items sort in version order.
-func OutboxSK(version int64, seq int) string {
-	return fmt.Sprintf("%s%020d#%03d", prefixOutbox, version, seq)
-}
+// OutboxSK is the sort key of an outbox item (outbox.SortKey): zero-padded
+// so that one aggregate's items sort in version order.
+func OutboxSK(version int64, seq int) string { return outbox.SortKey(version, seq) }
 
 // EventSK is the sort key of an event-sourced aggregate's event: one per
 // version, so that two commands cannot both write the same version.
@@ -114,17 +112,15 @@ func idempPK(scope, key string) string { return prefixIdemp + scope + "#" + key 
 // reads only what it may deliver however many items failed, and a FAILED
 // item stays findable after its DLQ message expired.
 const (
-	shardPending = "PENDING#"
+	shardPending = outbox.ShardPrefix
 	shardFailed  = "FAILED#"
 )
 
-// shardOf spreads undelivered items over the index shards by key: the same
-// item always lands in the same shard number, PENDING or FAILED.
+// shardOf spreads undelivered items over the index shards by key, as the
+// outbox contract does (outbox.Shard): the same item always lands in the
+// same shard number, PENDING or FAILED.
 func (s *Store) shardOf(prefix string, k dispatch.OutboxKey) string {
-	h := fnv.New32a()
-	h.Write([]byte(OutboxSK(k.Version, k.Seq)))
-	h.Write([]byte(k.AggregateID))
-	return prefix + strconv.Itoa(int(h.Sum32()%uint32(s.shards)))
+	return prefix + strings.TrimPrefix(outbox.Shard(k.AggregateID, k.Version, k.Seq, s.shards), outbox.ShardPrefix)
 }
 
 func str(v string) types.AttributeValue { return &types.AttributeValueMemberS{Value: v} }
@@ -253,7 +249,7 @@ func FloorWCU(in *dynamodb.TransactWriteItemsInput) float64 {
 		if ti.Put == nil {
 			continue
 		}
-		kb := (itemSize(ti.Put.Item) + 1023) / 1024
+		kb := (outbox.ItemSize(ti.Put.Item) + 1023) / 1024
 		wcu += float64(2 * kb)
 		if _, indexed := ti.Put.Item[attrShard]; indexed {
 			wcu++
@@ -284,7 +280,7 @@ func (s *Store) transactItems(c dispatch.Commit, more []dispatch.Idempotency) ([
 	}
 	table := aws.String(s.table)
 	st := c.State
-	first, outbox, err := s.versionPut(c)
+	first, rest, err := s.versionPut(c)
 	if err != nil {
 		return nil, err
 	}
@@ -320,8 +316,11 @@ func (s *Store) transactItems(c dispatch.Commit, more []dispatch.Idempotency) ([
 			TableName: table, Item: snap, ConditionExpression: aws.String("attribute_not_exists(pk)"),
 		}})
 	}
-	for _, o := range outbox {
-		item := s.outboxItem(o)
+	for _, o := range rest {
+		item, err := s.outboxItem(o)
+		if err != nil {
+			return nil, err
+		}
 		all = append(all, item)
 		items = append(items, types.TransactWriteItem{Put: &types.Put{
 			TableName: table, Item: item, ConditionExpression: aws.String("attribute_not_exists(pk)"),
@@ -329,7 +328,7 @@ func (s *Store) transactItems(c dispatch.Commit, more []dispatch.Idempotency) ([
 	}
 	total := 0
 	for _, it := range all {
-		n := itemSize(it)
+		n := outbox.ItemSize(it)
 		if n > dispatch.MaxItemBytes {
 			return nil, dispatch.E(op, dispatch.TooLarge, fmt.Sprintf("an item of %d bytes exceeds DynamoDB's item limit of 400 KB (%d bytes)", n, dispatch.MaxItemBytes), nil)
 		}
@@ -361,7 +360,11 @@ func (s *Store) versionPut(c dispatch.Commit) (*types.Put, []dispatch.OutboxItem
 		if event == nil || event.Version != c.PrevVersion+1 {
 			return nil, nil, dispatch.E(op, dispatch.Internal, "", errors.New("an event-sourced commit needs its version's event"))
 		}
-		return &types.Put{TableName: table, Item: s.outboxItem(*event), ConditionExpression: aws.String("attribute_not_exists(pk)")}, rest, nil
+		item, err := s.outboxItem(*event)
+		if err != nil {
+			return nil, nil, err
+		}
+		return &types.Put{TableName: table, Item: item, ConditionExpression: aws.String("attribute_not_exists(pk)")}, rest, nil
 	}
 	state, err := stateItem(c.State, skState, kindState)
 	if err != nil {
@@ -393,32 +396,27 @@ func stateItem(st dispatch.Aggregate, sk, kind string) (map[string]types.Attribu
 	}, nil
 }
 
-func (s *Store) outboxItem(o dispatch.OutboxItem) map[string]types.AttributeValue {
-	created := o.CreatedAt.UTC().Format(time.RFC3339Nano)
-	kind := kindOutbox
+func (s *Store) outboxItem(o dispatch.OutboxItem) (map[string]types.AttributeValue, error) {
+	const op = "dynamo.Commit"
+	item, err := outbox.Encode(o.Envelope(), s.shards)
+	if err != nil {
+		var broke *outbox.Error
+		if errors.As(err, &broke) && broke.Rule == outbox.RuleLimit {
+			return nil, dispatch.E(op, dispatch.TooLarge, broke.Detail, nil)
+		}
+		return nil, dispatch.E(op, dispatch.Internal, "", err)
+	}
 	if o.History {
-		kind = kindEvent
-	}
-	item := map[string]types.AttributeValue{
-		attrPK: str(aggregatePK(o.AggregateID)), attrSK: str(itemSK(o.Key())), attrKind: str(kind),
-		attrAggregateID: str(o.AggregateID), attrAggregateType: str(o.AggregateType),
-		attrVersion: num(o.Version), attrSeq: num(int64(o.Seq)),
-		attrEventID: str(o.EventID), attrEventType: str(o.EventType), attrTarget: str(string(o.Target)),
-		attrPayload: str(string(o.Payload)), attrStatus: str(string(o.Status)),
-		attrAttempts: num(int64(o.Attempts)), attrCreatedAt: str(created),
-	}
-	if o.Traceparent != "" {
-		item[attrTraceparent] = str(o.Traceparent)
+		// An event-sourced aggregate's event is an outbox item kept as its
+		// history, under its version's EVENT key; its order key stays
+		// OUTBOX#<version>#000, so that it sorts with the outbox items.
+		item[attrSK] = str(EventSK(o.Version))
+		item[attrKind] = str(kindEvent)
 	}
 	if len(o.Private) > 0 {
 		item[attrPrivate] = str(string(o.Private))
 	}
-	if o.Status != dispatch.Delivered {
-		item[attrShard] = str(s.shardOf(shardPending, o.Key()))
-		item[attrSince] = str(created + "#" + o.EventID)
-		item[attrPendingSK] = str(OutboxSK(o.Version, o.Seq))
-	}
-	return item
+	return item, nil
 }
 
 // FirstUnsettled returns the key of an aggregate's first outbox item that

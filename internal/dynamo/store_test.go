@@ -44,7 +44,7 @@ func commit(id string, n, payloadBytes int) dispatch.Commit {
 		PrevVersion: 0,
 		Idempotency: dispatch.Idempotency{Scope: "test", Key: "k-" + id, RequestHash: "h", Response: dispatch.Accepted{AggregateID: id, Version: 1}, CreatedAt: now, ExpiresAt: now.Add(time.Hour)},
 	}
-	payload, _ := json.Marshal(map[string]string{"pad": strings.Repeat("x", payloadBytes)})
+	payload, _ := json.Marshal(map[string]map[string]string{"data": {"pad": strings.Repeat("x", payloadBytes)}})
 	for i := range n {
 		c.Outbox = append(c.Outbox, dispatch.OutboxItem{
 			AggregateID: id, AggregateType: "Test", Version: 1, Seq: i, EventID: dispatch.NewEventID(now),

@@ -10,6 +10,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
 
 	"github.com/dispatcher-dev/dispatcher/internal/dispatch"
+	"github.com/dispatcher-dev/dispatcher/outbox"
 )
 
 // UndeliveredIndex is the sparse index of outbox items not yet delivered.
@@ -35,7 +36,7 @@ func (s *Store) FailedItems(ctx context.Context, olderThan time.Time, limit int)
 func (s *Store) indexed(ctx context.Context, op, prefix string, olderThan time.Time, limit int) ([]dispatch.OutboxKey, error) {
 	var out []dispatch.OutboxKey
 	bound := olderThan.UTC().Format(time.RFC3339Nano)
-	for shard := 0; shard < s.shards && len(out) < limit; shard++ {
+	for shard := 0; shard < outbox.MaxShards && len(out) < limit; shard++ {
 		keys, err := s.queryKeys(ctx, op, &dynamodb.QueryInput{
 			TableName:                aws.String(s.table),
 			IndexName:                aws.String(UndeliveredIndex),
@@ -103,7 +104,7 @@ func (s *Store) OldestFailed(ctx context.Context) (oldest time.Time, ok bool, er
 }
 
 func (s *Store) oldest(ctx context.Context, op, prefix string) (oldest time.Time, ok bool, err error) {
-	for shard := 0; shard < s.shards; shard++ {
+	for shard := 0; shard < outbox.MaxShards; shard++ {
 		res, err := s.db.Query(ctx, &dynamodb.QueryInput{
 			TableName:                 aws.String(s.table),
 			IndexName:                 aws.String(UndeliveredIndex),

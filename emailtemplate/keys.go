@@ -1,4 +1,4 @@
-package emails
+package emailtemplate
 
 import "text/template/parse"
 
