@@ -273,3 +273,40 @@ func TestNoResourceRefersToOneThatMayNotExist(t *testing.T) {
 		}
 	}
 }
+
+// The writer policy and the exports as deployed, under every parameter set:
+// the policy grants only the transactional write actions, on the outbox
+// table's ARN only (TestTheOutboxWriterPolicyGrantsOnlyTransactionalWritesOfOutboxItems
+// checks its conditions), and the three outputs a user's stack imports are
+// exported under the stack's name.
+func TestTheDeployedStackExportsTheTableAndTheWriterPolicy(t *testing.T) {
+	for set, cf := range transformed(t) {
+		p, ok := resources(cf)["OutboxWriterPolicy"]
+		if !ok || p["Type"] != "AWS::IAM::ManagedPolicy" {
+			t.Errorf("%s: no AWS::IAM::ManagedPolicy OutboxWriterPolicy", set)
+			continue
+		}
+		doc, _ := propsOf(p)["PolicyDocument"].(map[string]any)
+		for _, st := range asList(doc["Statement"]) {
+			s := st.(map[string]any)
+			for _, a := range asList(s["Action"]) {
+				if a, _ := a.(string); !slices.Contains(writerActions, a) {
+					t.Errorf("%s: statement %v grants %s, want only %v", set, s["Sid"], a, writerActions)
+				}
+			}
+			for _, r := range asList(s["Resource"]) {
+				if b, _ := json.Marshal(r); string(b) != `{"Fn::GetAtt":["OutboxTable","Arn"]}` {
+					t.Errorf("%s: statement %v grants on %s, want the outbox table's ARN only", set, s["Sid"], b)
+				}
+			}
+		}
+		outputs, _ := cf["Outputs"].(map[string]any)
+		for _, id := range []string{"TableName", "TableArn", "OutboxWriterPolicyArn"} {
+			o, _ := outputs[id].(map[string]any)
+			export, _ := o["Export"].(map[string]any)
+			if b, _ := json.Marshal(export["Name"]); string(b) != fmt.Sprintf(`{"Fn::Sub":"${AWS::StackName}-%s"}`, id) {
+				t.Errorf("%s: output %s is exported as %s, want ${AWS::StackName}-%s", set, id, b, id)
+			}
+		}
+	}
+}
