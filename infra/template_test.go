@@ -572,3 +572,105 @@ func TestTheScheduleOnlySweeps(t *testing.T) {
 		}
 	}
 }
+
+// writerActions are what putting outbox items in a caller's own
+// TransactWriteItems needs: IAM has no TransactWriteItems action, DynamoDB
+// authorizes each item of a transaction as the action it is (a Put as
+// PutItem, a ConditionCheck as ConditionCheckItem).
+var writerActions = []string{"dynamodb:PutItem", "dynamodb:ConditionCheckItem"}
+
+// A user's own function attaches OutboxWriterPolicy to write outbox items
+// beside its own state (docs/deploy.md): it grants those two actions on the
+// outbox table only (no index, no other table, no read, update or delete),
+// for partition keys under AGG# only (an IDEMP# record is not an outbox
+// item), and PutItem only inside a transaction.
+func TestTheOutboxWriterPolicyGrantsOnlyTransactionalWritesOfOutboxItems(t *testing.T) {
+	tmpl := load(t)
+	r, ok := tmpl.Resources["OutboxWriterPolicy"]
+	if !ok || r.Type != "AWS::IAM::ManagedPolicy" {
+		t.Fatalf("no AWS::IAM::ManagedPolicy OutboxWriterPolicy")
+	}
+	for name, params := range variants {
+		t.Run(name, func(t *testing.T) {
+			ev := evaluator(t, tmpl, params)
+			doc, _ := props(t, tmpl, ev, "OutboxWriterPolicy")["PolicyDocument"].(map[string]any)
+			granted := map[string]bool{}
+			for _, st := range asList(doc["Statement"]) {
+				s := st.(map[string]any)
+				if s["Effect"] != "Allow" || s["NotAction"] != nil || s["NotResource"] != nil {
+					t.Errorf("statement %v: want an Allow with Action and Resource (no NotAction, no NotResource)", s["Sid"])
+				}
+				for _, res := range asList(s["Resource"]) {
+					if res != "arn:aws:test:::OutboxTable.Arn" {
+						t.Errorf("statement %v grants on %v, want the outbox table only", s["Sid"], res)
+					}
+				}
+				if len(asList(s["Resource"])) == 0 {
+					t.Errorf("statement %v names no resource", s["Sid"])
+				}
+				cond, _ := s["Condition"].(map[string]any)
+				like, _ := cond["ForAllValues:StringLike"].(map[string]any)
+				patterns := asList(like["dynamodb:LeadingKeys"])
+				if len(patterns) == 0 {
+					t.Errorf("statement %v does not limit the partition keys (ForAllValues:StringLike dynamodb:LeadingKeys)", s["Sid"])
+				}
+				for _, p := range patterns {
+					if p, _ := p.(string); !strings.HasPrefix(p, "AGG#") || strings.ContainsAny(strings.TrimSuffix(p, "*"), "*?") {
+						t.Errorf("statement %v lets partition keys %q be written, want AGG#... only", s["Sid"], p)
+					}
+				}
+				// ForAllValues is true of a request that names no partition key.
+				if null, _ := cond["Null"].(map[string]any); null["dynamodb:LeadingKeys"] != "false" {
+					t.Errorf("statement %v does not require a partition key (Null dynamodb:LeadingKeys false): ForAllValues alone passes a request without one", s["Sid"])
+				}
+				for _, a := range asList(s["Action"]) {
+					a, _ := a.(string)
+					if !slices.Contains(writerActions, a) {
+						t.Errorf("statement %v grants %s, want only %v", s["Sid"], a, writerActions)
+					}
+					granted[a] = true
+					if a == "dynamodb:PutItem" {
+						if eq, _ := cond["StringEquals"].(map[string]any); eq["dynamodb:EnclosingOperation"] != "TransactWriteItems" {
+							t.Errorf("statement %v grants PutItem outside a transaction (want StringEquals dynamodb:EnclosingOperation TransactWriteItems)", s["Sid"])
+						}
+					}
+				}
+			}
+			for _, a := range writerActions {
+				if !granted[a] {
+					t.Errorf("the policy does not grant %s: a user's transaction could not write outbox items", a)
+				}
+			}
+		})
+	}
+}
+
+// A user's own stack imports the table's name and ARN and the writer policy
+// (!ImportValue <stack>-TableName, ...; docs/deploy.md).
+func TestTheStackExportsWhatAUsersStackImports(t *testing.T) {
+	tmpl := load(t)
+	ev := evaluator(t, tmpl, nil)
+	for id, want := range map[string]string{
+		"TableName":             "ref:OutboxTable",
+		"TableArn":              "arn:aws:test:::OutboxTable.Arn",
+		"OutboxWriterPolicyArn": "ref:OutboxWriterPolicy",
+	} {
+		o, ok := tmpl.Outputs[id]
+		if !ok {
+			t.Errorf("no output %s", id)
+			continue
+		}
+		v, err := ev.Eval(o)
+		if err != nil {
+			t.Fatalf("output %s: %v", id, err)
+		}
+		out, _ := v.(map[string]any)
+		if out["Value"] != want {
+			t.Errorf("output %s = %v, want %s", id, out["Value"], want)
+		}
+		export, _ := out["Export"].(map[string]any)
+		if name := "prod-" + id; export["Name"] != name {
+			t.Errorf("output %s is exported as %v, want %s (the stack's name, then the output's)", id, export["Name"], name)
+		}
+	}
+}

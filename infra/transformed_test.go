@@ -273,3 +273,154 @@ func TestNoResourceRefersToOneThatMayNotExist(t *testing.T) {
 		}
 	}
 }
+
+// The writer policy and the exports as deployed, under every parameter set:
+// the policy grants only the transactional write actions, on the outbox
+// table's ARN only (TestTheOutboxWriterPolicyGrantsOnlyTransactionalWritesOfOutboxItems
+// checks its conditions), and the three outputs a user's stack imports are
+// exported under the stack's name.
+func TestTheDeployedStackExportsTheTableAndTheWriterPolicy(t *testing.T) {
+	for set, cf := range transformed(t) {
+		p, ok := resources(cf)["OutboxWriterPolicy"]
+		if !ok || p["Type"] != "AWS::IAM::ManagedPolicy" {
+			t.Errorf("%s: no AWS::IAM::ManagedPolicy OutboxWriterPolicy", set)
+			continue
+		}
+		doc, _ := propsOf(p)["PolicyDocument"].(map[string]any)
+		for _, st := range asList(doc["Statement"]) {
+			s := st.(map[string]any)
+			for _, a := range asList(s["Action"]) {
+				if a, _ := a.(string); !slices.Contains(writerActions, a) {
+					t.Errorf("%s: statement %v grants %s, want only %v", set, s["Sid"], a, writerActions)
+				}
+			}
+			for _, r := range asList(s["Resource"]) {
+				if b, _ := json.Marshal(r); string(b) != `{"Fn::GetAtt":["OutboxTable","Arn"]}` {
+					t.Errorf("%s: statement %v grants on %s, want the outbox table's ARN only", set, s["Sid"], b)
+				}
+			}
+		}
+		outputs, _ := cf["Outputs"].(map[string]any)
+		for _, id := range []string{"TableName", "TableArn", "OutboxWriterPolicyArn"} {
+			o, _ := outputs[id].(map[string]any)
+			export, _ := o["Export"].(map[string]any)
+			if b, _ := json.Marshal(export["Name"]); string(b) != fmt.Sprintf(`{"Fn::Sub":"${AWS::StackName}-%s"}`, id) {
+				t.Errorf("%s: output %s is exported as %s, want ${AWS::StackName}-%s", set, id, b, id)
+			}
+		}
+	}
+}
+
+// The user's stack that docs/deploy.md shows ("Write outbox items from your
+// own function") is a template that deploys, and it is wired to this
+// stack's exports: cfn-lint and the SAM transform accept it, its function's
+// role carries the imported OutboxWriterPolicyArn and its own table's
+// policy, its DISPATCHER_TABLE is the imported TableName, and every name it
+// imports is one this template exports.
+func TestTheDocumentedUserStackImportsTheExports(t *testing.T) {
+	if testing.Short() {
+		t.Skip("runs the SAM translator from .venv")
+	}
+	doc, err := os.ReadFile("../docs/deploy.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, section, ok := strings.Cut(string(doc), "\n## Write outbox items from your own function\n")
+	if !ok {
+		t.Fatal(`docs/deploy.md has no section "Write outbox items from your own function"`)
+	}
+	_, block, ok := strings.Cut(section, "```yaml\n")
+	block, _, closed := strings.Cut(block, "```")
+	if !ok || !closed {
+		t.Fatal("the section has no ```yaml block: the user's stack")
+	}
+	dir := t.TempDir()
+	src := filepath.Join(dir, "user.yaml")
+	if err := os.WriteFile(src, []byte(block), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	venv := filepath.Join("..", ".venv", "bin")
+	if out, err := exec.Command(filepath.Join(venv, "cfn-lint"), src).CombinedOutput(); err != nil {
+		t.Fatalf("cfn-lint refuses the documented stack: %v\n%s", err, out)
+	}
+	if out, err := exec.Command(filepath.Join(venv, "python"), filepath.Join("..", "tools", "transform.py"), src, dir).CombinedOutput(); err != nil {
+		t.Fatalf("the SAM transform refuses the documented stack: %v\n%s", err, out)
+	}
+	files, _ := filepath.Glob(filepath.Join(dir, "*.json"))
+	if len(files) == 0 {
+		t.Fatal("the transform wrote nothing")
+	}
+	b, err := os.ReadFile(files[0])
+	if err != nil {
+		t.Fatal(err)
+	}
+	var cf map[string]any
+	if err := json.Unmarshal(b, &cf); err != nil {
+		t.Fatal(err)
+	}
+
+	exported := map[string]bool{}
+	for id, o := range load(t).Outputs {
+		if o, _ := o.(map[string]any); o["Export"] != nil {
+			exported[id] = true
+		}
+	}
+	importOf := func(name string) string {
+		return fmt.Sprintf(`{"Fn::ImportValue":{"Fn::Sub":"${DispatcherStack}-%s"}}`, name)
+	}
+	imports := regexp.MustCompile(`\{"Fn::ImportValue":\{"Fn::Sub":"\$\{DispatcherStack\}-(\w+)"\}\}`)
+	all, _ := json.Marshal(cf)
+	for _, m := range imports.FindAllStringSubmatch(string(all), -1) {
+		if !exported[m[1]] {
+			t.Errorf("the documented stack imports <stack>-%s, which infra/template.yaml does not export", m[1])
+		}
+	}
+
+	res := resources(cf)
+	var fns int
+	for id, r := range res {
+		if r["Type"] != "AWS::Lambda::Function" {
+			continue
+		}
+		fns++
+		env, _ := propsOf(r)["Environment"].(map[string]any)
+		vars, _ := env["Variables"].(map[string]any)
+		if b, _ := json.Marshal(vars["DISPATCHER_TABLE"]); string(b) != importOf("TableName") {
+			t.Errorf("%s: DISPATCHER_TABLE = %s, want %s", id, b, importOf("TableName"))
+		}
+		role := res[getAttID(propsOf(r)["Role"])]
+		var attached bool
+		for _, arn := range asList(propsOf(role)["ManagedPolicyArns"]) {
+			b, _ := json.Marshal(arn)
+			attached = attached || string(b) == importOf("OutboxWriterPolicyArn")
+		}
+		if !attached {
+			t.Errorf("%s: the role does not attach %s (ManagedPolicyArns %v)", id, importOf("OutboxWriterPolicyArn"), propsOf(role)["ManagedPolicyArns"])
+		}
+		// DynamoDBCrudPolicy: an inline statement that may PutItem on the
+		// stack's own table.
+		var ownTable bool
+		for _, p := range asList(propsOf(role)["Policies"]) {
+			pm, _ := p.(map[string]any)
+			doc, _ := pm["PolicyDocument"].(map[string]any)
+			for _, st := range asList(doc["Statement"]) {
+				s, _ := st.(map[string]any)
+				if !slices.Contains(asList(s["Action"]), any("dynamodb:PutItem")) {
+					continue
+				}
+				for _, r := range asList(s["Resource"]) {
+					b, _ := json.Marshal(r)
+					for table, tr := range res {
+						ownTable = ownTable || tr["Type"] == "AWS::DynamoDB::Table" && strings.Contains(string(b), fmt.Sprintf(`{"Ref":%q}`, table))
+					}
+				}
+			}
+		}
+		if !ownTable {
+			t.Errorf("%s: the role may not PutItem on the stack's own table (DynamoDBCrudPolicy)", id)
+		}
+	}
+	if fns != 1 {
+		t.Errorf("the documented stack has %d functions, want 1", fns)
+	}
+}
