@@ -45,6 +45,9 @@ var suites = []suite{
 	{"./internal/dispatch", "^BenchmarkParse$", "1s"},
 	{"./internal/dynamo", "^BenchmarkStreamRecord$", "1s"},
 	{"./internal/delivery", "^BenchmarkEnvelope$", "1s"},
+	// The public outbox package: the contract's checks against the same
+	// items built by hand (two sub-benchmarks of one run).
+	{"./outbox", "^BenchmarkItems$", "1s"},
 	// The stream mapping's throughput per shard (scaleout.go).
 	scaleOutSuite,
 	// The command's 202, listen-to-yourself vs the outbox (lty.go).
