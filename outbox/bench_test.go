@@ -31,7 +31,9 @@ func BenchmarkItems(b *testing.B) {
 	b.Run("baseline-unchecked", func(b *testing.B) {
 		b.ReportAllocs()
 		s := func(v string) types.AttributeValue { return &types.AttributeValueMemberS{Value: v} }
-		nv := func(v int64) types.AttributeValue { return &types.AttributeValueMemberN{Value: strconv.FormatInt(v, 10)} }
+		nv := func(v int64) types.AttributeValue {
+			return &types.AttributeValueMemberN{Value: strconv.FormatInt(v, 10)}
+		}
 		for b.Loop() {
 			now := time.Now().UTC().Format(time.RFC3339Nano)
 			puts := make([]types.TransactWriteItem, 0, 2)

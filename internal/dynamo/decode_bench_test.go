@@ -22,7 +22,7 @@ func BenchmarkStreamRecord(b *testing.B) {
 			"aggregateId": events.NewStringAttribute("order-42"), "aggregateType": events.NewStringAttribute("Order"),
 			"undeliveredShard": events.NewStringAttribute("PENDING#3"), "pendingSk": events.NewStringAttribute("OUTBOX#00000000000000000003#000"),
 			"undeliveredSince": events.NewStringAttribute("2026-11-27T07:00:00.123456789Z#01a21bee-202c-7d1c-86ae-c5a7256cfb5b"),
-			"traceparent": events.NewStringAttribute("00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"),
+			"traceparent":      events.NewStringAttribute("00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"),
 		},
 	}}
 	b.ReportAllocs()
