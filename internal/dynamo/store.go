@@ -400,9 +400,16 @@ func (s *Store) outboxItem(o dispatch.OutboxItem) (map[string]types.AttributeVal
 	const op = "dynamo.Commit"
 	item, err := outbox.Encode(o.Envelope(), s.shards)
 	if err != nil {
+		// The command's own checks come first; what still breaks the
+		// contract (a rendered email with neither body, say) is the
+		// caller's data, refused before anything is written: the relay
+		// would park it.
 		var broke *outbox.Error
-		if errors.As(err, &broke) && broke.Rule == outbox.RuleLimit {
+		switch {
+		case errors.As(err, &broke) && broke.Rule == outbox.RuleLimit:
 			return nil, dispatch.E(op, dispatch.TooLarge, broke.Detail, nil)
+		case errors.As(err, &broke):
+			return nil, dispatch.E(op, dispatch.Unprocessable, "refused: "+broke.Detail, err)
 		}
 		return nil, dispatch.E(op, dispatch.Internal, "", err)
 	}

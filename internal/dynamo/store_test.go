@@ -91,6 +91,22 @@ func TestCommitRefusesWhatDynamoDBWouldRefuse(t *testing.T) {
 	}
 }
 
+// An item the relay would park is refused with a 422's kind before
+// anything is written, not committed to be parked later, and never a 500.
+func TestCommitRefusesAnItemTheRelayWouldPark(t *testing.T) {
+	f := newFixture(t)
+	c := commit(fmt.Sprintf("park-%d", time.Now().UnixNano()), 1, 10)
+	c.Outbox[0].Target, c.Outbox[0].EventType = dispatch.TargetEmail, "email.notification"
+	c.Outbox[0].Payload = json.RawMessage(`{"to":["ada@example.com"],"template":"notification","subject":"Hi","text":"","html":""}`)
+	_, err := f.store.Commit(context.Background(), c)
+	if dispatch.KindOf(err) != dispatch.Unprocessable || !strings.Contains(err.Error(), "neither a text nor an HTML body") {
+		t.Fatalf("err = %v, want Unprocessable naming the rule", err)
+	}
+	if n := f.countAggregate(t, c.State.ID); n != 0 {
+		t.Errorf("%d items written", n)
+	}
+}
+
 func TestCommitAtTheLimitsIsAccepted(t *testing.T) {
 	f := newFixture(t)
 	// 98 outbox items + state + idempotency record = exactly 100 actions.
