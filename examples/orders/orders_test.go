@@ -171,6 +171,12 @@ func TestAFailedConditionWritesNeitherTheOrderNorItsOutboxItems(t *testing.T) {
 		if after := w.outboxKeys(id); !slices.Equal(after, before) {
 			t.Errorf("outbox items %q after the conflict, want %q", after, before)
 		}
+		if _, err := w.Orders.ShipOrder(ctx, id, 3, "UPS"); orders.KindOf(err) != orders.Conflict {
+			t.Errorf("shipping from a version the order never had: %v, want a Conflict", err)
+		}
+		if o, after := w.order(t, id), w.outboxKeys(id); o["version"] != "2" || !slices.Equal(after, before) {
+			t.Errorf("order %v, outbox items %q after the conflicts, want version 2 and %q", o, after, before)
+		}
 		if _, err := w.Orders.ShipOrder(ctx, flowtest.Unique("never"), 1, "DHL"); orders.KindOf(err) != orders.Conflict {
 			t.Errorf("shipping an order never placed: %v, want a Conflict", err)
 		}
