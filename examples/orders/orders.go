@@ -179,7 +179,8 @@ func (s *Service) ShipOrder(ctx context.Context, orderID string, read int64, car
 // commit writes the order's own change and its outbox items in one
 // transaction. When it is cancelled, the reasons say which condition
 // failed: the order's own (the first item: ownFailed), or an outbox item's
-// (another change already wrote this version of the order).
+// (another change already wrote this version of the order), or a
+// concurrent transaction on the same items.
 func (s *Service) commit(ctx context.Context, op, orderID string, own types.TransactWriteItem, effects []types.TransactWriteItem, ownFailed Kind) error {
 	items := append([]types.TransactWriteItem{own}, effects...)
 	_, err := s.db.TransactWriteItems(ctx, &dynamodb.TransactWriteItemsInput{TransactItems: items})
@@ -189,13 +190,16 @@ func (s *Service) commit(ctx context.Context, op, orderID string, own types.Tran
 	var cancelled *types.TransactionCanceledException
 	if errors.As(err, &cancelled) {
 		for i, r := range cancelled.CancellationReasons {
-			if aws.ToString(r.Code) != "ConditionalCheckFailed" {
-				continue
-			}
-			if i == 0 {
+			switch code := aws.ToString(r.Code); {
+			case code == "ConditionalCheckFailed" && i == 0:
 				return &Error{Op: op, Kind: ownFailed, Msg: ownFailed.explain(orderID), Err: err}
+			case code == "ConditionalCheckFailed":
+				return &Error{Op: op, Kind: Conflict, Msg: "order " + orderID + ": another change wrote this version first", Err: err}
+			case code == "TransactionConflict":
+				// Another transaction on the same items was in flight: read
+				// the order again and retry.
+				return &Error{Op: op, Kind: Conflict, Msg: "order " + orderID + ": another change was in flight; read it again", Err: err}
 			}
-			return &Error{Op: op, Kind: Conflict, Msg: "order " + orderID + ": another change wrote this version first", Err: err}
 		}
 	}
 	return &Error{Op: op, Kind: Internal, Err: err}

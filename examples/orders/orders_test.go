@@ -1,12 +1,15 @@
 package orders_test
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
 	"net/http"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"testing/fstest"
 
@@ -16,6 +19,7 @@ import (
 	"github.com/dispatcher-dev/dispatcher/examples/orders"
 	"github.com/dispatcher-dev/dispatcher/internal/obs"
 	"github.com/dispatcher-dev/dispatcher/internal/testkit/flowtest"
+	"github.com/dispatcher-dev/dispatcher/internal/testkit/testenv"
 	"github.com/dispatcher-dev/dispatcher/outbox"
 )
 
@@ -182,6 +186,42 @@ func TestAFailedConditionWritesNeitherTheOrderNorItsOutboxItems(t *testing.T) {
 		}
 	})
 
+	t.Run("of concurrent changes from one read, at most one commits", func(t *testing.T) {
+		id := flowtest.Unique("race")
+		if _, err := w.Orders.PlaceOrder(ctx, place(id)); err != nil {
+			t.Fatal(err)
+		}
+		carriers := []string{"DHL", "UPS", "GLS", "DPD", "FedEx"}
+		ids, errs := make([]string, len(carriers)), make([]error, len(carriers))
+		var wg sync.WaitGroup
+		for i, c := range carriers {
+			wg.Go(func() { ids[i], errs[i] = w.Orders.ShipOrder(ctx, id, 1, c) })
+		}
+		wg.Wait()
+		winner := -1
+		for i, err := range errs {
+			switch {
+			case err == nil && winner >= 0:
+				t.Errorf("%s and %s both shipped from version 1", carriers[winner], carriers[i])
+			case err == nil:
+				winner = i
+			case orders.KindOf(err) != orders.Conflict:
+				t.Errorf("%s: %v, want a Conflict", carriers[i], err)
+			}
+		}
+		o, items := w.order(t, id), w.outboxKeys(id)
+		if winner < 0 {
+			t.Logf("no change won (every one met a transaction in flight)")
+			if o["version"] != "1" || len(items) != 2 {
+				t.Errorf("order %v and outbox items %q, want version 1 and its 2 items", o, items)
+			}
+			return
+		}
+		if o["version"] != "2" || o["carrier"] != carriers[winner] || len(items) != 3 || items[2] != outbox.SortKey(2, 0)+" "+ids[winner] {
+			t.Errorf("order %v and outbox items %q, want version 2 by %s, its event %s", o, items, carriers[winner], ids[winner])
+		}
+	})
+
 	// Another writer already wrote version 2 of the order's outbox items:
 	// the order's own update, whose condition holds, is not committed either.
 	t.Run("an outbox item's failed condition cancels the order's change", func(t *testing.T) {
@@ -336,4 +376,59 @@ func with(fsys fstest.MapFS, name, body string) fstest.MapFS {
 	}
 	out[name] = &fstest.MapFile{Data: []byte(body)}
 	return out
+}
+
+// cancelling answers every TransactWriteItems as DynamoDB answers a
+// transaction cancelled for reasons, below the SDK: the emulators never
+// cancel one for a transaction in flight (they run them one at a time).
+type cancelling []string
+
+func (reasons cancelling) RoundTrip(req *http.Request) (*http.Response, error) {
+	if req.Header.Get("X-Amz-Target") != "DynamoDB_20120810.TransactWriteItems" {
+		return http.DefaultTransport.RoundTrip(req)
+	}
+	var rs []map[string]string
+	for _, r := range reasons {
+		rs = append(rs, map[string]string{"Code": r})
+	}
+	body, _ := json.Marshal(map[string]any{
+		"__type":              "com.amazonaws.dynamodb.v20120810#TransactionCanceledException",
+		"message":             "Transaction cancelled, please refer cancellation reasons for specific reasons [" + strings.Join(reasons, ", ") + "]",
+		"CancellationReasons": rs,
+	})
+	return &http.Response{StatusCode: http.StatusBadRequest, Status: "400 Bad Request", Proto: "HTTP/1.1", ProtoMajor: 1, ProtoMinor: 1,
+		Header: http.Header{"Content-Type": {"application/x-amz-json-1.0"}},
+		Body:   io.NopCloser(bytes.NewReader(body)), ContentLength: int64(len(body)), Request: req}, nil
+}
+
+// A transaction cancelled because another one on the same items was in
+// flight is a conflict (read again and retry), not a failure of the
+// service; any other cancellation is.
+func TestACancellationByATransactionInFlightIsAConflict(t *testing.T) {
+	env := testenv.Get(t)
+	for _, c := range []struct {
+		reasons []string
+		kind    orders.Kind
+		status  int
+	}{
+		{[]string{"None", "TransactionConflict", "None"}, orders.Conflict, http.StatusConflict},
+		{[]string{"None", "ThrottlingError", "None"}, orders.Internal, http.StatusInternalServerError},
+	} {
+		t.Run(strings.Join(c.reasons, ","), func(t *testing.T) {
+			cfg := env.AWS.Copy()
+			cfg.HTTPClient = &http.Client{Transport: cancelling(c.reasons)}
+			svc, err := orders.New(dynamodb.NewFromConfig(cfg), orders.Config{OrdersTable: ordersTable, DispatcherTable: "d"})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if _, err := svc.ShipOrder(context.Background(), "o-1", 1, "DHL"); orders.KindOf(err) != c.kind {
+				t.Errorf("ShipOrder: %v, want kind %d", err, c.kind)
+			}
+			h := orders.Handler{Orders: svc, Log: obs.NewLogger(io.Discard, 0)}
+			resp, _ := h.PlaceOrder(context.Background(), events.APIGatewayV2HTTPRequest{Body: `{"orderId":"o-1","email":"a@example.com","name":"Ada","total":"1.00"}`})
+			if resp.StatusCode != c.status {
+				t.Errorf("place-order answered %d %s, want %d", resp.StatusCode, resp.Body, c.status)
+			}
+		})
+	}
 }
