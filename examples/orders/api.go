@@ -45,13 +45,16 @@ func (h Handler) PlaceOrder(ctx context.Context, req events.APIGatewayV2HTTPRequ
 	}
 	ids, err := h.Orders.PlaceOrder(ctx, o)
 	if err != nil {
-		status := map[Kind]int{Invalid: http.StatusBadRequest, AlreadyPlaced: http.StatusConflict, Conflict: http.StatusConflict}[KindOf(err)]
 		var e *Error
-		if status == 0 || !errors.As(err, &e) {
-			h.Log.ErrorContext(ctx, "place order failed", "orderId", o.ID, "error", err)
-			return problem(http.StatusInternalServerError, "the order could not be placed; try again"), nil
+		errors.As(err, &e)
+		switch KindOf(err) {
+		case Invalid:
+			return problem(http.StatusBadRequest, e.Msg), nil
+		case AlreadyPlaced, Conflict:
+			return problem(http.StatusConflict, e.Msg), nil
 		}
-		return problem(status, e.Msg), nil
+		h.Log.ErrorContext(ctx, "place order failed", "orderId", o.ID, "error", err)
+		return problem(http.StatusInternalServerError, "the order could not be placed; try again"), nil
 	}
 	h.Log.InfoContext(ctx, "order placed", "orderId", o.ID, "eventIds", ids)
 	out, _ := json.Marshal(Placed{OrderID: o.ID, EventIDs: ids})
