@@ -533,7 +533,25 @@ func decodeOutbox(it map[string]types.AttributeValue) dispatch.OutboxItem {
 		CreatedAt:     getTime(it, attrCreatedAt),
 		Traceparent:   getS(it, attrTraceparent),
 		Private:       privateOf(it),
+		SchemaVersion: schemaVersionOf(it),
 	}
+}
+
+// schemaVersionOf is an item's schemaVersion (dispatch.OutboxItem.SchemaVersion).
+func schemaVersionOf(it map[string]types.AttributeValue) int {
+	v, ok := it[outbox.AttrSchemaVersion]
+	if !ok {
+		return 0
+	}
+	n, isN := v.(*types.AttributeValueMemberN)
+	if !isN {
+		return -1
+	}
+	x, err := strconv.Atoi(n.Value)
+	if err != nil {
+		return -1
+	}
+	return x
 }
 
 // privateOf is an item's private data, nil when it has none.

@@ -16,17 +16,20 @@ import (
 // UndeliveredIndex is the sparse index of outbox items not yet delivered.
 const UndeliveredIndex = "undelivered"
 
-// Undelivered queries every PENDING shard of the sparse index for outbox
-// items (PENDING or SENDING) that have been undelivered since before
+// Undelivered queries every PENDING shard the contract allows
+// (outbox.MaxShards of them, whatever this store's own shard setting, which
+// only spreads its own writes: another writer may have used any of them) for
+// outbox items (PENDING or SENDING) that have been undelivered since before
 // olderThan, oldest first per shard, up to limit keys in all. FAILED items
 // are in other shards, so however many there are, they never crowd out what
 // the sweeper must deliver. The index holds keys only; Statuses reads the
-// items.
+// items. That is one Query per shard (more where a shard pages), each
+// billed at least one 4 KB eventually consistent read (docs/cost.md).
 func (s *Store) Undelivered(ctx context.Context, olderThan time.Time, limit int) ([]dispatch.OutboxKey, error) {
 	return s.indexed(ctx, "dynamo.Undelivered", shardPending, olderThan, limit)
 }
 
-// FailedItems queries every FAILED shard of the sparse index for outbox
+// FailedItems queries every FAILED shard the contract allows for outbox
 // items marked FAILED before olderThan (by creation time), up to limit keys:
 // how an on-demand replay finds a FAILED item whose DLQ message is gone.
 func (s *Store) FailedItems(ctx context.Context, olderThan time.Time, limit int) ([]dispatch.OutboxKey, error) {
@@ -91,8 +94,8 @@ func itoa(n int) string {
 }
 
 // OldestUndelivered returns when the oldest outbox item still PENDING or
-// SENDING was written; ok is false when there is none. One single-item query
-// per shard.
+// SENDING was written; ok is false when there is none. One single-item
+// Query per shard the contract allows (outbox.MaxShards), as Undelivered.
 func (s *Store) OldestUndelivered(ctx context.Context) (oldest time.Time, ok bool, err error) {
 	return s.oldest(ctx, "dynamo.OldestUndelivered", shardPending)
 }
