@@ -1,38 +1,15 @@
 package relay_test
 
 import (
-	"context"
 	"encoding/json"
 	"strings"
 	"testing"
 	"time"
 
-	"github.com/aws/aws-sdk-go-v2/aws"
-	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
 
 	"github.com/dispatcher-dev/dispatcher/internal/testkit/flowtest"
-	"github.com/dispatcher-dev/dispatcher/outbox"
 )
-
-// handWritten is an outbox item as a writer in another language writes it,
-// attribute by attribute from the contract (docs/outbox-contract.md), with
-// no help from the outbox package. Its payload's data holds secret, which
-// must never reach a log line or a DLQ message.
-func handWritten(id, secret string) map[string]types.AttributeValue {
-	s := func(v string) types.AttributeValue { return &types.AttributeValueMemberS{Value: v} }
-	n := func(v string) types.AttributeValue { return &types.AttributeValueMemberN{Value: v} }
-	const sk = "OUTBOX#00000000000000000001#000"
-	created := time.Now().UTC().Format(time.RFC3339Nano)
-	eventID := outbox.NewEventID(time.Now()) // any unique id; the events queue deduplicates by it
-	return map[string]types.AttributeValue{
-		"pk": s("AGG#" + id), "sk": s(sk), "kind": s("outbox"), "schemaVersion": n("1"),
-		"aggregateId": s(id), "aggregateType": s("Order"), "version": n("1"), "seq": n("0"),
-		"eventId": s(eventID), "eventType": s("OrderPlaced"), "target": s("events"),
-		"payload": s(`{"data":{"note":"` + secret + `"}}`), "status": s("PENDING"), "attempts": n("0"), "createdAt": s(created),
-		"undeliveredShard": s("PENDING#5"), "undeliveredSince": s(created + "#" + eventID), "pendingSk": s(sk),
-	}
-}
 
 // logLine is one JSON log line of the relay.
 type logLine map[string]any
@@ -81,9 +58,9 @@ func TestAHandWrittenItemThatBreaksTheContractIsParkedWithItsRule(t *testing.T) 
 			f := flowtest.New(t, nil)
 			id := unique("handbad")
 			secret := "secret-" + id
-			item := handWritten(id, secret)
+			item := flowtest.HandWritten(id, secret, time.Now())
 			tt.edit(item)
-			put(t, f, item)
+			f.Put(item)
 			sk := flowtest.S(item, "sk")
 
 			if resp := f.Handle(f.Batch(id)); len(resp.BatchItemFailures) != 0 {
@@ -129,7 +106,7 @@ func TestAHandWrittenItemThatBreaksTheContractIsParkedWithItsRule(t *testing.T) 
 func TestAConformingHandWrittenItemIsDelivered(t *testing.T) {
 	f := flowtest.New(t, nil)
 	id := unique("handok")
-	put(t, f, handWritten(id, "hello"))
+	f.Put(flowtest.HandWritten(id, "hello", time.Now()))
 	if resp := f.Handle(f.Batch(id)); len(resp.BatchItemFailures) != 0 {
 		t.Fatalf("failures %+v; logs:\n%s", resp.BatchItemFailures, f.Logs)
 	}
@@ -142,14 +119,5 @@ func TestAConformingHandWrittenItemIsDelivered(t *testing.T) {
 	}
 	if items := f.Items(id); len(items) != 1 || flowtest.S(items[0], "status") != "DELIVERED" {
 		t.Errorf("item %v, want DELIVERED", items)
-	}
-}
-
-// put writes an item with a plain PutItem, as a writer without the outbox
-// package does.
-func put(t *testing.T, f *flowtest.Fixture, item map[string]types.AttributeValue) {
-	t.Helper()
-	if _, err := f.DB.PutItem(context.Background(), &dynamodb.PutItemInput{TableName: aws.String(f.Table), Item: item}); err != nil {
-		t.Fatal(err)
 	}
 }
