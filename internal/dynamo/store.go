@@ -70,6 +70,7 @@ type Store struct {
 	db     *dynamodb.Client
 	table  string
 	shards int
+	wave   int // shards a sweep queries at once (sweepWave; 1 in the benchmark's baseline)
 }
 
 // New returns a Store on one table; shards is the number of shards of the
@@ -78,7 +79,7 @@ func New(db *dynamodb.Client, table string, shards int) *Store {
 	if shards < 1 {
 		shards = 1
 	}
-	return &Store{db: db, table: table, shards: shards}
+	return &Store{db: db, table: table, shards: shards, wave: sweepWave}
 }
 
 func aggregatePK(id string) string { return outbox.PartitionKey(id) }

@@ -62,6 +62,12 @@ func TestTheSweeperFindsTheItemsOfAWriterWithAnyShardSetting(t *testing.T) {
 			}
 		}
 	})
+	t.Run("Undelivered stops at its limit", func(t *testing.T) {
+		keys, err := store.Undelivered(ctx, written.Add(2*time.Second), 2)
+		if err != nil || len(keys) != 2 {
+			t.Errorf("%d keys (err %v) with limit 2", len(keys), err)
+		}
+	})
 	t.Run("OldestUndelivered sees them", func(t *testing.T) {
 		oldest, ok, err := store.OldestUndelivered(ctx)
 		if err != nil || !ok || !oldest.Equal(written) {
