@@ -260,12 +260,19 @@ func HandWritten(id, note string, created time.Time) map[string]ddbtypes.Attribu
 }
 
 // Put writes an item with a plain PutItem, as a writer without the outbox
-// package does.
+// package does, and deletes it when the test ends: an item left PENDING in
+// the shared table would be work for every later test's sweep.
 func (f *Fixture) Put(item map[string]ddbtypes.AttributeValue) {
 	f.t.Helper()
 	if _, err := f.DB.PutItem(context.Background(), &dynamodb.PutItemInput{TableName: aws.String(f.Table), Item: item}); err != nil {
 		f.t.Fatal(err)
 	}
+	key := map[string]ddbtypes.AttributeValue{"pk": item["pk"], "sk": item["sk"]}
+	f.t.Cleanup(func() {
+		if _, err := f.DB.DeleteItem(context.Background(), &dynamodb.DeleteItemInput{TableName: aws.String(f.Table), Key: key}); err != nil {
+			f.t.Errorf("delete the hand-written item: %v", err)
+		}
+	})
 }
 
 // Scalars returns an item's string and number attributes as text, for
