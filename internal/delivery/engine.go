@@ -238,9 +238,10 @@ func (e *Engine) Deliver(ctx context.Context, items []dispatch.OutboxItem) Resul
 			continue
 		}
 		// What is sent is the table's copy, so that copy is what is checked:
-		// an envelope the relay cannot trust is parked, never sent.
+		// an envelope the relay cannot trust is parked, never sent, under
+		// the contract's rule it breaks.
 		if err := cur.Validate(); err != nil {
-			r.park(ctx, cur, "", "invalid-item", err.Error())
+			r.park(ctx, cur, "", ParkReason(err, ReasonInvalidItem), err.Error())
 			continue
 		}
 		l := lanes[it.AggregateID]

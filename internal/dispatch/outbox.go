@@ -3,6 +3,7 @@ package dispatch
 import (
 	"encoding/json"
 	"errors"
+	"fmt"
 	"time"
 
 	"github.com/dispatcher-dev/dispatcher/outbox"
@@ -52,6 +53,10 @@ type OutboxItem struct {
 	LastError     string
 	CreatedAt     time.Time
 	Traceparent   string
+	// SchemaVersion is the item's schemaVersion as stored: 0 when absent
+	// (read as outbox.SchemaVersion), -1 when not a whole number. Validate
+	// refuses a version the relay does not know, as outbox.Decode does.
+	SchemaVersion int
 	LeaseOwner    string    // SENDING only: who holds the delivery lease
 	LeaseUntil    time.Time // SENDING only: when the lease lapses
 	// History marks an event-sourced aggregate's event: stored as the
@@ -147,8 +152,16 @@ var ErrAlreadyDone = errors.New("the outbox item was already handled")
 // Permanent: an envelope the relay cannot trust is parked, not retried;
 // retrying cannot make it valid.
 func (o OutboxItem) Validate() error {
+	const op = "OutboxItem.Validate"
+	if o.SchemaVersion != 0 && o.SchemaVersion != outbox.SchemaVersion {
+		got := fmt.Sprint(o.SchemaVersion)
+		if o.SchemaVersion < 0 {
+			got = "not a whole number"
+		}
+		return E(op, Permanent, "", &outbox.Error{Rule: outbox.RuleSchema, Detail: fmt.Sprintf("schemaVersion %s: this relay knows %d", got, outbox.SchemaVersion)})
+	}
 	if err := o.Envelope().Validate(); err != nil {
-		return E("OutboxItem.Validate", Permanent, "", err)
+		return E(op, Permanent, "", err)
 	}
 	return nil
 }

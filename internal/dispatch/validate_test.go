@@ -69,3 +69,18 @@ func TestOutboxItemValidate(t *testing.T) {
 		})
 	}
 }
+
+func TestOutboxItemValidateRefusesAnUnknownSchemaVersion(t *testing.T) {
+	for sv, want := range map[int]string{0: "", 1: "", 2: "schemaVersion 2: this relay knows 1", -1: "schemaVersion not a whole number"} {
+		o := validEmailItem()
+		o.SchemaVersion = sv
+		err := o.Validate()
+		rule, _ := outbox.RuleOf(err)
+		switch {
+		case want == "" && err != nil:
+			t.Errorf("schemaVersion %d: Validate = %v, want nil (0 is an item written before the contract was versioned)", sv, err)
+		case want != "" && (rule != outbox.RuleSchema || KindOf(err) != Permanent || !strings.Contains(err.Error(), want)):
+			t.Errorf("schemaVersion %d: Validate = %v (rule %q), want a permanent %q: %s", sv, err, rule, outbox.RuleSchema, want)
+		}
+	}
+}

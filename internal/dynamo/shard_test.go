@@ -1,6 +1,7 @@
 package dynamo
 
 import (
+	"errors"
 	"fmt"
 	"strings"
 	"testing"
@@ -48,5 +49,23 @@ func TestFailedShardKeepsTheNumber(t *testing.T) {
 	p, f := s.shardOf(shardPending, k), s.shardOf(shardFailed, k)
 	if strings.TrimPrefix(p, shardPending) != strings.TrimPrefix(f, shardFailed) || !strings.HasPrefix(f, shardFailed) {
 		t.Fatalf("pending shard %q and failed shard %q differ in number", p, f)
+	}
+}
+
+// A wave's results come back in shard order, whatever order the concurrent
+// queries end in, and one failed query fails the wave.
+func TestAWaveKeepsShardOrderAndFailsWithAShard(t *testing.T) {
+	got, err := wave(8, 8, func(shard int) (int, error) { return shard, nil })
+	if err != nil || fmt.Sprint(got) != "[8 9 10 11 12 13 14 15]" {
+		t.Fatalf("wave = %v, %v", got, err)
+	}
+	boom := errors.New("shard 11 throttled")
+	if _, err := wave(8, 8, func(shard int) (int, error) {
+		if shard == 11 {
+			return 0, boom
+		}
+		return shard, nil
+	}); !errors.Is(err, boom) {
+		t.Fatalf("err = %v, want the failed shard's", err)
 	}
 }

@@ -70,6 +70,7 @@ type Store struct {
 	db     *dynamodb.Client
 	table  string
 	shards int
+	wave   int // shards a sweep queries at once (sweepWave; 1 in the benchmark's baseline)
 }
 
 // New returns a Store on one table; shards is the number of shards of the
@@ -78,7 +79,7 @@ func New(db *dynamodb.Client, table string, shards int) *Store {
 	if shards < 1 {
 		shards = 1
 	}
-	return &Store{db: db, table: table, shards: shards}
+	return &Store{db: db, table: table, shards: shards, wave: sweepWave}
 }
 
 func aggregatePK(id string) string { return outbox.PartitionKey(id) }
@@ -540,7 +541,25 @@ func decodeOutbox(it map[string]types.AttributeValue) dispatch.OutboxItem {
 		CreatedAt:     getTime(it, attrCreatedAt),
 		Traceparent:   getS(it, attrTraceparent),
 		Private:       privateOf(it),
+		SchemaVersion: schemaVersionOf(it),
 	}
+}
+
+// schemaVersionOf is an item's schemaVersion (dispatch.OutboxItem.SchemaVersion).
+func schemaVersionOf(it map[string]types.AttributeValue) int {
+	v, ok := it[outbox.AttrSchemaVersion]
+	if !ok {
+		return 0
+	}
+	n, isN := v.(*types.AttributeValueMemberN)
+	if !isN {
+		return -1
+	}
+	x, err := strconv.Atoi(n.Value)
+	if err != nil {
+		return -1
+	}
+	return x
 }
 
 // privateOf is an item's private data, nil when it has none.

@@ -229,7 +229,7 @@ func TestAnAccountWideStopBurnsNoRetries(t *testing.T) {
 	f.Drain(f.Events)
 }
 
-func TestInvalidRecordsAreParkedAndOthersIgnored(t *testing.T) {
+func TestInvalidRecordsAreParkedUnderTheirRuleAndOthersIgnored(t *testing.T) {
 	f := flowtest.New(t, nil)
 	id := unique("bad")
 	mk := func(seq, sk string, img map[string]events.DynamoDBAttributeValue, name string) events.DynamoDBEventRecord {
@@ -242,23 +242,32 @@ func TestInvalidRecordsAreParkedAndOthersIgnored(t *testing.T) {
 		mk("101", "OUTBOX#00000000000000000001#000", nil, "MODIFY"), // not an INSERT: ignored
 		mk("102", "OUTBOX#00000000000000000001#000", map[string]events.DynamoDBAttributeValue{"eventId": events.NewStringAttribute("e1"), "target": events.NewStringAttribute("fax"), "eventType": events.NewStringAttribute("X"), "payload": events.NewStringAttribute("{}")}, "INSERT"),
 		mk("103", "OUTBOX#garbage", map[string]events.DynamoDBAttributeValue{}, "INSERT"),
+		mk("104", "EVENT#garbage", map[string]events.DynamoDBAttributeValue{}, "INSERT"), // no rule of the outbox contract
 	}}
 	resp := f.Handle(ev)
 	if len(resp.BatchItemFailures) != 0 {
 		t.Fatalf("failures %+v: an invalid record must be parked, not retried forever", resp.BatchItemFailures)
 	}
 	dlq := f.Drain(f.DLQ)
-	if len(dlq) != 2 {
-		t.Fatalf("%d DLQ messages, want 2 (the two invalid outbox inserts)", len(dlq))
+	want := map[string]string{ // sort key as written: reason
+		"OUTBOX#00000000000000000001#000": "non-canonical-key", // its attributes are not its key's
+		"OUTBOX#garbage":                  "non-canonical-key",
+		"EVENT#garbage":                   "invalid-record",
+	}
+	if len(dlq) != len(want) {
+		t.Fatalf("%d DLQ messages, want %d (the invalid inserts)", len(dlq), len(want))
 	}
 	for _, m := range dlq {
-		if m.Body["reason"] != "invalid-record" {
-			t.Errorf("parked %v", m.Body)
+		sk, _ := m.Body["sk"].(string)
+		if m.Body["reason"] != want[sk] {
+			t.Errorf("parked %v, want reason %q", m.Body, want[sk])
 		}
 	}
 	// Each is counted where the item-failed alarm looks: Failed, by reason.
-	if n := strings.Count(f.Metrics.String(), `"Failed":1,"Reason":"invalid-record"`); n != 2 {
-		t.Errorf("%d Failed metrics for invalid records, want 2; metrics:\n%s", n, f.Metrics)
+	for reason, n := range map[string]int{"non-canonical-key": 2, "invalid-record": 1} {
+		if got := strings.Count(f.Metrics.String(), `"Failed":1,"Reason":"`+reason+`"`); got != n {
+			t.Errorf("%d Failed metrics for %s, want %d; metrics:\n%s", got, reason, n, f.Metrics)
+		}
 	}
 }
 

@@ -101,8 +101,11 @@ func TestALaterVersionWaitsForAnEmailLeasedByADeadRelay(t *testing.T) {
 	store := dynamo.New(f.DB, f.Table, 8)
 	// Long enough that the relay's batch, the drains and the sweep below all
 	// happen inside it, even on a loaded machine (3 s was not, under CI's
-	// load on moto: the sweep then rightly sent the lapsed email).
-	lease := 8 * time.Second
+	// load on moto: the sweep then rightly sent the lapsed email; 8 s was
+	// not once the sweep read all 64 shards the contract allows, 3 × 64
+	// Queries: 10 to 11 s from the claim to the sweep's end, on moto with a
+	// load of 10 on 2 cores).
+	lease := 15 * time.Second
 	now := time.Now()
 	if err := store.Claim(context.Background(), dispatch.OutboxKey{AggregateID: id, Version: 1, Seq: 1}, "relay-dead", now, now.Add(lease)); err != nil {
 		t.Fatal(err)

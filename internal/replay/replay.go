@@ -523,8 +523,14 @@ func (r *Replayer) release(ctx context.Context, m Message, req Request) {
 
 // parse recognizes the two shapes of DLQ message.
 func (r *Replayer) parse(ctx context.Context, m Message, rep *Report) (job, error) {
-	if p, err := delivery.ParseParked(m.Body); err == nil {
+	p, err := delivery.ParseParked(m.Body)
+	if err == nil {
 		return job{msg: m, shape: shapeParked, keys: []dispatch.OutboxKey{p.Key()}}, nil
+	}
+	if p.Kind == delivery.ParkedKind {
+		// The relay's, but naming no item the replay can address (one
+		// refused under a non-canonical key): left, saying why.
+		return job{}, err
 	}
 	of, ok, err := ParseOnFailure(m.Body)
 	if !ok {

@@ -10,6 +10,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -25,6 +26,7 @@ import (
 	"github.com/dispatcher-dev/dispatcher/internal/app/deliveryfn"
 	"github.com/dispatcher-dev/dispatcher/internal/app/replayfn"
 	"github.com/dispatcher-dev/dispatcher/internal/command"
+	"github.com/dispatcher-dev/dispatcher/internal/dispatch"
 	"github.com/dispatcher-dev/dispatcher/internal/dynamo"
 	"github.com/dispatcher-dev/dispatcher/internal/emails"
 	"github.com/dispatcher-dev/dispatcher/internal/obs"
@@ -236,6 +238,41 @@ func (f *Fixture) EventItems(aggregate string) []map[string]ddbtypes.AttributeVa
 		f.t.Fatal(err)
 	}
 	return out.Items
+}
+
+// HandWritten is a conforming events item of version 1 as a writer in
+// another language writes it, attribute by attribute from the contract
+// (docs/outbox-contract.md), without the outbox package; its payload's data
+// holds note. Tests break one attribute at a time and Put it.
+func HandWritten(id, note string, created time.Time) map[string]ddbtypes.AttributeValue {
+	s := func(v string) ddbtypes.AttributeValue { return &ddbtypes.AttributeValueMemberS{Value: v} }
+	n := func(v string) ddbtypes.AttributeValue { return &ddbtypes.AttributeValueMemberN{Value: v} }
+	const sk = "OUTBOX#00000000000000000001#000"
+	at := created.UTC().Format(time.RFC3339Nano)
+	eventID := dispatch.NewEventID(created) // any unique id: the events queue deduplicates by it
+	return map[string]ddbtypes.AttributeValue{
+		"pk": s("AGG#" + id), "sk": s(sk), "kind": s("outbox"), "schemaVersion": n("1"),
+		"aggregateId": s(id), "aggregateType": s("Order"), "version": n("1"), "seq": n("0"),
+		"eventId": s(eventID), "eventType": s("OrderPlaced"), "target": s("events"),
+		"payload": s(`{"data":{"note":` + strconv.Quote(note) + `}}`), "status": s("PENDING"), "attempts": n("0"), "createdAt": s(at),
+		"undeliveredShard": s("PENDING#5"), "undeliveredSince": s(at + "#" + eventID), "pendingSk": s(sk),
+	}
+}
+
+// Put writes an item with a plain PutItem, as a writer without the outbox
+// package does, and deletes it when the test ends: an item left PENDING in
+// the shared table would be work for every later test's sweep.
+func (f *Fixture) Put(item map[string]ddbtypes.AttributeValue) {
+	f.t.Helper()
+	if _, err := f.DB.PutItem(context.Background(), &dynamodb.PutItemInput{TableName: aws.String(f.Table), Item: item}); err != nil {
+		f.t.Fatal(err)
+	}
+	key := map[string]ddbtypes.AttributeValue{"pk": item["pk"], "sk": item["sk"]}
+	f.t.Cleanup(func() {
+		if _, err := f.DB.DeleteItem(context.Background(), &dynamodb.DeleteItemInput{TableName: aws.String(f.Table), Key: key}); err != nil {
+			f.t.Errorf("delete the hand-written item: %v", err)
+		}
+	})
 }
 
 // Scalars returns an item's string and number attributes as text, for
