@@ -48,6 +48,9 @@ var suites = []suite{
 	// The public outbox package: the contract's checks against the same
 	// items built by hand (two sub-benchmarks of one run).
 	{"./outbox", "^BenchmarkItems$", "1s"},
+	// The sweeper's reads of all 64 shards: sequential against waves of 8
+	// (two sub-benchmarks of one run).
+	{"./internal/dynamo", "^BenchmarkSweepShards$", "3x"},
 	// The stream mapping's throughput per shard (scaleout.go).
 	scaleOutSuite,
 	// The command's 202, listen-to-yourself vs the outbox (lty.go).
