@@ -216,7 +216,10 @@ func tally(t testing.TB, env *testenv.Env, f *flowtest.Fixture, cmds []Cmd, row 
 // also checks the order of each aggregate's deliveries (CheckOrder); the
 // items in failed were FAILED before the replay, which may deliver them
 // after later versions. Deposits refused (4xx) are noted if their account's
-// opening committed after all.
+// opening committed after all. An item of a version beyond its aggregate's
+// state never committed: delivered, it is a phantom. For the own-table row,
+// own is the user's service: the versions are read in its table, and a
+// committed version without its event (or email) item is a lost one.
 func tallyOutbox(t testing.TB, env *testenv.Env, f *flowtest.Fixture, aggs []Cmd, failed map[string]bool, refused map[string]int, answers map[string]*answered, own *ownService, row Row) Row {
 	t.Helper()
 	ctx := context.Background()
