@@ -230,7 +230,7 @@ dev-binary: emulators-install local-tool ## as dev, but the built bootstrap bina
 .PHONY: chaos
 CHAOS_SEEDS ?= 11,22,33,44,55
 CHAOS_N ?= 80
-chaos: emulators-install ## the three solutions (outbox, event-sourced, listen-to-yourself) against the dual-write anti-patterns under seeded faults (CHAOS_SEEDS, CHAOS_N); writes docs/chaos.png
+chaos: emulators-install ## the solutions (outbox, event-sourced, listen-to-yourself, own-table: a service writing its own table and outbox items in one transaction) against the dual-write anti-patterns under seeded faults (CHAOS_SEEDS, CHAOS_N); writes docs/chaos.png
 	CHAOS_SEEDS=$(CHAOS_SEEDS) CHAOS_N=$(CHAOS_N) CHAOS_CHART=$(CURDIR)/docs/chaos.png $(GO) test -count=1 -v -timeout 40m -run '^TestChaos' ./internal/testkit/chaos
 
 .PHONY: load

@@ -71,6 +71,9 @@ func TestChaosTheOutboxLosesAndInventsNothingWhereTheAntiPatternsDo(t *testing.T
 				if r.Strategy == chaos.ListenToYourself && r.ReusedAccepted == 0 {
 					t.Errorf("seed %d, %s: no deposit key reused with another body was answered 202: the per-aggregate check held no such command", seed, r.Strategy)
 				}
+				if r.Strategy == chaos.OwnTable && r.OwnByToken+r.OwnReread == 0 {
+					t.Errorf("seed %d, %s: no transaction of the user's service lost its answer and was settled by a retry with its ClientRequestToken or a re-read: the case the row is for did not happen", seed, r.Strategy)
+				}
 				if r.Strategy == chaos.ListenToYourself && r.ConsumerKills == 0 {
 					t.Errorf("seed %d, %s: the consumer was never killed: the schedule did not do its part", seed, r.Strategy)
 				}

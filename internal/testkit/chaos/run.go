@@ -73,7 +73,13 @@ type Row struct {
 	Redriven         int // listen-to-yourself: dead commands moved back to the queue by the final redrive
 	ConsumerKills    int // listen-to-yourself consumer bootstraps killed
 	ConsumerKillsMid int
-	Recovery         Recovery // the solutions: how long each relay kill left items undelivered (recovery.go)
+	// The own-table run: the user's service's transactions retried (after
+	// an unknown or transient outcome, with the same ClientRequestToken),
+	// committed by a retry after a lost answer (the token made the retry
+	// the first call's answer), decided by re-reading its own item, and
+	// known not committed. The commands it crashed in are Unanswered.
+	OwnRetried, OwnByToken, OwnReread, OwnFailed int
+	Recovery                                     Recovery // the solutions: how long each relay kill left items undelivered (recovery.go)
 }
 
 // Lost and Phantom sum events and emails.
@@ -210,32 +216,33 @@ func tally(t testing.TB, env *testenv.Env, f *flowtest.Fixture, cmds []Cmd, row 
 // also checks the order of each aggregate's deliveries (CheckOrder); the
 // items in failed were FAILED before the replay, which may deliver them
 // after later versions. Deposits refused (4xx) are noted if their account's
-// opening committed after all.
-func tallyOutbox(t testing.TB, env *testenv.Env, f *flowtest.Fixture, aggs []Cmd, failed map[string]bool, refused map[string]int, answers map[string]*answered, row Row) Row {
+// opening committed after all. An item of a version beyond its aggregate's
+// state never committed: delivered, it is a phantom. For the own-table row,
+// own is the user's service: the versions are read in its table, and a
+// committed version without its event (or email) item is a lost one.
+func tallyOutbox(t testing.TB, env *testenv.Env, f *flowtest.Fixture, aggs []Cmd, failed map[string]bool, refused map[string]int, answers map[string]*answered, own *ownService, row Row) Row {
 	t.Helper()
 	ctx := context.Background()
 	type effect struct {
 		agg, target string
 		version     int64
 	}
-	items := map[string]effect{} // event id -> its outbox item
-	owner := map[string]string{} // address -> aggregate id
+	items := map[string]effect{}     // event id -> its outbox item
+	uncommitted := map[string]bool{} // event ids of items beyond their aggregate's committed version
+	owner := map[string]string{}     // address -> aggregate id
 	for _, c := range aggs {
 		owner[c.Email] = c.ID
-		out, err := f.DB.GetItem(ctx, &dynamodb.GetItemInput{TableName: aws.String(f.Table), ConsistentRead: aws.Bool(true), Key: map[string]ddbtypes.AttributeValue{
-			"pk": &ddbtypes.AttributeValueMemberS{Value: "AGG#" + c.ID}, "sk": &ddbtypes.AttributeValueMemberS{Value: "STATE"},
-		}})
-		if err != nil {
-			t.Fatal(err)
-		}
 		// Each committed command moved the state one version on: the
 		// opening to 1, each deposit one more. Event-sourced, there is no
-		// state item: each committed command wrote one EVENT item.
-		version := num(out.Item, "version")
+		// state item: each committed command wrote one EVENT item. The
+		// own-table row's state is in the user's table.
 		history := len(f.EventItems(c.ID))
 		row.HistoryItems += history
-		if out.Item == nil {
-			version = int64(history)
+		version := int64(history)
+		if own != nil {
+			version = own.version(ctx, t, c.ID)
+		} else if v := stateVersion(t, f, c.ID); v >= 0 {
+			version = v
 		}
 		if a := answers[c.ID]; a != nil {
 			v := int(version)
@@ -254,10 +261,20 @@ func tallyOutbox(t testing.TB, env *testenv.Env, f *flowtest.Fixture, aggs []Cmd
 			t.Logf("%s: %d deposits answered 4xx, though the account's opening committed", c.ID, k)
 		}
 		versions := map[int64]bool{}
+		targets := map[string]bool{} // version and target
 		for _, it := range effects(f, c.ID) {
-			v := num(it, "version")
-			items[flowtest.S(it, "eventId")] = effect{c.ID, flowtest.S(it, "target"), v}
-			versions[v] = true
+			v, id, target := num(it, "version"), flowtest.S(it, "eventId"), flowtest.S(it, "target")
+			items[id] = effect{c.ID, target, v}
+			versions[v], targets[fmt.Sprint(v, target)] = true, true
+			uncommitted[id] = v > version
+		}
+		if own != nil {
+			// Each of the user's committed versions wrote an event and an
+			// email: one missing is lost, whatever the writer was told.
+			for v := int64(1); v <= version; v++ {
+				row.LostEvents += b2i(!targets[fmt.Sprint(v, "events")])
+				row.LostEmails += b2i(!targets[fmt.Sprint(v, "email")])
+			}
 		}
 		if len(versions) != int(version) || (version > 0 && !versions[version]) {
 			t.Errorf("%s: state at version %d, outbox items of %d versions: a command committed without its effects, or effects without it", c.ID, version, len(versions))
@@ -276,9 +293,9 @@ func tallyOutbox(t testing.TB, env *testenv.Env, f *flowtest.Fixture, aggs []Cmd
 		ids[e][id] = true
 		switch it, ok := items[id]; {
 		case copies[target+" "+id] > 1:
-		case !ok && target == "events":
+		case (!ok || uncommitted[id]) && target == "events": // no item, or one whose state change never committed
 			row.PhantomEvents++
-		case !ok:
+		case !ok || uncommitted[id]:
 			row.PhantomEmails++
 		case it != e:
 			t.Errorf("delivered %s %s as %s version %d, its outbox item is %s %s version %d", target, id, agg, version, it.target, it.agg, it.version)
@@ -312,8 +329,16 @@ func tallyOutbox(t testing.TB, env *testenv.Env, f *flowtest.Fixture, aggs []Cmd
 	}
 
 	row.Aggregates = len(aggs)
+	if own != nil {
+		// What the user's service saw commit must be in the table.
+		for id, target := range own.seen {
+			if _, ok := items[id]; !ok {
+				t.Errorf("own-table: the service saw %s %s commit, and no outbox item has it", target, id)
+			}
+		}
+	}
 	for id, it := range items {
-		if copies[it.target+" "+id] > 0 {
+		if copies[it.target+" "+id] > 0 || uncommitted[id] {
 			continue
 		}
 		if it.target == "email" {
@@ -344,6 +369,22 @@ func tallyOutbox(t testing.TB, env *testenv.Env, f *flowtest.Fixture, aggs []Cmd
 		}
 	}
 	return row
+}
+
+// stateVersion is an aggregate's version by its STATE item in the stack's
+// table, -1 if it has none.
+func stateVersion(t testing.TB, f *flowtest.Fixture, agg string) int64 {
+	t.Helper()
+	out, err := f.DB.GetItem(context.Background(), &dynamodb.GetItemInput{TableName: aws.String(f.Table), ConsistentRead: aws.Bool(true), Key: map[string]ddbtypes.AttributeValue{
+		"pk": &ddbtypes.AttributeValueMemberS{Value: "AGG#" + agg}, "sk": &ddbtypes.AttributeValueMemberS{Value: "STATE"},
+	}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if out.Item == nil {
+		return -1
+	}
+	return num(out.Item, "version")
 }
 
 // sequence renders deliveries for the log: version:id, * where FAILED
