@@ -39,6 +39,12 @@
 //     item). Your own optimistic-lock version is the natural one: the
 //     condition on your item (version = :read) and the outbox items of
 //     version :read+1 commit together or not at all.
+//   - A call whose outcome you do not know (a timeout) is retried with the
+//     SAME input and the same ClientRequestToken (DynamoDB applies it at
+//     most once within 10 minutes), not with a second Items call: that one
+//     has new event ids, and if the first committed, the retry fails on the
+//     condition and you cannot tell. When the token's window has passed,
+//     read your own item to learn whether the change is there.
 //   - Dispatcher's table and yours are in the same account and region.
 //   - The function that writes has the stack's OutboxWriterPolicy (PutItem
 //     and ConditionCheckItem on Dispatcher's table only).
