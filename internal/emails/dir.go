@@ -60,6 +60,10 @@ func (s Sender) Wire() dispatch.Sender {
 			replyTo = append(replyTo, r)
 			continue
 		}
+		if a.Name == "" {
+			replyTo = append(replyTo, a.Address)
+			continue
+		}
 		replyTo = append(replyTo, a.String())
 	}
 	return dispatch.Sender{From: from, ReplyTo: replyTo}

@@ -1,70 +1,26 @@
-package emails
+package emails_test
 
 import (
 	"errors"
-	"io/fs"
 	"net/mail"
-	"os"
 	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
 
 	"github.com/dispatcher-dev/dispatcher/internal/dispatch"
+	"github.com/dispatcher-dev/dispatcher/internal/emails"
+	"github.com/dispatcher-dev/dispatcher/internal/testkit/templatedir"
 )
 
-// userFolder is the built-in folder plus a user's order-confirmation
-// template and a shop sender, as files relative to the folder.
-func userFolder(t *testing.T) map[string]string {
-	t.Helper()
-	files := map[string]string{}
-	err := fs.WalkDir(embedded, "templates", func(p string, e fs.DirEntry, err error) error {
-		if err != nil || e.IsDir() {
-			return err
-		}
-		b, err := embedded.ReadFile(p)
-		files[strings.TrimPrefix(p, "templates/")] = string(b)
-		return err
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	files["order-confirmation/subject.txt"] = "Order {{.orderId}} is confirmed\n"
-	files["order-confirmation/body.txt"] = "Hello {{.name}},\n\nyour order {{.orderId}} is on its way.\n"
-	files["order-confirmation/body.html"] = "<p>Hello {{.name}},</p>\n<p>your order <b>{{.orderId}}</b> is on its way.</p>\n"
-	files["order-confirmation/sample.json"] = "{\n  \"orderId\": \"o-1001\",\n  \"name\": \"Ada\"\n}\n"
-	files[ConfigFile] = `senders:
-  shop:
-    from: Shop <orders@shop.example>
-    replyTo: [help@shop.example]
-    identity: shop.example
-templates:
-  order-confirmation: shop
-commands:
-  Dispatch:
-    templates: [notification, order-confirmation]
-    events: ["order.*", OrderShipped]
-`
-	return files
-}
+func userFolder(t *testing.T) map[string]string { return templatedir.User(t) }
 
-func writeFolder(t *testing.T, files map[string]string) string {
-	t.Helper()
-	dir := t.TempDir()
-	for p, content := range files {
-		full := filepath.Join(dir, filepath.FromSlash(p))
-		if err := os.MkdirAll(filepath.Dir(full), 0o755); err != nil {
-			t.Fatal(err)
-		}
-		if err := os.WriteFile(full, []byte(content), 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
-	return dir
-}
+func writeFolder(t *testing.T, files map[string]string) string { return templatedir.Write(t, files) }
+
+var templateFiles = []string{"subject.txt", "body.txt", "body.html"}
 
 func TestLoadDirUserFolder(t *testing.T) {
-	d, err := LoadDir(writeFolder(t, userFolder(t)))
+	d, err := emails.LoadDir(writeFolder(t, userFolder(t)))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -76,7 +32,7 @@ func TestLoadDirUserFolder(t *testing.T) {
 		t.Errorf("Dispatch grant = %+v", got)
 	}
 	w := d.WireSenders()
-	if got := w.For("order-confirmation", "fallback@example.com"); got.From != `"Shop" <orders@shop.example>` || !slices.Equal(got.ReplyTo, []string{"<help@shop.example>"}) {
+	if got := w.For("order-confirmation", "fallback@example.com"); got.From != `"Shop" <orders@shop.example>` || !slices.Equal(got.ReplyTo, []string{"help@shop.example"}) {
 		t.Errorf("order-confirmation's sender = %+v", got)
 	}
 	if got := w.For("notification", "fallback@example.com"); got.From != "fallback@example.com" || got.ReplyTo != nil {
@@ -85,7 +41,7 @@ func TestLoadDirUserFolder(t *testing.T) {
 }
 
 func TestBuiltinGrantsAndSenders(t *testing.T) {
-	d, err := Builtin()
+	d, err := emails.Builtin()
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -105,7 +61,7 @@ func TestBuiltinGrantsAndSenders(t *testing.T) {
 // A display name that is not ASCII goes out as an RFC 2047 encoded word,
 // as SES requires, and reads back as written.
 func TestSenderWireEncodesNonASCIIName(t *testing.T) {
-	s := Sender{Name: "Café Ünïcode", Address: "orders@shop.example", ReplyTo: []string{"Aide <help@shop.example>"}}
+	s := emails.Sender{Name: "Café Ünïcode", Address: "orders@shop.example", ReplyTo: []string{"Aide <help@shop.example>"}}
 	w := s.Wire()
 	if !strings.HasPrefix(w.From, "=?utf-8?") {
 		t.Errorf("From = %q, want an encoded word", w.From)
@@ -183,47 +139,47 @@ func TestLoadDirReportsFileAndLine(t *testing.T) {
 		{
 			name: "an unknown key in dispatcher.yaml",
 			edit: func(f map[string]string) {
-				f[ConfigFile] = strings.Replace(f[ConfigFile], "    identity: shop.example\n", "    identity: shop.example\n    replyto: [x@shop.example]\n", 1)
+				f[emails.ConfigFile] = strings.Replace(f[emails.ConfigFile], "    identity: shop.example\n", "    identity: shop.example\n    replyto: [x@shop.example]\n", 1)
 			},
 			want: []string{"dispatcher.yaml:6: field replyto not found"},
 		},
 		{
 			name: "an unknown sender",
 			edit: func(f map[string]string) {
-				f[ConfigFile] = strings.Replace(f[ConfigFile], "order-confirmation: shop", "order-confirmation: shopp", 1)
+				f[emails.ConfigFile] = strings.Replace(f[emails.ConfigFile], "order-confirmation: shop", "order-confirmation: shopp", 1)
 			},
 			want: []string{`dispatcher.yaml:7: template "order-confirmation": sender "shopp" is not one of the senders`},
 		},
 		{
 			name: "an identity that does not cover the from address",
 			edit: func(f map[string]string) {
-				f[ConfigFile] = strings.Replace(f[ConfigFile], "identity: shop.example", "identity: other.example", 1)
+				f[emails.ConfigFile] = strings.Replace(f[emails.ConfigFile], "identity: shop.example", "identity: other.example", 1)
 			},
 			want: []string{`dispatcher.yaml:5: sender "shop": identity "other.example" does not cover the from address orders@shop.example`},
 		},
 		{
 			name: "a from that is not an address",
 			edit: func(f map[string]string) {
-				f[ConfigFile] = strings.Replace(f[ConfigFile], "from: Shop <orders@shop.example>", "from: Shop orders", 1)
+				f[emails.ConfigFile] = strings.Replace(f[emails.ConfigFile], "from: Shop <orders@shop.example>", "from: Shop orders", 1)
 			},
 			want: []string{`dispatcher.yaml:3: sender "shop": from "Shop orders" is not an address`},
 		},
 		{
 			name: "a command granted a template that does not exist",
 			edit: func(f map[string]string) {
-				f[ConfigFile] = strings.Replace(f[ConfigFile], "templates: [notification, order-confirmation]", "templates: [notification, order-confirmaton]", 1)
+				f[emails.ConfigFile] = strings.Replace(f[emails.ConfigFile], "templates: [notification, order-confirmation]", "templates: [notification, order-confirmaton]", 1)
 			},
 			want: []string{`dispatcher.yaml:10: Dispatch is granted template "order-confirmaton", which is not in the folder`},
 		},
 		{
 			name: "a grant to an account command",
-			edit: func(f map[string]string) { f[ConfigFile] += "  OpenAccount:\n    templates: [notification]\n" },
+			edit: func(f map[string]string) { f[emails.ConfigFile] += "  OpenAccount:\n    templates: [notification]\n" },
 			want: []string{`dispatcher.yaml:12: OpenAccount sends its own templates`},
 		},
 		{
 			name: "an invalid event pattern",
 			edit: func(f map[string]string) {
-				f[ConfigFile] = strings.Replace(f[ConfigFile], `"order.*"`, `"*.paid"`, 1)
+				f[emails.ConfigFile] = strings.Replace(f[emails.ConfigFile], `"order.*"`, `"*.paid"`, 1)
 			},
 			want: []string{`dispatcher.yaml:11: Dispatch: event pattern "*.paid"`},
 		},
@@ -239,14 +195,14 @@ func TestLoadDirReportsFileAndLine(t *testing.T) {
 		},
 		{
 			name: "no dispatcher.yaml",
-			edit: func(f map[string]string) { delete(f, ConfigFile) },
+			edit: func(f map[string]string) { delete(f, emails.ConfigFile) },
 			want: []string{"dispatcher.yaml: missing"},
 		},
 		{
 			name: "two problems at once",
 			edit: func(f map[string]string) {
 				f["notification/subject.txt"] = "{{.title\n"
-				f[ConfigFile] = strings.Replace(f[ConfigFile], "identity: shop.example", "identity: other.example", 1)
+				f[emails.ConfigFile] = strings.Replace(f[emails.ConfigFile], "identity: shop.example", "identity: other.example", 1)
 			},
 			want: []string{"notification/subject.txt:1: ", `dispatcher.yaml:5: sender "shop": identity`},
 		},
@@ -256,10 +212,10 @@ func TestLoadDirReportsFileAndLine(t *testing.T) {
 			files := userFolder(t)
 			tt.edit(files)
 			dir := writeFolder(t, files)
-			_, err := LoadDir(dir)
-			var ce *CheckError
+			_, err := emails.LoadDir(dir)
+			var ce *emails.CheckError
 			if !errors.As(err, &ce) {
-				t.Fatalf("LoadDir = %v, want a *CheckError", err)
+				t.Fatalf("LoadDir = %v, want a *emails.CheckError", err)
 			}
 			var got []string
 			for _, p := range ce.Problems {
@@ -283,30 +239,30 @@ func TestLoadDirReportsFileAndLine(t *testing.T) {
 // A function's cold start loads EMAIL_TEMPLATES_DIR, or the built-in
 // folder when it is unset, and stops on a broken folder naming the file.
 func TestFromEnv(t *testing.T) {
-	b, err := FromEnv(func(string) string { return "" })
-	if err != nil || b.Path != BuiltinPath {
-		t.Fatalf("FromEnv(unset) = %v, %v; want the built-in folder", b, err)
+	b, err := emails.FromEnv(func(string) string { return "" })
+	if err != nil || b.Path != emails.BuiltinPath {
+		t.Fatalf("emails.FromEnv(unset) = %v, %v; want the built-in folder", b, err)
 	}
 	files := userFolder(t)
 	dir := writeFolder(t, files)
-	d, err := FromEnv(func(k string) string { return map[string]string{EnvDir: dir}[k] })
+	d, err := emails.FromEnv(func(k string) string { return map[string]string{emails.EnvDir: dir}[k] })
 	if err != nil || !d.Set.Has("order-confirmation") {
-		t.Fatalf("FromEnv(%s) = %v, %v", dir, d, err)
+		t.Fatalf("emails.FromEnv(%s) = %v, %v", dir, d, err)
 	}
 	files["order-confirmation/subject.txt"] = "{{.orderId\n"
 	broken := writeFolder(t, files)
-	_, err = FromEnv(func(k string) string { return map[string]string{EnvDir: broken}[k] })
-	if err == nil || !strings.Contains(err.Error(), EnvDir+": ") || !strings.Contains(err.Error(), filepath.Join(broken, "order-confirmation", "subject.txt")+":1: ") {
-		t.Fatalf("FromEnv(broken) = %v, want the file and line", err)
+	_, err = emails.FromEnv(func(k string) string { return map[string]string{emails.EnvDir: broken}[k] })
+	if err == nil || !strings.Contains(err.Error(), emails.EnvDir+": ") || !strings.Contains(err.Error(), filepath.Join(broken, "order-confirmation", "subject.txt")+":1: ") {
+		t.Fatalf("emails.FromEnv(broken) = %v, want the file and line", err)
 	}
-	if _, err := FromEnv(func(k string) string { return map[string]string{EnvDir: filepath.Join(dir, "nope")}[k] }); err == nil {
+	if _, err := emails.FromEnv(func(k string) string { return map[string]string{emails.EnvDir: filepath.Join(dir, "nope")}[k] }); err == nil {
 		t.Fatal("FromEnv loaded a folder that does not exist")
 	}
 }
 
 // The grant a folder gives is what the command service enforces.
 func TestGrantsComeFromTheFolder(t *testing.T) {
-	d, err := LoadDir(writeFolder(t, userFolder(t)))
+	d, err := emails.LoadDir(writeFolder(t, userFolder(t)))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -314,7 +270,7 @@ func TestGrantsComeFromTheFolder(t *testing.T) {
 	if err := d.Grants.Check("Dispatch", dec); err != nil {
 		t.Errorf("the user's grant refused its template: %v", err)
 	}
-	b, _ := Builtin()
+	b, _ := emails.Builtin()
 	if err := b.Grants.Check("Dispatch", dec); err == nil {
 		t.Error("the built-in grant let Dispatch send order-confirmation")
 	}

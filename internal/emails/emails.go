@@ -2,7 +2,6 @@ package emails
 
 import (
 	"embed"
-	"fmt"
 	"io/fs"
 	"sync"
 
@@ -43,12 +42,17 @@ var embedded embed.FS
 // default of `make templates-check` and of the template layer.
 const BuiltinPath = "internal/emails/templates"
 
-var loadBuiltin = sync.OnceValues(func() (*Dir, error) {
+// BuiltinFS is the built-in folder's files.
+func BuiltinFS() fs.FS {
 	sub, err := fs.Sub(embedded, "templates")
-	if err != nil {
-		return nil, fmt.Errorf("emails: embedded templates: %w", err)
+	if err != nil { // "templates" is a valid path: never
+		return embedded
 	}
-	return LoadDirFS(sub, BuiltinPath)
+	return sub
+}
+
+var loadBuiltin = sync.OnceValues(func() (*Dir, error) {
+	return LoadDirFS(BuiltinFS(), BuiltinPath)
 })
 
 // Builtin returns the template folder embedded in the binary (BuiltinPath),
