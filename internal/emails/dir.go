@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
+	"maps"
 	"net/mail"
 	"os"
 	"path"
@@ -481,7 +482,7 @@ func (c *checker) config(d *Dir, names []string) {
 	has := func(t string) bool { return slices.Contains(names, t) }
 
 	d.Senders = map[string]Sender{}
-	for _, name := range sortedKeys(cfg.Senders) {
+	for _, name := range slices.Sorted(maps.Keys(cfg.Senders)) {
 		fs := cfg.Senders[name]
 		s, ok := c.sender(file, at, name, fs)
 		if ok {
@@ -495,7 +496,7 @@ func (c *checker) config(d *Dir, names []string) {
 		}
 	}
 	d.TemplateSenders = map[string]string{}
-	for _, t := range sortedKeys(cfg.Templates) {
+	for _, t := range slices.Sorted(maps.Keys(cfg.Templates)) {
 		sender := cfg.Templates[t]
 		if !has(t) {
 			c.add(file, at("templates", t), "template %q is not in the folder", t)
@@ -506,7 +507,7 @@ func (c *checker) config(d *Dir, names []string) {
 		d.TemplateSenders[t] = sender
 	}
 	d.Grants = dispatch.Grants{}
-	for _, cmd := range sortedKeys(cfg.Commands) {
+	for _, cmd := range slices.Sorted(maps.Keys(cfg.Commands)) {
 		g := cfg.Commands[cmd]
 		switch {
 		case !slices.Contains(dispatch.CommandTypes(), cmd):
@@ -632,15 +633,6 @@ func nodeLine(n *yaml.Node, keys ...string) int {
 		n = next
 	}
 	return line
-}
-
-func sortedKeys[V any](m map[string]V) []string {
-	keys := make([]string, 0, len(m))
-	for k := range m {
-		keys = append(keys, k)
-	}
-	slices.Sort(keys)
-	return keys
 }
 
 // only shows the paths of fsys that keep accepts, so that emailtemplate,

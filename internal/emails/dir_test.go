@@ -99,7 +99,9 @@ func TestLoadDirReportsFileAndLine(t *testing.T) {
 		},
 		{
 			name: "a subject over two lines",
-			edit: func(f map[string]string) { f["order-confirmation/subject.txt"] = "Order {{.orderId}}\nBcc: x@example.com\n" },
+			edit: func(f map[string]string) {
+				f["order-confirmation/subject.txt"] = "Order {{.orderId}}\nBcc: x@example.com\n"
+			},
 			want: []string{"order-confirmation/subject.txt:2: subject.txt must be one line"},
 		},
 		{

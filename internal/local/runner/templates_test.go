@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"net/http"
 	"net/mail"
-	"os"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -27,13 +26,7 @@ import (
 func stackWithTemplates(t *testing.T, dir string) *provision.Stack {
 	t.Helper()
 	env := testenv.Get(t)
-	name := fmt.Sprintf("rt%d-%d", os.Getpid()%100000, stackSeq.Add(1))
-	s, err := provision.Apply(context.Background(), env.AWS, provision.Options{
-		TemplatePath: filepath.Join(env.Root, "infra", "template.yaml"), StackName: name, EmailTemplates: dir,
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
+	s := stackOf(t, "rt", provision.Options{EmailTemplates: dir})
 	// moto, like SES, sends only from a verified identity: the user's
 	// domain (the emulator sends from any address).
 	if env.Backend() == emulator.MotoServer {
@@ -128,21 +121,12 @@ func TestAUsersTemplateFolderSendsTheUsersTemplateFromTheUsersSender(t *testing.
 func TestABrokenTemplateFolderStopsTheColdStart(t *testing.T) {
 	dir := templatedir.Write(t, templatedir.Broken(t))
 	s := stackWithTemplates(t, dir)
-	env := testenv.Get(t)
-	spec, err := runner.ReadSpec(s)
-	if err != nil {
-		t.Fatal(err)
-	}
-	dirs, err := runner.FunctionDirs(env.Root)
-	if err != nil {
-		t.Fatal(err)
-	}
-	_, err = runner.InProcessFunctions(context.Background(), env.AWS, spec, s.Eval.StackName(), dirs, map[string]string{"WEBHOOK_SECRETS": testSecret})
+	_, err := coldStart(t, s, nil)
 	want := fmt.Sprintf("%s:%d: ", filepath.Join(dir, templatedir.BrokenFile), templatedir.BrokenLine)
 	if err == nil || !strings.Contains(err.Error(), "cold start") || !strings.Contains(err.Error(), want) {
 		t.Fatalf("InProcessFunctions = %v, want a cold start error naming %s", err, want)
 	}
-	if _, err := runner.SendPreviews(context.Background(), env.AWS, s); err == nil || !strings.Contains(err.Error(), want) {
+	if _, err := runner.SendPreviews(context.Background(), testenv.Get(t).AWS, s); err == nil || !strings.Contains(err.Error(), want) {
 		t.Errorf("SendPreviews = %v, want the same error", err)
 	}
 }
