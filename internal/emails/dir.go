@@ -179,16 +179,22 @@ func LoadDirFS(fsys fs.FS, root string) (*Dir, error) {
 	c := &checker{fsys: fsys, root: root}
 	d := &Dir{Path: root, Samples: map[string]map[string]any{}}
 	names := c.templates()
-	for _, name := range names {
-		if c.template(name) {
-			d.Samples[name] = c.sample(name)
+	set, err := emailtemplate.LoadFS(only{fsys, func(p string) bool { return p != ConfigFile && path.Base(p) != SampleFile }})
+	if err != nil {
+		// The renderer stops at the first broken template: each alone,
+		// to report them all.
+		before := len(c.problems)
+		for _, name := range names {
+			c.template(name)
 		}
-	}
-	if len(c.problems) == 0 {
-		set, err := emailtemplate.LoadFS(only{fsys, func(p string) bool { return p != ConfigFile && path.Base(p) != SampleFile }})
-		if err != nil {
+		if len(c.problems) == 0 && before == 0 {
 			c.add(root, 0, "%s", err)
 		}
+	}
+	for _, name := range names {
+		d.Samples[name] = c.sample(name)
+	}
+	if set != nil {
 		d.Set = set
 		for _, name := range names {
 			c.render(d, name)
@@ -243,14 +249,13 @@ var (
 	unexpectedFile = regexp.MustCompile(`unexpected file "([^"]+)"`)
 )
 
-// template parses one template alone, so that each is reported; it says
-// whether the template parsed.
-func (c *checker) template(name string) bool {
+// template parses one template alone and reports what is wrong with it.
+func (c *checker) template(name string) {
 	_, err := emailtemplate.LoadFS(only{c.fsys, func(p string) bool {
 		return p == "." || p == name || strings.HasPrefix(p, name+"/") && p != name+"/"+SampleFile
 	}})
 	if err == nil {
-		return true
+		return
 	}
 	msg := templatePrefix.ReplaceAllString(err.Error(), "")
 	file, line := c.file(name), 0
@@ -265,7 +270,6 @@ func (c *checker) template(name string) bool {
 		file = c.file(name + "/" + f)
 	}
 	c.add(file, line, "%s", msg)
-	return false
 }
 
 // sample reads a template's sample.json: one JSON object.
