@@ -20,14 +20,14 @@ type Grant struct {
 // may send no email and publish no event.
 type Grants map[string]Grant
 
+// callerChooses lists the command types whose caller names the templates
+// and event types (the generic Dispatch): a Grant bounds what they send. A
+// typed command decides its effects in its own code and takes no grant.
+var callerChooses = map[string]bool{"Dispatch": true}
+
 // CallerChoosesEffects reports whether the caller of a command type names
-// its templates and event types, so that a Grant bounds them: every known
-// command type without templates of its own.
-func CallerChoosesEffects(commandType string) bool {
-	_, known := commands[commandType]
-	_, fixed := templates[commandType]
-	return known && !fixed
-}
+// its templates and event types, so that a Grant bounds them.
+func CallerChoosesEffects(commandType string) bool { return callerChooses[commandType] }
 
 // ValidEventPattern reports whether p is an event type, or a prefix of one
 // followed by "*", or "*" alone.

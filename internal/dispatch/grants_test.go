@@ -49,6 +49,7 @@ func TestGrantsCheck(t *testing.T) {
 			wantErr: "it may publish: none",
 		},
 		{name: "leaves the account commands' own templates alone", grants: Grants{}, cmdType: "OpenAccount", d: Decision{Emails: mail(TemplateAccountWelcome)}},
+		{name: "leaves a typed command's effects alone, whatever they are", grants: Grants{}, cmdType: "DepositFunds", d: Decision{Events: events("FundsDeposited"), Emails: mail(TemplateDepositReceipt)}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -518,7 +518,7 @@ func (c *checker) config(d *Dir, names []string) {
 			c.add(file, at("commands", cmd), "unknown command type %q; known: %s", cmd, strings.Join(dispatch.CommandTypes(), ", "))
 			continue
 		case !dispatch.CallerChoosesEffects(cmd):
-			c.add(file, at("commands", cmd), "%s sends its own templates (%s); only a command whose caller chooses its effects takes a grant", cmd, strings.Join(dispatch.TemplatesFor(cmd), ", "))
+			c.add(file, at("commands", cmd), "%s decides its own effects (templates: %s); only a command whose caller chooses them (Dispatch) takes a grant", cmd, strings.Join(dispatch.TemplatesFor(cmd), ", "))
 			continue
 		}
 		for i, t := range g.Templates {

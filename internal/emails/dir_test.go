@@ -176,7 +176,7 @@ func TestLoadDirReportsFileAndLine(t *testing.T) {
 		{
 			name: "a grant to an account command",
 			edit: func(f map[string]string) { f[emails.ConfigFile] += "  OpenAccount:\n    templates: [notification]\n" },
-			want: []string{`dispatcher.yaml:12: OpenAccount sends its own templates`},
+			want: []string{`dispatcher.yaml:12: OpenAccount decides its own effects (templates: account-welcome)`},
 		},
 		{
 			name: "an invalid event pattern",
