@@ -80,7 +80,25 @@ lint-template: py-tools ## cfn-lint, `sam validate` (the SAM transform) and `sam
 	AWS_DEFAULT_REGION=us-east-1 $(VENV)/bin/python tools/transform.py infra/template.yaml $(TRANSFORMED) 2> >(grep -v 'unpublished metrics' >&2)
 	$(VENV)/bin/cfn-lint $(TRANSFORMED)/*.json
 
-sam-build: py-tools ## `sam build` of the five functions through this Makefile (linux/arm64), into .aws-sam/
+# The email template folder deployed as the template layer (EmailTemplatesLayer) and used by
+# `make dev`: yours, or the built-in one (docs/templates.md).
+EMAIL_TEMPLATES ?= internal/emails/templates
+TEMPLATES_LAYER := .aws-sam/email-templates-layer
+
+.PHONY: templates-check templates-preview templates-layer
+templates-check: ## check the email template folder EMAIL_TEMPLATES (default: the built-in one): every template renders with its sample.json, dispatcher.yaml's senders and grants hold; each problem with its file and line
+	$(GO) run ./cmd/dispatcher-templates check $(EMAIL_TEMPLATES)
+
+templates-preview: ## render template NAME of EMAIL_TEMPLATES with its sample.json into .local/preview/NAME/ (subject.txt, body.txt, body.html)
+	@test -n "$(NAME)" || { echo "usage: make templates-preview NAME=<template> [EMAIL_TEMPLATES=dir]"; exit 1; }
+	$(GO) run ./cmd/dispatcher-templates preview -dir $(EMAIL_TEMPLATES) -out .local/preview/$(NAME) $(NAME)
+
+templates-layer: templates-check ## stage EMAIL_TEMPLATES, checked, as the template layer's content (.aws-sam/email-templates-layer/dispatcher-templates)
+	@rm -rf $(TEMPLATES_LAYER)
+	@mkdir -p $(TEMPLATES_LAYER)
+	cp -R $(EMAIL_TEMPLATES)/. $(TEMPLATES_LAYER)/dispatcher-templates
+
+sam-build: py-tools templates-layer ## `sam build` of the five functions through this Makefile (linux/arm64), and the template layer from EMAIL_TEMPLATES, into .aws-sam/
 	$(VENV)/bin/sam build --build-in-source --template-file infra/template.yaml --build-dir .aws-sam/build --region us-east-1 >/dev/null
 	@ls -l .aws-sam/build/*/bootstrap | awk '{print "  " $$5 "\t" $$9}'
 
@@ -220,11 +238,11 @@ local-tool: ## build cmd/dispatcher-local into .local/bin/dispatcher-local
 	@mkdir -p $(dir $(LOCAL_TOOL))
 	$(GO) build -o $(LOCAL_TOOL) ./cmd/dispatcher-local
 
-dev: emulators-install local-tool ## the whole flow locally: emulators, resources, API on 127.0.0.1:3000, stream trigger, replay (docs/local.md); Ctrl-C stops it and exits 0
-	$(LOCAL_TOOL) dev
+dev: emulators-install local-tool ## the whole flow locally: emulators, resources, API on 127.0.0.1:3000, stream trigger, replay, a preview of every template of EMAIL_TEMPLATES in the SES page (docs/local.md); Ctrl-C stops it and exits 0
+	$(LOCAL_TOOL) dev -templates $(EMAIL_TEMPLATES)
 
 dev-binary: emulators-install local-tool ## as dev, but the built bootstrap binaries run under the Lambda Runtime Interface Emulator
-	$(LOCAL_TOOL) dev -binary
+	$(LOCAL_TOOL) dev -binary -templates $(EMAIL_TEMPLATES)
 
 ## --- chaos -------------------------------------------------------------------
 .PHONY: chaos

@@ -424,3 +424,58 @@ func TestTheDocumentedUserStackImportsTheExports(t *testing.T) {
 		t.Errorf("the documented stack has %d functions, want 1", fns)
 	}
 }
+
+// Every deployed function has the template layer, and its EMAIL_TEMPLATES_DIR
+// is where Lambda mounts what the Makefile stages: the layer's ContentUri
+// (TEMPLATES_LAYER) holds one folder, which /opt/<folder> names.
+func TestEveryFunctionReadsItsTemplatesFromTheTemplateLayer(t *testing.T) {
+	tmpl := load(t)
+	layer, ok := tmpl.Resources["EmailTemplatesLayer"]
+	if !ok || layer.Type != "AWS::Serverless::LayerVersion" {
+		t.Fatal("no EmailTemplatesLayer (AWS::Serverless::LayerVersion)")
+	}
+	uri, _ := layer.Properties["ContentUri"].(string)
+	mk, err := os.ReadFile("../Makefile")
+	if err != nil {
+		t.Fatal(err)
+	}
+	staged := regexp.MustCompile(`(?m)^TEMPLATES_LAYER\s*:=\s*(\S+)$`).FindSubmatch(mk)
+	if staged == nil || filepath.Clean(filepath.Join("..", string(staged[1]))) != filepath.Clean(uri) {
+		t.Fatalf("the Makefile stages the layer in %q, the template's ContentUri is %q (relative to infra/)", staged, uri)
+	}
+	copyTo := regexp.MustCompile(`cp -R \$\(EMAIL_TEMPLATES\)/\. \$\(TEMPLATES_LAYER\)/(\S+)`).FindSubmatch(mk)
+	if copyTo == nil {
+		t.Fatal("the Makefile does not copy EMAIL_TEMPLATES into the layer's staging folder")
+	}
+	mount := "/opt/" + string(copyTo[1])
+	for name, cf := range transformed(t) {
+		var layerID string
+		for id, r := range resources(cf) {
+			if r["Type"] == "AWS::Lambda::LayerVersion" && strings.HasPrefix(id, "EmailTemplatesLayer") {
+				layerID = id
+			}
+		}
+		if layerID == "" {
+			t.Fatalf("%s: no AWS::Lambda::LayerVersion from EmailTemplatesLayer", name)
+		}
+		n := 0
+		for id, r := range resources(cf) {
+			if r["Type"] != "AWS::Lambda::Function" {
+				continue
+			}
+			n++
+			p := propsOf(r)
+			if got := fmt.Sprint(p["Layers"]); got != fmt.Sprintf("[map[Ref:%s]]", layerID) {
+				t.Errorf("%s: %s layers %s, want the template layer %s", name, id, got, layerID)
+			}
+			env, _ := p["Environment"].(map[string]any)
+			vars, _ := env["Variables"].(map[string]any)
+			if vars["EMAIL_TEMPLATES_DIR"] != mount {
+				t.Errorf("%s: %s EMAIL_TEMPLATES_DIR = %v, want %s", name, id, vars["EMAIL_TEMPLATES_DIR"], mount)
+			}
+		}
+		if n != 5 {
+			t.Errorf("%s: %d functions, want 5", name, n)
+		}
+	}
+}

@@ -69,6 +69,8 @@ def main(argv):
         for res in tmpl.get("Resources", {}).values():
             if res.get("Type") == "AWS::Serverless::Function":
                 res["Properties"]["CodeUri"] = "s3://dispatcher-artifacts/bootstrap.zip"
+            if res.get("Type") == "AWS::Serverless::LayerVersion":
+                res["Properties"]["ContentUri"] = "s3://dispatcher-artifacts/layer.zip"
         given = dict(params)
         # Parameters without a default must be given; these are the
         # template's optional secrets sources, left empty.

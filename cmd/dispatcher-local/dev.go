@@ -35,6 +35,7 @@ type devOptions struct {
 	poll      time.Duration
 	binary    bool
 	schedules bool
+	templates string // the template folder ("" : the built-in one)
 	ports     map[emulator.Name]int
 }
 
@@ -51,6 +52,7 @@ func devCmd(ctx context.Context, args []string) error {
 	fs.DurationVar(&o.poll, "poll", runner.DefaultPollInterval, "stream poll interval per shard")
 	fs.BoolVar(&o.binary, "binary", false, "run the built bootstrap binaries under the Lambda Runtime Interface Emulator instead of in-process")
 	fs.BoolVar(&o.schedules, "schedules", true, "run the template's rate() schedules (the sweeper)")
+	fs.StringVar(&o.templates, "templates", os.Getenv("EMAIL_TEMPLATES"), "the email template folder the functions load, as the template layer deploys it (env EMAIL_TEMPLATES; default: the built-in one)")
 	ports := map[emulator.Name]*int{}
 	for _, p := range emulatorPorts {
 		def, err := portFromEnv(p.env, p.def)
@@ -140,7 +142,7 @@ func dev(ctx context.Context, o devOptions) error {
 	if err != nil {
 		return err
 	}
-	stack, err := provision.Apply(ctx, cfg, provision.Options{TemplatePath: filepath.Join(root, "infra", "template.yaml"), StackName: o.stack})
+	stack, err := provision.Apply(ctx, cfg, provision.Options{TemplatePath: filepath.Join(root, "infra", "template.yaml"), StackName: o.stack, EmailTemplates: o.templates})
 	if err != nil {
 		return fmt.Errorf("provision infra/template.yaml: %w", err)
 	}
@@ -180,7 +182,12 @@ func dev(ctx context.Context, o devOptions) error {
 		return err
 	}
 	defer r.Close()
-	printBanner(os.Stdout, banner{runner: r, stack: stack, where: where, secret: extra["WEBHOOK_SECRETS"], mode: mode, took: time.Since(started), self: selfCommand(root), warnings: warnings})
+	// Each template once, with its sample data, on the SES page.
+	previews, err := runner.SendPreviews(ctx, cfg, stack)
+	if err != nil {
+		warnings = append(warnings, "template previews not sent: "+err.Error())
+	}
+	printBanner(os.Stdout, banner{runner: r, stack: stack, where: where, secret: extra["WEBHOOK_SECRETS"], mode: mode, took: time.Since(started), self: selfCommand(root), warnings: warnings, previews: previews})
 	<-ctx.Done()
 	fmt.Println("\nstopping...")
 	return nil
@@ -237,6 +244,7 @@ type banner struct {
 	took     time.Duration
 	self     string   // how to run this tool from any shell
 	warnings []string // the emulators' warnings (DynamoDB Local not on loopback)
+	previews runner.Previews
 }
 
 // The banner's commands: every line that starts with exactly bannerIndent
@@ -275,6 +283,11 @@ func printBanner(w io.Writer, b banner) {
 		} else {
 			p("  emulator logs: %s", b.where.logDir)
 		}
+	}
+	if len(b.previews.Templates) > 0 {
+		p("Email templates from %s: a preview of each (%s), rendered with its sample.json, sent to %s",
+			b.previews.Folder, strings.Join(b.previews.Templates, ", "), runner.PreviewAddress)
+		p("  with the subject prefixed %q: on the SES page above (make templates-check EMAIL_TEMPLATES=dir checks a folder)", strings.TrimSpace(runner.PreviewPrefix))
 	}
 	for _, warn := range b.warnings {
 		p("WARN: %s", warn)
@@ -421,7 +434,7 @@ func replayOnce(ctx context.Context, stackName, reqBody string) error {
 	if err != nil {
 		return err
 	}
-	stack, err := provision.Apply(ctx, cfg, provision.Options{TemplatePath: filepath.Join(root, "infra", "template.yaml"), StackName: stackName})
+	stack, err := provision.Apply(ctx, cfg, provision.Options{TemplatePath: filepath.Join(root, "infra", "template.yaml"), StackName: stackName, EmailTemplates: os.Getenv("EMAIL_TEMPLATES")})
 	if err != nil {
 		return err
 	}

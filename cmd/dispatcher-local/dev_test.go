@@ -19,6 +19,8 @@ import (
 	"unsafe"
 
 	"github.com/dispatcher-dev/dispatcher/internal/local/emulator"
+	"github.com/dispatcher-dev/dispatcher/internal/local/runner"
+	"github.com/dispatcher-dev/dispatcher/internal/testkit/templatedir"
 )
 
 func repoRoot(t *testing.T) string {
@@ -161,9 +163,12 @@ func TestBannerCommandsRunAsPrinted(t *testing.T) {
 	requireTools(t, "bash", "curl", "openssl", "base64", "od")
 	bin := buildTool(t)
 	env, _ := devPorts(t)
+	// A user's template folder (EMAIL_TEMPLATES, as `make dev EMAIL_TEMPLATES=dir`
+	// passes it): the banner says a preview of each template went to the SES page.
+	templates := templatedir.Write(t, templatedir.User(t))
 	cmd := exec.Command(bin, "dev")
 	cmd.Dir = repoRoot(t)
-	cmd.Env = append(os.Environ(), env...)
+	cmd.Env = append(append(os.Environ(), env...), "EMAIL_TEMPLATES="+templates)
 	out, err := cmd.StdoutPipe()
 	if err != nil {
 		t.Fatal(err)
@@ -179,6 +184,9 @@ func TestBannerCommandsRunAsPrinted(t *testing.T) {
 		}
 	}()
 	banner := readBanner(t, out, 3*time.Minute)
+	if !strings.Contains(banner, "Email templates from "+templates) || !strings.Contains(banner, templatedir.UserTemplate) || !strings.Contains(banner, runner.PreviewAddress) {
+		t.Errorf("the banner does not say the previews of %s went to %s:\n%s", templates, runner.PreviewAddress, banner)
+	}
 	blocks := bannerCommands(banner)
 	if len(blocks) < 5 {
 		t.Fatalf("found %d command blocks in the banner, want at least 5:\n%s", len(blocks), banner)

@@ -53,6 +53,9 @@ type Service struct {
 	tmpl  Renderer
 	now   func() time.Time
 	modes map[string]dispatch.Mode
+	// grants bounds what Dispatch may send; nil: the built-in template
+	// folder's (emails.Builtin).
+	grants dispatch.Grants
 }
 
 // New returns a Service; every aggregate type runs in its registry mode
@@ -66,6 +69,28 @@ func New(store Store, tmpl Renderer) *Service {
 func (s *Service) WithModes(modes map[string]dispatch.Mode) *Service {
 	s.modes = modes
 	return s
+}
+
+// WithGrants sets which templates and event types each command type whose
+// caller chooses them (Dispatch) may send: the deployment's template
+// folder's dispatcher.yaml (emails.Dir.Grants).
+func (s *Service) WithGrants(g dispatch.Grants) *Service {
+	s.grants = g
+	return s
+}
+
+// checkGrants refuses a decision that sends what its command type was not
+// granted.
+func (s *Service) checkGrants(commandType string, d dispatch.Decision) error {
+	g := s.grants
+	if g == nil {
+		b, err := emails.Builtin()
+		if err != nil {
+			return dispatch.E("command.checkGrants", dispatch.Internal, "", err)
+		}
+		g = b.Grants
+	}
+	return g.Check(commandType, d)
 }
 
 // modeOf returns the mode of the aggregate a command type changes.
@@ -285,6 +310,9 @@ func (s *Service) prepare(env dispatch.Envelope, cmd dispatch.Command, cur dispa
 	now := s.now().UTC()
 	d, err := cmd.Decide(cur, now)
 	if err != nil {
+		return dispatch.Commit{}, err
+	}
+	if err := s.checkGrants(env.Type, d); err != nil {
 		return dispatch.Commit{}, err
 	}
 	version := cur.Version + 1

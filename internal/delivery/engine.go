@@ -51,7 +51,8 @@ type Mailer interface {
 type Config struct {
 	EventsQueueURL   string
 	DLQURL           string
-	Sender           string
+	Sender           string           // SENDER_ADDRESS: the From of a template Senders gives no sender
+	Senders          dispatch.Senders // each template's sender (the template folder's dispatcher.yaml)
 	ConfigurationSet string
 	Source           string        // CloudEvents source; default "dispatcher"
 	Workers          int           // concurrent calls (sends, claims, marks); default 16
@@ -626,12 +627,13 @@ func (r *run) claimEmail(ctx context.Context, l *lane, it dispatch.OutboxItem) (
 	return now.Add(e.cfg.Lease), true
 }
 
-// email is what SES is given for an email item: the rendered email, the
-// configured sender, and the ids a recipient drops duplicates and checks
+// email is what SES is given for an email item: the rendered email, its
+// template's sender, and the ids a recipient drops duplicates and checks
 // order by.
 func (e *Engine) email(it dispatch.OutboxItem, p dispatch.EmailPayload) dispatch.OutgoingEmail {
+	from := e.cfg.Senders.For(p.Template, e.cfg.Sender)
 	return dispatch.OutgoingEmail{
-		From: e.cfg.Sender, ConfigurationSet: e.cfg.ConfigurationSet, To: p.To,
+		From: from.From, ReplyTo: from.ReplyTo, ConfigurationSet: e.cfg.ConfigurationSet, To: p.To,
 		Subject: p.Subject, Text: p.Text, HTML: p.HTML,
 		Headers: map[string]string{"X-Dispatcher-Event-Id": it.EventID, "X-Dispatcher-Aggregate-Version": fmt.Sprint(it.Version)},
 		Tags:    map[string]string{"dispatcher-event-id": it.EventID, "dispatcher-template": p.Template},

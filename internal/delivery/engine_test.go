@@ -440,3 +440,31 @@ func TestEngineRules(t *testing.T) {
 		}
 	})
 }
+
+// Each email goes from its template's sender (the template folder's
+// dispatcher.yaml); a template with none goes from SENDER_ADDRESS.
+func TestEmailsGoFromTheirTemplatesSender(t *testing.T) {
+	shop := dispatch.Sender{From: `"Shop" <orders@shop.example>`, ReplyTo: []string{"help@shop.example"}}
+	news := dispatch.Sender{From: "news@shop.example"}
+	tests := []struct {
+		name     string
+		senders  dispatch.Senders
+		template string
+		want     dispatch.Sender
+	}{
+		{"a template with a sender goes from it, with its Reply-To", dispatch.Senders{ByTemplate: map[string]dispatch.Sender{"order-confirmation": shop}}, "order-confirmation", shop},
+		{"a template without one goes from SENDER_ADDRESS", dispatch.Senders{ByTemplate: map[string]dispatch.Sender{"order-confirmation": shop}}, "notification", dispatch.Sender{From: "s@example.com"}},
+		{"a template without one goes from the default sender when there is one", dispatch.Senders{ByTemplate: map[string]dispatch.Sender{"order-confirmation": shop}, Default: &news}, "notification", news},
+		{"no configuration: SENDER_ADDRESS, as before", dispatch.Senders{}, "order-confirmation", dispatch.Sender{From: "s@example.com"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			e, _, _ := setup()
+			e.cfg.Senders = tt.senders
+			got := e.email(dispatch.OutboxItem{EventID: "e1", Version: 1}, dispatch.EmailPayload{To: []string{"ada@example.com"}, Template: tt.template, Subject: "s", Text: "x"})
+			if got.From != tt.want.From || !slices.Equal(got.ReplyTo, tt.want.ReplyTo) {
+				t.Errorf("from %q reply-to %q, want %q %q", got.From, got.ReplyTo, tt.want.From, tt.want.ReplyTo)
+			}
+		})
+	}
+}

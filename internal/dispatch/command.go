@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"reflect"
+	"slices"
 	"sort"
 	"strings"
 	"time"
@@ -89,30 +90,25 @@ var modes = map[string]Mode{
 	AccountType: ModeOutbox,
 }
 
-// templates lists the email templates each command type may send. A
-// Dispatch caller chooses the recipients and the data, so it gets only the
-// templates written for that; the account templates speak for the bank
-// about money and belong to the account commands. A template in no list
-// cannot be sent (a test in internal/emails checks both directions).
+// templates lists the email templates of the command types that send
+// templates of their own: the account templates speak for the bank about
+// money and belong to the account commands. A command type not listed here
+// lets its caller choose (Dispatch): what it may send is configuration, the
+// deployment's Grants (grants.go), read from its template folder.
 var templates = map[string][]string{
 	"OpenAccount":   {TemplateAccountWelcome},
 	"DepositFunds":  {TemplateDepositReceipt},
 	"WithdrawFunds": {TemplateWithdrawalReceipt},
-	"Dispatch":      {"notification"},
 }
 
-// TemplatesFor returns the email templates a command type may send.
+// TemplatesFor returns the email templates a command type sends of its
+// own (none for a command type whose caller chooses, CallerChoosesEffects).
 func TemplatesFor(commandType string) []string {
 	return append([]string(nil), templates[commandType]...)
 }
 
 func templateAllowed(commandType, name string) bool {
-	for _, t := range templates[commandType] {
-		if t == name {
-			return true
-		}
-	}
-	return false
+	return slices.Contains(templates[commandType], name)
 }
 
 // CommandTypes lists the known command types, sorted.

@@ -2,7 +2,6 @@ package dispatch
 
 import (
 	"fmt"
-	"strings"
 	"time"
 )
 
@@ -96,12 +95,6 @@ func (c *Dispatch) Validate() []FieldError {
 func (c *Dispatch) Decide(cur Aggregate, _ time.Time) (Decision, error) {
 	if cur.Exists() && cur.Type != c.AggregateType {
 		return Decision{}, UnprocessableField("data.aggregateType", "the aggregate is a %s", cur.Type)
-	}
-	for i, e := range c.Emails {
-		if !templateAllowed("Dispatch", e.Template) {
-			return Decision{}, UnprocessableField(fmt.Sprintf("data.emails[%d].template", i),
-				"template %q is not one Dispatch may send; it may send: %s", e.Template, strings.Join(templates["Dispatch"], ", "))
-		}
 	}
 	data := MergePatch(cur.Data, c.State)
 	d := Decision{AggregateType: c.AggregateType, Data: data}

@@ -36,24 +36,6 @@ func TestDispatchDecide(t *testing.T) {
 			cur: `{"a":"x"}`, curType: "Invoice", version: 2, wantErr: "refused: data.aggregateType: the aggregate is a Invoice",
 		},
 		{
-			name: "refuses a bank receipt template, naming it", cmd: Dispatch{AggregateType: "Order", Emails: []DispatchEmail{
-				{To: []string{"ada@example.com"}, Template: "notification"},
-				{To: []string{"eve@example.com"}, Template: TemplateDepositReceipt},
-			}},
-			cur: `null`, version: 0,
-			wantErr: `refused: data.emails[1].template: template "deposit-receipt" is not one Dispatch may send; it may send: notification`,
-		},
-		{
-			name: "refuses the welcome template", cmd: Dispatch{AggregateType: "Order", Emails: []DispatchEmail{{To: []string{"eve@example.com"}, Template: TemplateAccountWelcome}}},
-			cur: `{"a":1}`, curType: "Order", version: 1,
-			wantErr: `refused: data.emails[0].template: template "account-welcome" is not one Dispatch may send; it may send: notification`,
-		},
-		{
-			name: "refuses a template that does not exist", cmd: Dispatch{AggregateType: "Order", Emails: []DispatchEmail{{To: []string{"eve@example.com"}, Template: "no-such-template"}}},
-			cur: `null`, version: 0,
-			wantErr: `refused: data.emails[0].template: template "no-such-template" is not one Dispatch may send; it may send: notification`,
-		},
-		{
 			name: "creates a new aggregate from the patch without its nulls", cmd: Dispatch{AggregateType: "Order", State: object(t, `{"status":"new","total":9007199254740993,"gone":null}`)},
 			cur: `null`, version: 0,
 			want: Decision{AggregateType: "Order", Data: object(t, `{"status":"new","total":9007199254740993}`)},

@@ -19,10 +19,36 @@ func IsFIFOQueue(queueURL string) bool { return strings.HasSuffix(queueURL, ".fi
 // OutgoingEmail is one email as the delivery engine builds it and the mail
 // adapter sends it.
 type OutgoingEmail struct {
-	From                string
-	ConfigurationSet    string // "" = none
+	From                string   // an address, or "Name <address>" (RFC 2047-encoded name)
+	ReplyTo             []string // Reply-To addresses; none: replies go to From
+	ConfigurationSet    string   // "" = none
 	To                  []string
 	Subject, Text, HTML string
 	Headers             map[string]string // e.g. "X-Dispatcher-Event-Id"
 	Tags                map[string]string // message tags (name/value [A-Za-z0-9_-])
+}
+
+// Sender is who an email is from, as the mail adapter is given it.
+type Sender struct {
+	From    string   // an address, or "Name <address>" (RFC 2047-encoded name)
+	ReplyTo []string // none: replies go to From
+}
+
+// Senders chooses an email's sender by its template: the deployment's
+// template folder (dispatcher.yaml) says which sender sends which template.
+type Senders struct {
+	ByTemplate map[string]Sender
+	Default    *Sender // templates not in ByTemplate; nil: the fallback
+}
+
+// For returns the sender of a template's emails; from the fallback address
+// (the stack's SENDER_ADDRESS) when the configuration names none.
+func (s Senders) For(template, fallback string) Sender {
+	if x, ok := s.ByTemplate[template]; ok {
+		return x
+	}
+	if s.Default != nil {
+		return *s.Default
+	}
+	return Sender{From: fallback}
 }

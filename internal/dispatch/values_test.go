@@ -179,7 +179,7 @@ func TestTemplatesFor(t *testing.T) {
 		cmdType string
 		want    []string
 	}{
-		{"gives Dispatch only the notification template", "Dispatch", []string{"notification"}},
+		{"gives Dispatch none of its own: its grant is configuration", "Dispatch", nil},
 		{"gives OpenAccount its welcome", "OpenAccount", []string{TemplateAccountWelcome}},
 		{"gives DepositFunds its receipt", "DepositFunds", []string{TemplateDepositReceipt}},
 		{"gives WithdrawFunds its receipt", "WithdrawFunds", []string{TemplateWithdrawalReceipt}},

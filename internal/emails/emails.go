@@ -2,7 +2,6 @@ package emails
 
 import (
 	"embed"
-	"fmt"
 	"io/fs"
 	"sync"
 
@@ -39,26 +38,41 @@ func LoadFS(fsys fs.FS) (*Set, error) { return emailtemplate.LoadFS(fsys) }
 //go:embed templates
 var embedded embed.FS
 
-var loadEmbedded = sync.OnceValues(func() (*Set, error) {
-	sub, err := fs.Sub(embedded, "templates")
-	if err != nil {
-		return nil, fmt.Errorf("emails: embedded templates: %w", err)
-	}
-	return LoadFS(sub)
-})
+// BuiltinPath is the built-in template folder in the repository: the
+// default of `make templates-check` and of the template layer.
+const BuiltinPath = "internal/emails/templates"
 
-// Load returns the templates embedded in the binary. They are parsed once
-// and the same Set is returned on every call; an error means a shipped
-// template is broken, which the package tests catch before a deploy.
-func Load() (*Set, error) {
-	return loadEmbedded()
+// BuiltinFS is the built-in folder's files.
+func BuiltinFS() fs.FS {
+	sub, err := fs.Sub(embedded, "templates")
+	if err != nil { // "templates" is a valid path: never
+		return embedded
+	}
+	return sub
 }
 
-// Embedded renders the embedded templates, parsing them at its first
-// Render rather than at cold start (0.3 ms of the command function's init,
-// GODEBUG=inittrace=1 and bench/coldstart): most commands send no email
-// from a fresh instance's first request, and a broken template, which the
-// package tests catch before a deploy, still fails every render.
+var loadBuiltin = sync.OnceValues(func() (*Dir, error) {
+	return LoadDirFS(BuiltinFS(), BuiltinPath)
+})
+
+// Builtin returns the template folder embedded in the binary (BuiltinPath),
+// checked as any folder is. It is read once; an error means a shipped
+// template is broken, which the package tests catch before a deploy.
+func Builtin() (*Dir, error) {
+	return loadBuiltin()
+}
+
+// Load returns the built-in templates (Builtin's Set).
+func Load() (*Set, error) {
+	d, err := Builtin()
+	if err != nil {
+		return nil, err
+	}
+	return d.Set, nil
+}
+
+// Embedded renders the built-in templates, reading them at its first
+// Render: for a service built without a template folder (tests, tools).
 type Embedded struct{}
 
 // Render implements the command service's Renderer.

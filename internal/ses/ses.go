@@ -46,7 +46,8 @@ func (c *Client) Send(ctx context.Context, e Email) (messageID string, err error
 			Body:    body,
 			Headers: headers(e.Headers),
 		}},
-		EmailTags: tags(e.Tags),
+		EmailTags:        tags(e.Tags),
+		ReplyToAddresses: e.ReplyTo,
 	}
 	if e.ConfigurationSet != "" {
 		in.ConfigurationSetName = aws.String(e.ConfigurationSet)

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"net/mail"
 	"strings"
 	"sync"
 	"testing"
@@ -17,6 +18,7 @@ import (
 	"github.com/aws/smithy-go"
 
 	"github.com/dispatcher-dev/dispatcher/internal/dispatch"
+	"github.com/dispatcher-dev/dispatcher/internal/emails"
 	"github.com/dispatcher-dev/dispatcher/internal/ses"
 	"github.com/dispatcher-dev/dispatcher/internal/testkit/faults"
 	"github.com/dispatcher-dev/dispatcher/internal/testkit/testenv"
@@ -130,6 +132,37 @@ func TestSendDelivers(t *testing.T) {
 				}
 				if got.Body.Text != e.Text {
 					t.Errorf("text = %q, want %q", got.Body.Text, e.Text)
+				}
+			},
+		},
+		{
+			name: "a sender's display name and Reply-To reach the store",
+			edit: func(e *ses.Email) {
+				w := emails.Sender{Name: "Dispatcher Tests", Address: e.From, ReplyTo: []string{"help@example.com", "Desk <desk@example.com>"}}.Wire()
+				e.From, e.ReplyTo = w.From, w.ReplyTo
+			},
+			check: func(t *testing.T, e ses.Email, got testenv.SentEmail) {
+				a, err := mail.ParseAddress(got.From)
+				if err != nil || a.Name != "Dispatcher Tests" || got.From != e.From {
+					t.Errorf("from %q (%+v, %v), want %q", got.From, a, err, e.From)
+				}
+				if testenv.Skip(t, testenv.MotoKeepsNoReplyTo) {
+					return
+				}
+				if fmt.Sprint(got.ReplyTo) != fmt.Sprint(e.ReplyTo) {
+					t.Errorf("reply-to %q, want %q", got.ReplyTo, e.ReplyTo)
+				}
+			},
+		},
+		{
+			name: "a display name that is not ASCII goes as an encoded word and reads back",
+			edit: func(e *ses.Email) {
+				e.From = emails.Sender{Name: "Bäckerei Müller ✓", Address: e.From}.Wire().From
+			},
+			check: func(t *testing.T, e ses.Email, got testenv.SentEmail) {
+				a, err := mail.ParseAddress(got.From)
+				if err != nil || a.Name != "Bäckerei Müller ✓" || !strings.HasPrefix(got.From, "=?utf-8?") {
+					t.Errorf("from %q (%+v, %v), want the encoded name", got.From, a, err)
 				}
 			},
 		},

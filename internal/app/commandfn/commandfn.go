@@ -61,7 +61,10 @@ type config struct {
 	// CommandsQueue (COMMANDS_QUEUE_URL) instead of applied; none: off.
 	ListenToYourself []string
 	CommandsQueueURL string
-	getenv           func(string) string
+	// Templates (EMAIL_TEMPLATES_DIR, the template layer): the templates it
+	// renders and what Dispatch may send; unset, the built-in folder.
+	Templates *emails.Dir
+	getenv    func(string) string
 }
 
 // loadConfig reads and checks the command function's environment.
@@ -96,7 +99,13 @@ func loadConfig(getenv func(string) string) (config, error) {
 	}
 	c.Shards = r.Int("UNDELIVERED_INDEX_SHARDS", env.DefaultIndexShards, env.IndexShards)
 	c.LogLevel = r.LogLevel()
-	return c, r.Err("command configuration")
+	if err := r.Err("command configuration"); err != nil {
+		return c, err
+	}
+	// Checked whole at cold start: a broken folder stops the init, naming
+	// the file and line, instead of failing the first email with a 500.
+	c.Templates, err = emails.FromEnv(getenv)
+	return c, err
 }
 
 // newHandler builds the command function's handler.
@@ -111,9 +120,8 @@ func newHandler(ctx context.Context, cfg aws.Config, c config) (*apigw.Handler, 
 		}
 		verifier = v
 	}
-	// The templates are parsed at the first email, off the init path.
 	store := dynamo.New(dynamodb.NewFromConfig(cfg), c.TableName, c.Shards)
-	svc := command.New(store, emails.Embedded{}).WithModes(c.Modes)
+	svc := command.New(store, c.Templates).WithGrants(c.Templates.Grants).WithModes(c.Modes)
 	if len(c.ListenToYourself) > 0 {
 		q := commandqueue.New(signed.New(cfg), c.CommandsQueueURL)
 		return apigw.New(command.NewListener(svc, q, c.ListenToYourself), store, verifier, log, metrics), nil

@@ -5,7 +5,9 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"net/http"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"sync"
@@ -16,7 +18,9 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 
 	"github.com/dispatcher-dev/dispatcher/internal/dispatch"
+	"github.com/dispatcher-dev/dispatcher/internal/emails"
 	"github.com/dispatcher-dev/dispatcher/internal/obs"
+	"github.com/dispatcher-dev/dispatcher/internal/testkit/templatedir"
 	"github.com/dispatcher-dev/dispatcher/internal/webhook"
 )
 
@@ -247,5 +251,23 @@ func TestAFailedRefreshIsLoggedAndCounted(t *testing.T) {
 	}
 	if strings.Contains(logs.String(), secret) {
 		t.Error("the log holds the secret")
+	}
+}
+
+// The command function's cold start reads EMAIL_TEMPLATES_DIR (unset: the
+// built-in folder), and a broken folder stops it naming the file and line.
+func TestLoadConfigReadsTheTemplateFolder(t *testing.T) {
+	c, err := loadConfig(envOf(map[string]string{"TABLE_NAME": "t"}))
+	if err != nil || c.Templates.Path != emails.BuiltinPath {
+		t.Fatalf("loadConfig = %+v, %v; want the built-in templates", c.Templates, err)
+	}
+	c, err = loadConfig(envOf(map[string]string{"TABLE_NAME": "t", "EMAIL_TEMPLATES_DIR": templatedir.Write(t, templatedir.User(t))}))
+	if err != nil || !c.Templates.Grants["Dispatch"].AllowsTemplate(templatedir.UserTemplate) {
+		t.Fatalf("loadConfig = %+v, %v; want the user's folder", c.Templates, err)
+	}
+	dir := templatedir.Write(t, templatedir.Broken(t))
+	_, err = Build(context.Background(), aws.Config{Region: "us-east-1"}, envOf(map[string]string{"TABLE_NAME": "t", "API_AUTH": "iam", "EMAIL_TEMPLATES_DIR": dir}))
+	if want := fmt.Sprintf("%s:%d: ", filepath.Join(dir, templatedir.BrokenFile), templatedir.BrokenLine); err == nil || !strings.Contains(err.Error(), want) {
+		t.Fatalf("Build = %v, want it to name %s", err, want)
 	}
 }

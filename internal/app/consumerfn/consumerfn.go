@@ -22,8 +22,8 @@ import (
 )
 
 // Build reads the consumer's environment through getenv (TABLE_NAME,
-// UNDELIVERED_INDEX_SHARDS, AGGREGATE_MODES, LOG_LEVEL: the command
-// function's, so both apply commands alike) and builds its handler on cfg's
+// UNDELIVERED_INDEX_SHARDS, AGGREGATE_MODES, LOG_LEVEL, EMAIL_TEMPLATES_DIR:
+// the command function's, so both apply commands alike) and builds its handler on cfg's
 // clients.
 func Build(ctx context.Context, cfg aws.Config, getenv func(string) string) (*commandqueue.Consumer, error) {
 	r := env.New(getenv)
@@ -37,9 +37,13 @@ func Build(ctx context.Context, cfg aws.Config, getenv func(string) string) (*co
 	if err := r.Err("command consumer configuration"); err != nil {
 		return nil, err
 	}
+	templates, err := emails.FromEnv(getenv)
+	if err != nil {
+		return nil, err
+	}
 	log := obs.NewLogger(os.Stderr, level).With(slog.String("function", "command-consumer"))
 	metrics := obs.NewMetrics(os.Stdout, "Dispatcher")
 	store := dynamo.New(dynamodb.NewFromConfig(cfg), table, shards)
-	svc := command.New(store, emails.Embedded{}).WithModes(modes)
+	svc := command.New(store, templates).WithGrants(templates.Grants).WithModes(modes)
 	return commandqueue.NewConsumer(svc, log, metrics), nil
 }

@@ -19,6 +19,7 @@ import (
 	"github.com/dispatcher-dev/dispatcher/internal/delivery"
 	"github.com/dispatcher-dev/dispatcher/internal/dispatch"
 	"github.com/dispatcher-dev/dispatcher/internal/dynamo"
+	"github.com/dispatcher-dev/dispatcher/internal/emails"
 	"github.com/dispatcher-dev/dispatcher/internal/obs"
 	"github.com/dispatcher-dev/dispatcher/internal/relay"
 	"github.com/dispatcher-dev/dispatcher/internal/ses"
@@ -94,7 +95,17 @@ func LoadConfig(getenv func(string) string) (Config, error) {
 	rate := r.Float("SES_ACCOUNT_SEND_RATE", defaultAccountSendRate, minAccountSendRate, maxAccountSendRate)
 	d.EmailRate = rate / float64(r.Int("RELAY_EXPECTED_CONCURRENCY", 1, concurrencyRange))
 	c.LogLevel = r.LogLevel()
-	return c, r.Err("delivery configuration")
+	if err := r.Err("delivery configuration"); err != nil {
+		return c, err
+	}
+	// Each template's sender: the template folder, checked whole, so that a
+	// broken one stops the cold start rather than the first email.
+	dir, err := emails.FromEnv(getenv)
+	if err != nil {
+		return c, err
+	}
+	d.Senders = dir.WireSenders()
+	return c, nil
 }
 
 // NewEngine builds the delivery engine and its store. The SQS and

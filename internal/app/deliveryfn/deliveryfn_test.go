@@ -2,12 +2,16 @@ package deliveryfn
 
 import (
 	"context"
+	"fmt"
 	"maps"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
+
+	"github.com/dispatcher-dev/dispatcher/internal/testkit/templatedir"
 )
 
 func envOf(m map[string]string) func(string) string { return func(k string) string { return m[k] } }
@@ -97,5 +101,29 @@ func TestBuild(t *testing.T) {
 	_, err := Build(context.Background(), cfg, envOf(with("RELAY_WORKERS", "1.5")))
 	if err == nil || !strings.Contains(err.Error(), "RELAY_WORKERS") {
 		t.Fatalf("err = %v, want it to name RELAY_WORKERS", err)
+	}
+}
+
+// The relay's cold start reads EMAIL_TEMPLATES_DIR: each template's sender
+// comes from it, and a broken folder stops the init naming the file and line.
+func TestLoadConfigReadsTheTemplateFolder(t *testing.T) {
+	c, err := LoadConfig(envOf(base))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := c.Delivery.Senders.For("notification", "no-reply@example.com"); got.From != "no-reply@example.com" {
+		t.Errorf("built-in sender = %+v, want SENDER_ADDRESS", got)
+	}
+	c, err = LoadConfig(envOf(with("EMAIL_TEMPLATES_DIR", templatedir.Write(t, templatedir.User(t)))))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := c.Delivery.Senders.For(templatedir.UserTemplate, "no-reply@example.com"); got.From != `"Shop" <orders@shop.example>` {
+		t.Errorf("the user's sender = %+v", got)
+	}
+	dir := templatedir.Write(t, templatedir.Broken(t))
+	_, err = Build(context.Background(), aws.Config{Region: "us-east-1"}, envOf(with("EMAIL_TEMPLATES_DIR", dir)))
+	if want := fmt.Sprintf("%s:%d: ", filepath.Join(dir, templatedir.BrokenFile), templatedir.BrokenLine); err == nil || !strings.Contains(err.Error(), want) {
+		t.Fatalf("Build = %v, want it to name %s", err, want)
 	}
 }

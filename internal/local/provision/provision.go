@@ -10,6 +10,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"path/filepath"
 	"regexp"
 	"sort"
 	"strings"
@@ -21,6 +22,7 @@ import (
 	"github.com/aws/smithy-go"
 	smithyhttp "github.com/aws/smithy-go/transport/http"
 
+	"github.com/dispatcher-dev/dispatcher/internal/emails"
 	"github.com/dispatcher-dev/dispatcher/internal/local/cfn"
 )
 
@@ -39,6 +41,11 @@ type Options struct {
 	StackName    string
 	Region       string
 	Parameters   map[string]string
+	// EmailTemplates is the template folder that stands in for the
+	// template layer locally (make EMAIL_TEMPLATES=dir): Lambda mounts the
+	// layer at /opt, so the functions' EMAIL_TEMPLATES_DIR names it here
+	// instead. "": the built-in folder, which the functions carry.
+	EmailTemplates string
 }
 
 // Resource is one provisioned (or deliberately skipped) resource.
@@ -58,6 +65,8 @@ type Stack struct {
 	Template  *cfn.Template
 	Eval      *cfn.Evaluator
 	Resources map[string]*Resource
+	// EmailTemplates is Options.EmailTemplates, absolute.
+	EmailTemplates string
 }
 
 // Ref implements cfn.Resolver.
@@ -138,6 +147,10 @@ func (s *Stack) FunctionEnv(logicalID string) (map[string]string, error) {
 		}
 		out[k] = str
 	}
+	// The template layer's mount: locally, the folder that stands in for it.
+	if _, ok := out[emails.EnvDir]; ok {
+		out[emails.EnvDir] = s.EmailTemplates
+	}
 	return out, nil
 }
 
@@ -167,6 +180,11 @@ func Apply(ctx context.Context, cfg aws.Config, opts Options) (*Stack, error) {
 		return nil, fmt.Errorf("provision: stack name %q must match %s", opts.StackName, stackName)
 	}
 	s := &Stack{Template: t, Resources: map[string]*Resource{}}
+	if opts.EmailTemplates != "" {
+		if s.EmailTemplates, err = filepath.Abs(opts.EmailTemplates); err != nil {
+			return nil, err
+		}
+	}
 	ev, err := t.NewEvaluator(cfn.Stack{Name: opts.StackName, Region: opts.Region, Parameters: opts.Parameters, Resolver: s})
 	if err != nil {
 		return nil, err

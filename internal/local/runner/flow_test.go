@@ -30,6 +30,17 @@ func realFunctions(t *testing.T, s *provision.Stack) map[string]runner.Function 
 // function.
 func realFunctionsWith(t *testing.T, s *provision.Stack, extra map[string]string) map[string]runner.Function {
 	t.Helper()
+	fns, err := coldStart(t, s, extra)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return fns
+}
+
+// coldStart builds the stack's functions in-process, as realFunctionsWith
+// does, and returns what their cold start returned.
+func coldStart(t *testing.T, s *provision.Stack, extra map[string]string) (map[string]runner.Function, error) {
+	t.Helper()
 	env := testenv.Get(t)
 	spec, err := runner.ReadSpec(s)
 	if err != nil {
@@ -43,11 +54,7 @@ func realFunctionsWith(t *testing.T, s *provision.Stack, extra map[string]string
 	for k, v := range extra {
 		vars[k] = v
 	}
-	fns, err := runner.InProcessFunctions(context.Background(), env.AWS, spec, s.Eval.StackName(), dirs, vars)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return fns
+	return runner.InProcessFunctions(context.Background(), env.AWS, spec, s.Eval.StackName(), dirs, vars)
 }
 
 // watched wraps a stream function: it records every record it is given

@@ -39,12 +39,17 @@ var stackSeq atomic.Int32
 // test sees another's records.
 func freshStack(t *testing.T) *provision.Stack {
 	t.Helper()
+	return stackOf(t, "rt", provision.Options{})
+}
+
+// stackOf provisions the template as freshStack does, under a name that
+// starts with prefix, with opts' parameters and template folder.
+func stackOf(t *testing.T, prefix string, opts provision.Options) *provision.Stack {
+	t.Helper()
 	env := testenv.Get(t)
-	name := fmt.Sprintf("rt%d-%d", os.Getpid()%100000, stackSeq.Add(1))
-	s, err := provision.Apply(context.Background(), env.AWS, provision.Options{
-		TemplatePath: filepath.Join(env.Root, "infra", "template.yaml"),
-		StackName:    name,
-	})
+	opts.TemplatePath = filepath.Join(env.Root, "infra", "template.yaml")
+	opts.StackName = fmt.Sprintf("%s%d-%d", prefix, os.Getpid()%100000, stackSeq.Add(1))
+	s, err := provision.Apply(context.Background(), env.AWS, opts)
 	if err != nil {
 		t.Fatal(err)
 	}

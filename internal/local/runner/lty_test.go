@@ -6,8 +6,6 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
-	"os"
-	"path/filepath"
 	"strconv"
 	"strings"
 	"sync/atomic"
@@ -34,17 +32,7 @@ import (
 // ltyStack provisions the template with ListenToYourselfCommands set.
 func ltyStack(t *testing.T, types string) *provision.Stack {
 	t.Helper()
-	env := testenv.Get(t)
-	name := fmt.Sprintf("lty%d-%d", os.Getpid()%100000, stackSeq.Add(1))
-	s, err := provision.Apply(context.Background(), env.AWS, provision.Options{
-		TemplatePath: filepath.Join(env.Root, "infra", "template.yaml"),
-		StackName:    name,
-		Parameters:   map[string]string{"ListenToYourselfCommands": types},
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	return s
+	return stackOf(t, "lty", provision.Options{Parameters: map[string]string{"ListenToYourselfCommands": types}})
 }
 
 // gated holds the consumer's invocations while closed, and can make the

@@ -24,6 +24,8 @@ type Difference struct {
 var (
 	MotoKeepsNoEmailHeaders = Difference{"MotoKeepsNoEmailHeaders", emulator.MotoServer,
 		"moto's SES v2 SendEmail keeps a Simple email's subject, one body (the HTML part if there is one) and the destinations, and drops Content.Simple.Headers and the other body, so a test cannot read an email's X-Dispatcher-* headers or its text part back"}
+	MotoKeepsNoReplyTo = Difference{"MotoKeepsNoReplyTo", emulator.MotoServer,
+		"moto's SES v2 SendEmail keeps the From (display name included) but drops ReplyToAddresses, so a test cannot read an email's Reply-To back"}
 
 	MotoReturnsNoConsumedCapacity = Difference{"MotoReturnsNoConsumedCapacity", emulator.MotoServer,
 		"moto's TransactWriteItems answers ReturnConsumedCapacity=TOTAL with no ConsumedCapacity, so the WCU a commit reports reads 0"}
@@ -34,7 +36,7 @@ var (
 )
 
 // Differences lists them all (docs/local.md names each).
-var Differences = []Difference{MotoKeepsNoEmailHeaders, MotoReturnsNoConsumedCapacity, MotoIgnoresClientRequestToken, MotoAcceptsAnyMessageCharacter}
+var Differences = []Difference{MotoKeepsNoEmailHeaders, MotoKeepsNoReplyTo, MotoReturnsNoConsumedCapacity, MotoIgnoresClientRequestToken, MotoAcceptsAnyMessageCharacter}
 
 // Skip reports whether the backend under test has the difference d, and if
 // so logs that the assertion is skipped and why; the caller then leaves

@@ -188,8 +188,9 @@ func Get(t testing.TB) *Env {
 
 // SentEmail is one message kept by the SES emulator (its /store shape).
 type SentEmail struct {
-	MessageID   string `json:"messageId"`
-	From        string `json:"from"`
+	MessageID   string   `json:"messageId"`
+	From        string   `json:"from"`
+	ReplyTo     []string `json:"replyTo"`
 	Destination struct {
 		To  []string `json:"to"`
 		Cc  []string `json:"cc"`
