@@ -14,6 +14,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/dispatcher-dev/dispatcher/internal/app/deliveryfn"
 	"github.com/dispatcher-dev/dispatcher/internal/commandqueue"
 	"github.com/dispatcher-dev/dispatcher/internal/dynamo"
 	"github.com/dispatcher-dev/dispatcher/internal/local/cfn"
@@ -671,6 +672,161 @@ func TestTheStackExportsWhatAUsersStackImports(t *testing.T) {
 		export, _ := out["Export"].(map[string]any)
 		if name := "prod-" + id; export["Name"] != name {
 			t.Errorf("output %s is exported as %v, want %s (the stack's name, then the output's)", id, export["Name"], name)
+		}
+	}
+}
+
+// senderIdentitySlots is how many identities the ses:SendEmail grant can
+// name: CloudFormation cannot map over a list, so each sending role lists
+// this many slots, and SenderIdentities' AllowedPattern takes at most this
+// many identities.
+const senderIdentitySlots = 5
+
+// sendingFunctions are the functions whose code sends email (the delivery
+// engine): exactly these are granted ses:SendEmail.
+var sendingFunctions = []string{"StreamRelayFunction", "DLQReplayFunction", "StreamRecoveryFunction"}
+
+// sendGrant returns the identities and configuration sets a function's
+// role may ses:SendEmail as.
+func sendGrant(t *testing.T, tmpl *cfn.Template, ev *cfn.Evaluator, fn string) (identities, sets []string) {
+	t.Helper()
+	for _, s := range statements(t, tmpl, ev, fn) {
+		if !slices.Contains(asList(s["Action"]), any("ses:SendEmail")) {
+			continue
+		}
+		for _, r := range asList(s["Resource"]) {
+			res, _ := r.(string)
+			if id, ok := strings.CutPrefix(res, "arn:aws:ses:us-east-1:123456789012:identity/"); ok {
+				if !slices.Contains(identities, id) {
+					identities = append(identities, id)
+				}
+			} else if set, ok := strings.CutPrefix(res, "arn:aws:ses:us-east-1:123456789012:configuration-set/"); ok {
+				sets = append(sets, set)
+			} else {
+				t.Errorf("%s: ses:SendEmail on %q, neither an identity nor a configuration set of this account and region", fn, res)
+			}
+		}
+	}
+	sort.Strings(identities)
+	return identities, sets
+}
+
+// The IAM grant follows the identities actually used: SenderIdentities
+// (a domain, an address, several), or by default SenderAddress's address
+// (a display name is not part of it). It names exactly those identities'
+// ARNs, nothing wider, in every role that sends and in no other; the
+// functions get the same list (SENDER_IDENTITIES), and the relay's cold
+// start accepts the From exactly when one of them covers it.
+func TestTheSendGrantFollowsTheSenderIdentities(t *testing.T) {
+	tmpl := load(t)
+	tests := []struct {
+		name   string
+		params map[string]string
+		want   []string // the identities granted
+		covers bool     // the relay starts with this SenderAddress
+	}{
+		{"by default, the sender's address", nil, []string{"no-reply@dispatcher.example.com"}, true},
+		{"a display name is not part of the identity", map[string]string{"SenderAddress": "Shop <no-reply@shop.example>"}, []string{"no-reply@shop.example"}, true},
+		{"a domain identity, and nothing wider", map[string]string{"SenderAddress": "Shop <no-reply@shop.example>", "SenderIdentities": "shop.example"}, []string{"shop.example"}, true},
+		{"an address identity", map[string]string{"SenderAddress": "no-reply@shop.example", "SenderIdentities": "no-reply@shop.example"}, []string{"no-reply@shop.example"}, true},
+		{"a domain and an address", map[string]string{"SenderAddress": "billing@shop.example", "SenderIdentities": "shop.example,ops@other.example"}, []string{"ops@other.example", "shop.example"}, true},
+		{"as many identities as there are slots", map[string]string{"SenderAddress": "a@e.example", "SenderIdentities": "a.example,b.example,c@c.example,d.example,e.example"},
+			[]string{"a.example", "b.example", "c@c.example", "d.example", "e.example"}, true},
+		{"identities that do not cover the sender", map[string]string{"SenderIdentities": "shop.example"}, []string{"shop.example"}, false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			ev := evaluator(t, tmpl, tt.params)
+			for fn := range functionSources {
+				ids, sets := sendGrant(t, tmpl, ev, fn)
+				if !slices.Contains(sendingFunctions, fn) {
+					if len(ids)+len(sets) > 0 {
+						t.Errorf("%s does not send email but may ses:SendEmail as %v %v", fn, ids, sets)
+					}
+					continue
+				}
+				if !slices.Equal(ids, tt.want) {
+					t.Errorf("%s may send as identities %v, want exactly %v", fn, ids, tt.want)
+				}
+				if len(sets) != 1 || sets[0] != "ref:EmailConfigurationSet" {
+					t.Errorf("%s may send through configuration sets %v, want the stack's", fn, sets)
+				}
+				fenv := props(t, tmpl, ev, fn)["Environment"].(map[string]any)["Variables"].(map[string]any)
+				getenv := func(k string) string {
+					if v, ok := fenv[k].(string); ok {
+						return v
+					}
+					return map[string]string{"TABLE_NAME": "t", "EVENTS_QUEUE_URL": "q", "DLQ_URL": "d"}[k]
+				}
+				if got, _ := deliveryfn.ParseIdentities(getenv("SENDER_IDENTITIES"), "fallback@x.example"); getenv("SENDER_IDENTITIES") != "" && !slices.Equal(sorted(got), tt.want) {
+					t.Errorf("%s: SENDER_IDENTITIES = %q, want the granted %v", fn, getenv("SENDER_IDENTITIES"), tt.want)
+				}
+				_, err := deliveryfn.LoadConfig(getenv)
+				if tt.covers && err != nil {
+					t.Errorf("%s does not start: %v", fn, err)
+				}
+				if !tt.covers && (err == nil || !strings.Contains(err.Error(), "is not covered by SENDER_IDENTITIES")) {
+					t.Errorf("%s starts with a sender the grant does not cover (every email would be refused): err = %v", fn, err)
+				}
+			}
+			if tmpl.Resources["SenderIdentity"].Condition == "" {
+				t.Fatal("SenderIdentity has no condition (CreateSenderIdentity)")
+			}
+			if got := props(t, tmpl, ev, "SenderIdentity")["EmailIdentity"]; got != tt.want[0] && !slices.Contains(tt.want, got.(string)) {
+				t.Errorf("CreateSenderIdentity creates identity %v, want one of %v", got, tt.want)
+			}
+		})
+	}
+}
+
+func sorted(s []string) []string {
+	s = slices.Clone(s)
+	sort.Strings(s)
+	return s
+}
+
+// SenderIdentities takes as many identities as the grant has slots, and no
+// more; each an address or a domain. SenderAddress takes an address, with or
+// without a display name, and still takes the old default.
+func TestTheSenderParametersTakeWhatTheGrantCanName(t *testing.T) {
+	tmpl := load(t)
+	pattern := func(name string) *regexp.Regexp {
+		p := tmpl.Parameters[name].AllowedPattern
+		if p == "" {
+			t.Fatalf("%s has no AllowedPattern", name)
+		}
+		return regexp.MustCompile(p)
+	}
+	ids := pattern("SenderIdentities")
+	list := func(n int) string {
+		var l []string
+		for i := range n {
+			l = append(l, fmt.Sprintf("d%d.example", i))
+		}
+		return strings.Join(l, ",")
+	}
+	for _, tc := range []struct {
+		value string
+		ok    bool
+	}{
+		{"", true}, {"shop.example", true}, {"ops@shop.example", true}, {"shop.example,ops@other.example", true},
+		{list(senderIdentitySlots), true}, {list(senderIdentitySlots + 1), false},
+		{"localhost", false}, {"shop.example,", false}, {"shop.example, other.example", false}, {"Shop <a@shop.example>", false}, {"*.example", false}, {"shop.exampl?", false},
+	} {
+		if got := ids.MatchString(tc.value); got != tc.ok {
+			t.Errorf("SenderIdentities %q accepted = %v, want %v", tc.value, got, tc.ok)
+		}
+	}
+	from := pattern("SenderAddress")
+	for _, tc := range []struct {
+		value string
+		ok    bool
+	}{
+		{"no-reply@dispatcher.example.com", true}, {"Shop <no-reply@shop.example>", true}, {`"Shop, Inc." <no-reply@shop.example>`, true},
+		{"Shop no-reply@shop.example", false}, {"Shop <no-reply>", false}, {"<a@b.example", false}, {"nobody", false},
+	} {
+		if got := from.MatchString(tc.value); got != tc.ok {
+			t.Errorf("SenderAddress %q accepted = %v, want %v", tc.value, got, tc.ok)
 		}
 	}
 }
