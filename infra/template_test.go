@@ -6,15 +6,19 @@ package infra_test
 import (
 	"encoding/json"
 	"fmt"
+	"log/slog"
+	"maps"
 	"os"
 	"path/filepath"
 	"regexp"
 	"slices"
 	"sort"
+	"strconv"
 	"strings"
 	"testing"
 
 	"github.com/dispatcher-dev/dispatcher/internal/app/deliveryfn"
+	"github.com/dispatcher-dev/dispatcher/internal/app/env"
 	"github.com/dispatcher-dev/dispatcher/internal/commandqueue"
 	"github.com/dispatcher-dev/dispatcher/internal/dynamo"
 	"github.com/dispatcher-dev/dispatcher/internal/local/cfn"
@@ -829,4 +833,166 @@ func TestTheSenderParametersTakeWhatTheGrantCanName(t *testing.T) {
 			t.Errorf("SenderAddress %q accepted = %v, want %v", tc.value, got, tc.ok)
 		}
 	}
+}
+
+// settingParameters: each environment variable a user may want to change,
+// and the template parameter that sets it.
+var settingParameters = map[string]string{
+	"EMAIL_LEASE_SECONDS":      "EmailLeaseSeconds",
+	"RELAY_WORKERS":            "RelayWorkers",
+	"RELAY_MAX_SEND_ATTEMPTS":  "RelayMaxSendAttempts",
+	"OUTBOX_RETENTION_DAYS":    "OutboxRetentionDays",
+	"LOG_LEVEL":                "LogLevel",
+	"UNDELIVERED_INDEX_SHARDS": "UndeliveredIndexShards",
+	"SES_ACCOUNT_SEND_RATE":    "SesAccountSendRate",
+	// The template sets it to the stream's ParallelizationFactor: the relay
+	// instances that send at once per shard.
+	"RELAY_EXPECTED_CONCURRENCY": "StreamParallelizationFactor",
+	"SENDER_ADDRESS":             "SenderAddress",
+	"SENDER_IDENTITIES":          "SenderIdentities",
+	"SES_CONFIGURATION_SET":      "ExistingConfigurationSetName",
+	"EVENTS_QUEUE_URL":           "ExistingEventsQueueArn",
+	"API_AUTH":                   "ApiAuth",
+	"AGGREGATE_MODES":            "AccountMode",
+	"LISTEN_TO_YOURSELF":         "ListenToYourselfCommands",
+	"WEBHOOK_SECRETS_ARN":        "WebhookSecretsArn",
+	"WEBHOOK_SECRETS_PARAMETER":  "WebhookSecretsParameter",
+}
+
+// notParameters: the variables the functions read that are deliberately
+// not template parameters, and why.
+var notParameters = map[string]string{
+	"TABLE_NAME":              "the stack's own table",
+	"DLQ_URL":                 "the stack's own DLQ",
+	"COMMANDS_QUEUE_URL":      "the stack's own commands queue",
+	"EVENT_SOURCE":            "the CloudEvents source, named after the stack",
+	"WEBHOOK_SECRETS":         "the secrets themselves, for local use: a deployed stack reads them from Secrets Manager or SSM, never from a template",
+	"WEBHOOK_SECRETS_REFRESH": "the default (5 min) follows a Secrets Manager rotation closely enough; set it on the function to change it",
+}
+
+// settingReaders finds the variables a function's configuration code reads:
+// env.Reader calls and the webhook secrets' names.
+var settingReaders = regexp.MustCompile(`\br\.(?:Int|Float|String|Required)\("([A-Z][A-Z0-9_]+)"|"(WEBHOOK_SECRETS[A-Z_]*)"`)
+
+// Every environment setting the functions read is a template parameter or
+// is listed, with why, as deliberately not one; and every parameter of a
+// numeric or enumerated setting allows exactly the code's range (the code
+// owns it), unless the template must allow less, said here. At the edge:
+// the parameter's limit deploys and starts the relay; one over is refused.
+func TestEverySettingIsAParameterWithTheCodesRange(t *testing.T) {
+	tmpl := load(t)
+	read := map[string]bool{}
+	for _, dir := range []string{"internal/app/commandfn", "internal/app/consumerfn", "internal/app/deliveryfn", "internal/app/replayfn", "internal/webhook"} {
+		files, _ := filepath.Glob(filepath.Join("..", dir, "*.go"))
+		for _, f := range files {
+			if strings.HasSuffix(f, "_test.go") {
+				continue
+			}
+			b, err := os.ReadFile(f)
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, m := range settingReaders.FindAllStringSubmatch(string(b), -1) {
+				read[m[1]+m[2]] = true
+			}
+			if strings.Contains(string(b), "r.LogLevel()") {
+				read["LOG_LEVEL"] = true
+			}
+		}
+	}
+	for v := range read {
+		_, isParam := settingParameters[v]
+		_, why := notParameters[v]
+		if !isParam && !why {
+			t.Errorf("the functions read %s, which is neither a template parameter (settingParameters) nor listed, with why, in notParameters", v)
+		}
+	}
+	for v, p := range settingParameters {
+		if !read[v] {
+			t.Errorf("settingParameters lists %s, which no function reads", v)
+		}
+		if _, ok := tmpl.Parameters[p]; !ok {
+			t.Errorf("%s: no template parameter %s", v, p)
+		}
+	}
+	for v := range notParameters {
+		if !read[v] {
+			t.Errorf("notParameters lists %s, which no function reads", v)
+		}
+	}
+
+	// The ranges. narrower: where the template allows less than the code, and why.
+	narrower := map[string]env.Range{
+		"EMAIL_LEASE_SECONDS":        {Min: 1, Max: 270}, // the stream recovery's timeout (300 s) less 30 s: it waits out a lease in one invocation
+		"RELAY_EXPECTED_CONCURRENCY": {Min: 1, Max: 10},  // Lambda's ParallelizationFactor
+	}
+	ranges := maps.Clone(deliveryfn.IntSettings)
+	ranges["UNDELIVERED_INDEX_SHARDS"] = env.IndexShards
+	for v, code := range ranges {
+		p := tmpl.Parameters[settingParameters[v]]
+		want := code
+		if n, ok := narrower[v]; ok {
+			want = n
+			if n.Min < code.Min || n.Max > code.Max {
+				t.Errorf("%s: the template's %v is wider than the code's %v", v, n, code)
+			}
+		}
+		if fmt.Sprint(p.MinValue) != fmt.Sprint(want.Min) || fmt.Sprint(p.MaxValue) != fmt.Sprint(want.Max) {
+			t.Errorf("%s: %s allows %v to %v, want %d to %d (the code's range %v)", v, settingParameters[v], p.MinValue, p.MaxValue, want.Min, want.Max, code)
+		}
+	}
+	rate := tmpl.Parameters["SesAccountSendRate"]
+	if fmt.Sprint(rate.MinValue) != fmt.Sprint(deliveryfn.MinAccountSendRate) || fmt.Sprint(rate.MaxValue) != fmt.Sprint(deliveryfn.MaxAccountSendRate) {
+		t.Errorf("SesAccountSendRate allows %v to %v, want the code's %g to %g", rate.MinValue, rate.MaxValue, deliveryfn.MinAccountSendRate, deliveryfn.MaxAccountSendRate)
+	}
+	var levels []string
+	for _, l := range tmpl.Parameters["LogLevel"].AllowedValues {
+		s, _ := l.(string)
+		if _, err := env.ParseLogLevel(s); err != nil {
+			t.Errorf("LogLevel allows %q, which the code refuses: %v", s, err)
+		}
+		levels = append(levels, s)
+	}
+	for _, l := range []slog.Level{slog.LevelDebug, slog.LevelInfo, slog.LevelWarn, slog.LevelError} {
+		if !slices.Contains(levels, l.String()) {
+			t.Errorf("LogLevel does not allow %s, which the code takes", l)
+		}
+	}
+
+	// At the edge, for the relay's settings: each parameter at its limit sets
+	// its variable in every sending function, which then starts; one over is
+	// refused before anything deploys.
+	for _, v := range []string{"EMAIL_LEASE_SECONDS", "RELAY_WORKERS", "RELAY_MAX_SEND_ATTEMPTS", "OUTBOX_RETENTION_DAYS"} {
+		p := settingParameters[v]
+		lim := tmpl.Parameters[p].MaxValue
+		ev := evaluator(t, tmpl, map[string]string{p: fmt.Sprint(lim)})
+		for _, fn := range sendingFunctions {
+			vars := props(t, tmpl, ev, fn)["Environment"].(map[string]any)["Variables"].(map[string]any)
+			if fmt.Sprint(vars[v]) != fmt.Sprint(lim) {
+				t.Errorf("%s=%v: %s gets %s=%v", p, lim, fn, v, vars[v])
+			}
+			getenv := func(k string) string {
+				if s, ok := vars[k].(string); ok {
+					return s
+				}
+				return map[string]string{"TABLE_NAME": "t", "EVENTS_QUEUE_URL": "q", "DLQ_URL": "d", v: fmt.Sprint(lim)}[k]
+			}
+			if _, err := deliveryfn.LoadConfig(getenv); err != nil {
+				t.Errorf("%s=%v: %s does not start: %v", p, lim, fn, err)
+			}
+		}
+		over := fmt.Sprint(toInt(t, lim) + 1)
+		if _, err := tmpl.NewEvaluator(cfn.Stack{Name: "prod", Parameters: map[string]string{p: over}}); err == nil {
+			t.Errorf("%s=%s (one over its MaxValue) is accepted", p, over)
+		}
+	}
+}
+
+func toInt(t *testing.T, v any) int {
+	t.Helper()
+	n, err := strconv.Atoi(fmt.Sprint(v))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return n
 }
