@@ -58,6 +58,9 @@ type Stack struct {
 	Template  *cfn.Template
 	Eval      *cfn.Evaluator
 	Resources map[string]*Resource
+	// localQueueURL answers the URL this endpoint gives a queue of that
+	// name (nil: no endpoint to ask).
+	localQueueURL func(name string) (string, error)
 }
 
 // Ref implements cfn.Resolver.
@@ -136,9 +139,31 @@ func (s *Stack) FunctionEnv(logicalID string) (map[string]string, error) {
 		if err != nil {
 			return nil, fmt.Errorf("%s environment %s: %w", logicalID, k, err)
 		}
+		if str, err = s.localURL(str); err != nil {
+			return nil, fmt.Errorf("%s environment %s: %w", logicalID, k, err)
+		}
 		out[k] = str
 	}
 	return out, nil
+}
+
+// awsQueueURL is the URL the template builds from a queue's ARN (a queue
+// the stack reuses: ExistingEventsQueueArn).
+var awsQueueURL = regexp.MustCompile(`^https://sqs\.[a-z0-9-]+\.amazonaws\.com(\.cn)?/[0-9]{12}/([A-Za-z0-9_-]{1,80}(\.fifo)?)$`)
+
+// localURL gives, for a queue URL in AWS's form, the URL the endpoint in use
+// knows that queue by: SQS takes either, an emulator (fauxqs) only its own.
+// Anything else is returned as is.
+func (s *Stack) localURL(v string) (string, error) {
+	m := awsQueueURL.FindStringSubmatch(v)
+	if m == nil || s.localQueueURL == nil {
+		return v, nil
+	}
+	u, err := s.localQueueURL(m[2])
+	if err != nil {
+		return "", fmt.Errorf("queue %s (%s) on this endpoint: %w", m[2], v, err)
+	}
+	return u, nil
 }
 
 func nested(m map[string]any, keys ...string) map[string]any {
@@ -182,6 +207,16 @@ func Apply(ctx context.Context, cfg aws.Config, opts Options) (*Stack, error) {
 		ddb:   dynamodb.NewFromConfig(cfg),
 		sqs:   sqs.NewFromConfig(cfg),
 		ses:   sesv2.NewFromConfig(cfg),
+	}
+	// Asked later, when a function's environment is read: not bound to
+	// Apply's deadline.
+	urlCtx := context.WithoutCancel(ctx)
+	s.localQueueURL = func(name string) (string, error) {
+		out, err := p.sqs.GetQueueUrl(urlCtx, &sqs.GetQueueUrlInput{QueueName: aws.String(name)})
+		if err != nil {
+			return "", err
+		}
+		return aws.ToString(out.QueueUrl), nil
 	}
 	for _, id := range order {
 		r := t.Resources[id]
