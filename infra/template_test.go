@@ -190,25 +190,36 @@ var signedCall = regexp.MustCompile(`\.Call\(ctx, (\w+), "(\w+)"`)
 
 var signedService = map[string]string{"secretsManager": "secretsmanager", "parameterStore": "ssm", "sqsService": "sqs"}
 
+// sources returns the non-test Go source at p (a file, or a directory's
+// files), path relative to the repository, by file name.
+func sources(t *testing.T, p string) map[string][]byte {
+	t.Helper()
+	files := []string{filepath.Join("..", p)}
+	if !strings.HasSuffix(p, ".go") {
+		files, _ = filepath.Glob(filepath.Join("..", p, "*.go"))
+	}
+	if len(files) == 0 {
+		t.Fatalf("no source under %s", p)
+	}
+	out := map[string][]byte{}
+	for _, f := range files {
+		if strings.HasSuffix(f, "_test.go") {
+			continue
+		}
+		b, err := os.ReadFile(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		out[f] = b
+	}
+	return out
+}
+
 func usedActions(t *testing.T, paths []string) []string {
 	t.Helper()
 	set := map[string]bool{}
 	for _, p := range paths {
-		files := []string{filepath.Join("..", p)}
-		if !strings.HasSuffix(p, ".go") {
-			files, _ = filepath.Glob(filepath.Join("..", p, "*.go"))
-		}
-		if len(files) == 0 {
-			t.Fatalf("no source under %s", p)
-		}
-		for _, f := range files {
-			if strings.HasSuffix(f, "_test.go") {
-				continue
-			}
-			b, err := os.ReadFile(f)
-			if err != nil {
-				t.Fatal(err)
-			}
+		for f, b := range sources(t, p) {
 			for _, m := range signedCall.FindAllStringSubmatch(string(b), -1) {
 				svc, ok := signedService[m[1]]
 				if !ok {
@@ -883,15 +894,7 @@ func TestEverySettingIsAParameterWithTheCodesRange(t *testing.T) {
 	tmpl := load(t)
 	read := map[string]bool{}
 	for _, dir := range []string{"internal/app/commandfn", "internal/app/consumerfn", "internal/app/deliveryfn", "internal/app/replayfn", "internal/webhook"} {
-		files, _ := filepath.Glob(filepath.Join("..", dir, "*.go"))
-		for _, f := range files {
-			if strings.HasSuffix(f, "_test.go") {
-				continue
-			}
-			b, err := os.ReadFile(f)
-			if err != nil {
-				t.Fatal(err)
-			}
+		for _, b := range sources(t, dir) {
 			for _, m := range settingReaders.FindAllStringSubmatch(string(b), -1) {
 				read[m[1]+m[2]] = true
 			}
