@@ -37,7 +37,8 @@ SHAPE = {
 # events queue (FIFO or standard, as EventsQueueType says) instead of
 # creating them. None of them changes what the others do.
 REUSE = {
-    "SenderIdentities": "shop.example,ops@other.example",
+    # As many as the grant has slots (5), so that each slot must name its own.
+    "SenderIdentities": "shop.example,ops@other.example,dispatcher.example.com,billing.example,no-reply@news.example",
     "ExistingConfigurationSetName": "shared-emails",
     "ExistingEventsQueueArn": "arn:aws:sqs:us-east-1:123456789012:shared-events",
 }
