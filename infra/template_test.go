@@ -4,6 +4,7 @@
 package infra_test
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
 	"log/slog"
@@ -16,12 +17,17 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 
+	"github.com/aws/aws-sdk-go-v2/aws"
+
+	"github.com/dispatcher-dev/dispatcher/internal/app/commandfn"
 	"github.com/dispatcher-dev/dispatcher/internal/app/deliveryfn"
 	"github.com/dispatcher-dev/dispatcher/internal/app/env"
 	"github.com/dispatcher-dev/dispatcher/internal/commandqueue"
 	"github.com/dispatcher-dev/dispatcher/internal/dynamo"
 	"github.com/dispatcher-dev/dispatcher/internal/local/cfn"
+	"github.com/dispatcher-dev/dispatcher/internal/webhook"
 )
 
 func load(t *testing.T) *cfn.Template {
@@ -868,17 +874,17 @@ var settingParameters = map[string]string{
 	"LISTEN_TO_YOURSELF":         "ListenToYourselfCommands",
 	"WEBHOOK_SECRETS_ARN":        "WebhookSecretsArn",
 	"WEBHOOK_SECRETS_PARAMETER":  "WebhookSecretsParameter",
+	"WEBHOOK_SECRETS_REFRESH":    "WebhookSecretsRefreshSeconds",
 }
 
 // notParameters: the variables the functions read that are deliberately
 // not template parameters, and why.
 var notParameters = map[string]string{
-	"TABLE_NAME":              "the stack's own table",
-	"DLQ_URL":                 "the stack's own DLQ",
-	"COMMANDS_QUEUE_URL":      "the stack's own commands queue",
-	"EVENT_SOURCE":            "the CloudEvents source, named after the stack",
-	"WEBHOOK_SECRETS":         "the secrets themselves, for local use: a deployed stack reads them from Secrets Manager or SSM, never from a template",
-	"WEBHOOK_SECRETS_REFRESH": "the default (5 min) follows a Secrets Manager rotation closely enough; set it on the function to change it",
+	"TABLE_NAME":         "the stack's own table",
+	"DLQ_URL":            "the stack's own DLQ",
+	"COMMANDS_QUEUE_URL": "the stack's own commands queue",
+	"EVENT_SOURCE":       "the CloudEvents source, named after the stack",
+	"WEBHOOK_SECRETS":    "the secrets themselves, for local use: a deployed stack reads them from Secrets Manager or SSM, never from a template",
 }
 
 // settingReaders finds the variables a function's configuration code reads:
@@ -948,6 +954,32 @@ func TestEverySettingIsAParameterWithTheCodesRange(t *testing.T) {
 	if fmt.Sprint(rate.MinValue) != fmt.Sprint(deliveryfn.MinAccountSendRate) || fmt.Sprint(rate.MaxValue) != fmt.Sprint(deliveryfn.MaxAccountSendRate) {
 		t.Errorf("SesAccountSendRate allows %v to %v, want the code's %g to %g", rate.MinValue, rate.MaxValue, deliveryfn.MinAccountSendRate, deliveryfn.MaxAccountSendRate)
 	}
+	// WEBHOOK_SECRETS_REFRESH is a Go duration: 0, or MinRefreshEvery to
+	// MaxRefreshEvery. The parameter counts whole seconds, so none falls
+	// between 0 and a 1 s minimum; at its limit the command function
+	// starts, one over is refused.
+	refresh := tmpl.Parameters["WebhookSecretsRefreshSeconds"]
+	if webhook.MinRefreshEvery != time.Second || fmt.Sprint(refresh.MinValue) != "0" || fmt.Sprint(refresh.MaxValue) != fmt.Sprint(int(webhook.MaxRefreshEvery/time.Second)) {
+		t.Errorf("WebhookSecretsRefreshSeconds allows %v to %v s, want 0 to %v (the code's 0, or %v to %v)", refresh.MinValue, refresh.MaxValue, int(webhook.MaxRefreshEvery/time.Second), webhook.MinRefreshEvery, webhook.MaxRefreshEvery)
+	}
+	for _, seconds := range []string{"0", fmt.Sprint(refresh.MaxValue)} {
+		ev := evaluator(t, tmpl, map[string]string{"WebhookSecretsRefreshSeconds": seconds, "ApiAuth": "iam"})
+		vars := props(t, tmpl, ev, "CommandFunction")["Environment"].(map[string]any)["Variables"].(map[string]any)
+		getenv := func(k string) string {
+			if k == "TABLE_NAME" {
+				return "t"
+			}
+			s, _ := vars[k].(string)
+			return s
+		}
+		if _, err := commandfn.Build(context.Background(), aws.Config{Region: "us-east-1"}, getenv); err != nil {
+			t.Errorf("WebhookSecretsRefreshSeconds=%s (WEBHOOK_SECRETS_REFRESH=%v): the command function does not start: %v", seconds, vars["WEBHOOK_SECRETS_REFRESH"], err)
+		}
+	}
+	if _, err := tmpl.NewEvaluator(cfn.Stack{Name: "prod", Parameters: map[string]string{"WebhookSecretsRefreshSeconds": fmt.Sprint(toInt(t, refresh.MaxValue) + 1)}}); err == nil {
+		t.Error("WebhookSecretsRefreshSeconds one over its MaxValue is accepted")
+	}
+
 	var levels []string
 	for _, l := range tmpl.Parameters["LogLevel"].AllowedValues {
 		s, _ := l.(string)
