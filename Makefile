@@ -72,7 +72,7 @@ test-short: ## unit tests only (no emulators)
 	$(GO) test -short -count=1 ./...
 
 TRANSFORMED := .aws-sam/transformed
-lint-template: py-tools ## cfn-lint, `sam validate` (the SAM transform) and `sam validate --lint`; the transform under all 16 shape-changing parameter sets, and cfn-lint on its CloudFormation
+lint-template: py-tools ## cfn-lint, `sam validate` (the SAM transform) and `sam validate --lint`; the transform under all 32 shape-changing parameter sets (tools/transform.py), and cfn-lint on its CloudFormation
 	$(VENV)/bin/cfn-lint infra/template.yaml
 	$(VENV)/bin/sam validate --template-file infra/template.yaml --region us-east-1
 	$(VENV)/bin/sam validate --lint --template-file infra/template.yaml --region us-east-1

@@ -4,19 +4,30 @@
 package infra_test
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
+	"log/slog"
+	"maps"
 	"os"
 	"path/filepath"
 	"regexp"
 	"slices"
 	"sort"
+	"strconv"
 	"strings"
 	"testing"
+	"time"
 
+	"github.com/aws/aws-sdk-go-v2/aws"
+
+	"github.com/dispatcher-dev/dispatcher/internal/app/commandfn"
+	"github.com/dispatcher-dev/dispatcher/internal/app/deliveryfn"
+	"github.com/dispatcher-dev/dispatcher/internal/app/env"
 	"github.com/dispatcher-dev/dispatcher/internal/commandqueue"
 	"github.com/dispatcher-dev/dispatcher/internal/dynamo"
 	"github.com/dispatcher-dev/dispatcher/internal/local/cfn"
+	"github.com/dispatcher-dev/dispatcher/internal/webhook"
 )
 
 func load(t *testing.T) *cfn.Template {
@@ -185,25 +196,36 @@ var signedCall = regexp.MustCompile(`\.Call\(ctx, (\w+), "(\w+)"`)
 
 var signedService = map[string]string{"secretsManager": "secretsmanager", "parameterStore": "ssm", "sqsService": "sqs"}
 
+// sources returns the non-test Go source at p (a file, or a directory's
+// files), path relative to the repository, by file name.
+func sources(t *testing.T, p string) map[string][]byte {
+	t.Helper()
+	files := []string{filepath.Join("..", p)}
+	if !strings.HasSuffix(p, ".go") {
+		files, _ = filepath.Glob(filepath.Join("..", p, "*.go"))
+	}
+	if len(files) == 0 {
+		t.Fatalf("no source under %s", p)
+	}
+	out := map[string][]byte{}
+	for _, f := range files {
+		if strings.HasSuffix(f, "_test.go") {
+			continue
+		}
+		b, err := os.ReadFile(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		out[f] = b
+	}
+	return out
+}
+
 func usedActions(t *testing.T, paths []string) []string {
 	t.Helper()
 	set := map[string]bool{}
 	for _, p := range paths {
-		files := []string{filepath.Join("..", p)}
-		if !strings.HasSuffix(p, ".go") {
-			files, _ = filepath.Glob(filepath.Join("..", p, "*.go"))
-		}
-		if len(files) == 0 {
-			t.Fatalf("no source under %s", p)
-		}
-		for _, f := range files {
-			if strings.HasSuffix(f, "_test.go") {
-				continue
-			}
-			b, err := os.ReadFile(f)
-			if err != nil {
-				t.Fatal(err)
-			}
+		for f, b := range sources(t, p) {
 			for _, m := range signedCall.FindAllStringSubmatch(string(b), -1) {
 				svc, ok := signedService[m[1]]
 				if !ok {
@@ -673,4 +695,339 @@ func TestTheStackExportsWhatAUsersStackImports(t *testing.T) {
 			t.Errorf("output %s is exported as %v, want %s (the stack's name, then the output's)", id, export["Name"], name)
 		}
 	}
+}
+
+// senderIdentitySlots is how many identities the ses:SendEmail grant can
+// name: CloudFormation cannot map over a list, so each sending role lists
+// this many slots, and SenderIdentities' AllowedPattern takes at most this
+// many identities.
+const senderIdentitySlots = 5
+
+// sendingFunctions are the functions whose code sends email (the delivery
+// engine): exactly these are granted ses:SendEmail.
+var sendingFunctions = []string{"StreamRelayFunction", "DLQReplayFunction", "StreamRecoveryFunction"}
+
+// sendGrant returns the identities and configuration sets a function's
+// role may ses:SendEmail as.
+func sendGrant(t *testing.T, tmpl *cfn.Template, ev *cfn.Evaluator, fn string) (identities, sets []string) {
+	t.Helper()
+	for _, s := range statements(t, tmpl, ev, fn) {
+		if !slices.Contains(asList(s["Action"]), any("ses:SendEmail")) {
+			continue
+		}
+		for _, r := range asList(s["Resource"]) {
+			res, _ := r.(string)
+			if id, ok := strings.CutPrefix(res, "arn:aws:ses:us-east-1:123456789012:identity/"); ok {
+				if !slices.Contains(identities, id) {
+					identities = append(identities, id)
+				}
+			} else if set, ok := strings.CutPrefix(res, "arn:aws:ses:us-east-1:123456789012:configuration-set/"); ok {
+				sets = append(sets, set)
+			} else {
+				t.Errorf("%s: ses:SendEmail on %q, neither an identity nor a configuration set of this account and region", fn, res)
+			}
+		}
+	}
+	sort.Strings(identities)
+	return identities, sets
+}
+
+// The IAM grant follows the identities actually used: SenderIdentities
+// (a domain, an address, several), or by default SenderAddress's address
+// (a display name is not part of it). It names exactly those identities'
+// ARNs, nothing wider, in every role that sends and in no other; the
+// functions get the same list (SENDER_IDENTITIES), and the relay's cold
+// start accepts the From exactly when one of them covers it.
+func TestTheSendGrantFollowsTheSenderIdentities(t *testing.T) {
+	tmpl := load(t)
+	tests := []struct {
+		name   string
+		params map[string]string
+		want   []string // the identities granted
+		covers bool     // the relay starts with this SenderAddress
+	}{
+		{"by default, the sender's address", nil, []string{"no-reply@dispatcher.example.com"}, true},
+		{"a display name is not part of the identity", map[string]string{"SenderAddress": "Shop <no-reply@shop.example>"}, []string{"no-reply@shop.example"}, true},
+		{"a domain identity, and nothing wider", map[string]string{"SenderAddress": "Shop <no-reply@shop.example>", "SenderIdentities": "shop.example"}, []string{"shop.example"}, true},
+		{"an address identity", map[string]string{"SenderAddress": "no-reply@shop.example", "SenderIdentities": "no-reply@shop.example"}, []string{"no-reply@shop.example"}, true},
+		{"a domain and an address", map[string]string{"SenderAddress": "billing@shop.example", "SenderIdentities": "shop.example,ops@other.example"}, []string{"ops@other.example", "shop.example"}, true},
+		{"as many identities as there are slots", map[string]string{"SenderAddress": "a@e.example", "SenderIdentities": "a.example,b.example,c@c.example,d.example,e.example"},
+			[]string{"a.example", "b.example", "c@c.example", "d.example", "e.example"}, true},
+		{"identities that do not cover the sender", map[string]string{"SenderIdentities": "shop.example"}, []string{"shop.example"}, false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			ev := evaluator(t, tmpl, tt.params)
+			for fn := range functionSources {
+				ids, sets := sendGrant(t, tmpl, ev, fn)
+				if !slices.Contains(sendingFunctions, fn) {
+					if len(ids)+len(sets) > 0 {
+						t.Errorf("%s does not send email but may ses:SendEmail as %v %v", fn, ids, sets)
+					}
+					continue
+				}
+				if !slices.Equal(ids, tt.want) {
+					t.Errorf("%s may send as identities %v, want exactly %v", fn, ids, tt.want)
+				}
+				if len(sets) != 1 || sets[0] != "ref:EmailConfigurationSet" {
+					t.Errorf("%s may send through configuration sets %v, want the stack's", fn, sets)
+				}
+				fenv := props(t, tmpl, ev, fn)["Environment"].(map[string]any)["Variables"].(map[string]any)
+				getenv := func(k string) string {
+					if v, ok := fenv[k].(string); ok {
+						return v
+					}
+					return map[string]string{"TABLE_NAME": "t", "EVENTS_QUEUE_URL": "q", "DLQ_URL": "d"}[k]
+				}
+				if got, _ := deliveryfn.ParseIdentities(getenv("SENDER_IDENTITIES"), "fallback@x.example"); getenv("SENDER_IDENTITIES") != "" && !slices.Equal(sorted(got), tt.want) {
+					t.Errorf("%s: SENDER_IDENTITIES = %q, want the granted %v", fn, getenv("SENDER_IDENTITIES"), tt.want)
+				}
+				_, err := deliveryfn.LoadConfig(getenv)
+				if tt.covers && err != nil {
+					t.Errorf("%s does not start: %v", fn, err)
+				}
+				if !tt.covers && (err == nil || !strings.Contains(err.Error(), "is not covered by SENDER_IDENTITIES")) {
+					t.Errorf("%s starts with a sender the grant does not cover (every email would be refused): err = %v", fn, err)
+				}
+			}
+			if tmpl.Resources["SenderIdentity"].Condition == "" {
+				t.Fatal("SenderIdentity has no condition (CreateSenderIdentity)")
+			}
+			if got := props(t, tmpl, ev, "SenderIdentity")["EmailIdentity"]; got != tt.want[0] && !slices.Contains(tt.want, got.(string)) {
+				t.Errorf("CreateSenderIdentity creates identity %v, want one of %v", got, tt.want)
+			}
+		})
+	}
+}
+
+func sorted(s []string) []string {
+	s = slices.Clone(s)
+	sort.Strings(s)
+	return s
+}
+
+// SenderIdentities takes as many identities as the grant has slots, and no
+// more; each an address or a domain. SenderAddress takes an address, with or
+// without a display name, and still takes the old default.
+func TestTheSenderParametersTakeWhatTheGrantCanName(t *testing.T) {
+	tmpl := load(t)
+	pattern := func(name string) *regexp.Regexp {
+		p := tmpl.Parameters[name].AllowedPattern
+		if p == "" {
+			t.Fatalf("%s has no AllowedPattern", name)
+		}
+		return regexp.MustCompile(p)
+	}
+	ids := pattern("SenderIdentities")
+	list := func(n int) string {
+		var l []string
+		for i := range n {
+			l = append(l, fmt.Sprintf("d%d.example", i))
+		}
+		return strings.Join(l, ",")
+	}
+	for _, tc := range []struct {
+		value string
+		ok    bool
+	}{
+		{"", true}, {"shop.example", true}, {"ops@shop.example", true}, {"shop.example,ops@other.example", true},
+		{list(senderIdentitySlots), true}, {list(senderIdentitySlots + 1), false},
+		{"localhost", false}, {"shop.example,", false}, {"shop.example, other.example", false}, {"Shop <a@shop.example>", false}, {"*.example", false}, {"shop.exampl?", false},
+	} {
+		if got := ids.MatchString(tc.value); got != tc.ok {
+			t.Errorf("SenderIdentities %q accepted = %v, want %v", tc.value, got, tc.ok)
+		}
+	}
+	from := pattern("SenderAddress")
+	for _, tc := range []struct {
+		value string
+		ok    bool
+	}{
+		{"no-reply@dispatcher.example.com", true}, {"Shop <no-reply@shop.example>", true}, {`"Shop, Inc." <no-reply@shop.example>`, true},
+		{"Shop no-reply@shop.example", false}, {"Shop <no-reply>", false}, {"<a@b.example", false}, {"nobody", false},
+	} {
+		if got := from.MatchString(tc.value); got != tc.ok {
+			t.Errorf("SenderAddress %q accepted = %v, want %v", tc.value, got, tc.ok)
+		}
+	}
+}
+
+// settingParameters: each environment variable a user may want to change,
+// and the template parameter that sets it.
+var settingParameters = map[string]string{
+	"EMAIL_LEASE_SECONDS":      "EmailLeaseSeconds",
+	"RELAY_WORKERS":            "RelayWorkers",
+	"RELAY_MAX_SEND_ATTEMPTS":  "RelayMaxSendAttempts",
+	"OUTBOX_RETENTION_DAYS":    "OutboxRetentionDays",
+	"LOG_LEVEL":                "LogLevel",
+	"UNDELIVERED_INDEX_SHARDS": "UndeliveredIndexShards",
+	"SES_ACCOUNT_SEND_RATE":    "SesAccountSendRate",
+	// The template sets it to the stream's ParallelizationFactor: the relay
+	// instances that send at once per shard.
+	"RELAY_EXPECTED_CONCURRENCY": "StreamParallelizationFactor",
+	"SENDER_ADDRESS":             "SenderAddress",
+	"SENDER_IDENTITIES":          "SenderIdentities",
+	"SES_CONFIGURATION_SET":      "ExistingConfigurationSetName",
+	"EVENTS_QUEUE_URL":           "ExistingEventsQueueArn",
+	"API_AUTH":                   "ApiAuth",
+	"AGGREGATE_MODES":            "AccountMode",
+	"LISTEN_TO_YOURSELF":         "ListenToYourselfCommands",
+	"WEBHOOK_SECRETS_ARN":        "WebhookSecretsArn",
+	"WEBHOOK_SECRETS_PARAMETER":  "WebhookSecretsParameter",
+	"WEBHOOK_SECRETS_REFRESH":    "WebhookSecretsRefreshSeconds",
+}
+
+// notParameters: the variables the functions read that are deliberately
+// not template parameters, and why.
+var notParameters = map[string]string{
+	"TABLE_NAME":         "the stack's own table",
+	"DLQ_URL":            "the stack's own DLQ",
+	"COMMANDS_QUEUE_URL": "the stack's own commands queue",
+	"EVENT_SOURCE":       "the CloudEvents source, named after the stack",
+	"WEBHOOK_SECRETS":    "the secrets themselves, for local use: a deployed stack reads them from Secrets Manager or SSM, never from a template",
+}
+
+// settingReaders finds the variables a function's configuration code reads:
+// env.Reader calls and the webhook secrets' names.
+var settingReaders = regexp.MustCompile(`\br\.(?:Int|Float|String|Required)\("([A-Z][A-Z0-9_]+)"|"(WEBHOOK_SECRETS[A-Z_]*)"`)
+
+// Every environment setting the functions read is a template parameter or
+// is listed, with why, as deliberately not one; and every parameter of a
+// numeric or enumerated setting allows exactly the code's range (the code
+// owns it), unless the template must allow less, said here. At the edge:
+// the parameter's limit deploys and starts the relay; one over is refused.
+func TestEverySettingIsAParameterWithTheCodesRange(t *testing.T) {
+	tmpl := load(t)
+	read := map[string]bool{}
+	for _, dir := range []string{"internal/app/commandfn", "internal/app/consumerfn", "internal/app/deliveryfn", "internal/app/replayfn", "internal/webhook"} {
+		for _, b := range sources(t, dir) {
+			for _, m := range settingReaders.FindAllStringSubmatch(string(b), -1) {
+				read[m[1]+m[2]] = true
+			}
+			if strings.Contains(string(b), "r.LogLevel()") {
+				read["LOG_LEVEL"] = true
+			}
+		}
+	}
+	for v := range read {
+		_, isParam := settingParameters[v]
+		_, why := notParameters[v]
+		if !isParam && !why {
+			t.Errorf("the functions read %s, which is neither a template parameter (settingParameters) nor listed, with why, in notParameters", v)
+		}
+	}
+	for v, p := range settingParameters {
+		if !read[v] {
+			t.Errorf("settingParameters lists %s, which no function reads", v)
+		}
+		if _, ok := tmpl.Parameters[p]; !ok {
+			t.Errorf("%s: no template parameter %s", v, p)
+		}
+	}
+	for v := range notParameters {
+		if !read[v] {
+			t.Errorf("notParameters lists %s, which no function reads", v)
+		}
+	}
+
+	// The ranges. narrower: where the template allows less than the code, and why.
+	narrower := map[string]env.Range{
+		"EMAIL_LEASE_SECONDS":        {Min: 1, Max: 270}, // the stream recovery's timeout (300 s) less 30 s: it waits out a lease in one invocation
+		"RELAY_EXPECTED_CONCURRENCY": {Min: 1, Max: 10},  // Lambda's ParallelizationFactor
+	}
+	ranges := maps.Clone(deliveryfn.IntSettings)
+	ranges["UNDELIVERED_INDEX_SHARDS"] = env.IndexShards
+	for v, code := range ranges {
+		p := tmpl.Parameters[settingParameters[v]]
+		want := code
+		if n, ok := narrower[v]; ok {
+			want = n
+			if n.Min < code.Min || n.Max > code.Max {
+				t.Errorf("%s: the template's %v is wider than the code's %v", v, n, code)
+			}
+		}
+		if fmt.Sprint(p.MinValue) != fmt.Sprint(want.Min) || fmt.Sprint(p.MaxValue) != fmt.Sprint(want.Max) {
+			t.Errorf("%s: %s allows %v to %v, want %d to %d (the code's range %v)", v, settingParameters[v], p.MinValue, p.MaxValue, want.Min, want.Max, code)
+		}
+	}
+	rate := tmpl.Parameters["SesAccountSendRate"]
+	if fmt.Sprint(rate.MinValue) != fmt.Sprint(deliveryfn.MinAccountSendRate) || fmt.Sprint(rate.MaxValue) != fmt.Sprint(deliveryfn.MaxAccountSendRate) {
+		t.Errorf("SesAccountSendRate allows %v to %v, want the code's %g to %g", rate.MinValue, rate.MaxValue, deliveryfn.MinAccountSendRate, deliveryfn.MaxAccountSendRate)
+	}
+	// WEBHOOK_SECRETS_REFRESH is a Go duration: 0, or MinRefreshEvery to
+	// MaxRefreshEvery. The parameter counts whole seconds, so none falls
+	// between 0 and a 1 s minimum; at its limit the command function
+	// starts, one over is refused.
+	refresh := tmpl.Parameters["WebhookSecretsRefreshSeconds"]
+	if webhook.MinRefreshEvery != time.Second || fmt.Sprint(refresh.MinValue) != "0" || fmt.Sprint(refresh.MaxValue) != fmt.Sprint(int(webhook.MaxRefreshEvery/time.Second)) {
+		t.Errorf("WebhookSecretsRefreshSeconds allows %v to %v s, want 0 to %v (the code's 0, or %v to %v)", refresh.MinValue, refresh.MaxValue, int(webhook.MaxRefreshEvery/time.Second), webhook.MinRefreshEvery, webhook.MaxRefreshEvery)
+	}
+	for _, seconds := range []string{"0", fmt.Sprint(refresh.MaxValue)} {
+		ev := evaluator(t, tmpl, map[string]string{"WebhookSecretsRefreshSeconds": seconds, "ApiAuth": "iam"})
+		vars := props(t, tmpl, ev, "CommandFunction")["Environment"].(map[string]any)["Variables"].(map[string]any)
+		getenv := func(k string) string {
+			if k == "TABLE_NAME" {
+				return "t"
+			}
+			s, _ := vars[k].(string)
+			return s
+		}
+		if _, err := commandfn.Build(context.Background(), aws.Config{Region: "us-east-1"}, getenv); err != nil {
+			t.Errorf("WebhookSecretsRefreshSeconds=%s (WEBHOOK_SECRETS_REFRESH=%v): the command function does not start: %v", seconds, vars["WEBHOOK_SECRETS_REFRESH"], err)
+		}
+	}
+	if _, err := tmpl.NewEvaluator(cfn.Stack{Name: "prod", Parameters: map[string]string{"WebhookSecretsRefreshSeconds": fmt.Sprint(toInt(t, refresh.MaxValue) + 1)}}); err == nil {
+		t.Error("WebhookSecretsRefreshSeconds one over its MaxValue is accepted")
+	}
+
+	var levels []string
+	for _, l := range tmpl.Parameters["LogLevel"].AllowedValues {
+		s, _ := l.(string)
+		if _, err := env.ParseLogLevel(s); err != nil {
+			t.Errorf("LogLevel allows %q, which the code refuses: %v", s, err)
+		}
+		levels = append(levels, s)
+	}
+	for _, l := range []slog.Level{slog.LevelDebug, slog.LevelInfo, slog.LevelWarn, slog.LevelError} {
+		if !slices.Contains(levels, l.String()) {
+			t.Errorf("LogLevel does not allow %s, which the code takes", l)
+		}
+	}
+
+	// At the edge, for the relay's settings: each parameter at its limit sets
+	// its variable in every sending function, which then starts; one over is
+	// refused before anything deploys.
+	for _, v := range []string{"EMAIL_LEASE_SECONDS", "RELAY_WORKERS", "RELAY_MAX_SEND_ATTEMPTS", "OUTBOX_RETENTION_DAYS"} {
+		p := settingParameters[v]
+		lim := tmpl.Parameters[p].MaxValue
+		ev := evaluator(t, tmpl, map[string]string{p: fmt.Sprint(lim)})
+		for _, fn := range sendingFunctions {
+			vars := props(t, tmpl, ev, fn)["Environment"].(map[string]any)["Variables"].(map[string]any)
+			if fmt.Sprint(vars[v]) != fmt.Sprint(lim) {
+				t.Errorf("%s=%v: %s gets %s=%v", p, lim, fn, v, vars[v])
+			}
+			getenv := func(k string) string {
+				if s, ok := vars[k].(string); ok {
+					return s
+				}
+				return map[string]string{"TABLE_NAME": "t", "EVENTS_QUEUE_URL": "q", "DLQ_URL": "d", v: fmt.Sprint(lim)}[k]
+			}
+			if _, err := deliveryfn.LoadConfig(getenv); err != nil {
+				t.Errorf("%s=%v: %s does not start: %v", p, lim, fn, err)
+			}
+		}
+		over := fmt.Sprint(toInt(t, lim) + 1)
+		if _, err := tmpl.NewEvaluator(cfn.Stack{Name: "prod", Parameters: map[string]string{p: over}}); err == nil {
+			t.Errorf("%s=%s (one over its MaxValue) is accepted", p, over)
+		}
+	}
+}
+
+func toInt(t *testing.T, v any) int {
+	t.Helper()
+	n, err := strconv.Atoi(fmt.Sprint(v))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return n
 }

@@ -11,6 +11,8 @@ import (
 	"strings"
 	"sync"
 	"testing"
+
+	"github.com/dispatcher-dev/dispatcher/internal/local/cfn"
 )
 
 // transformed runs the SAM translator itself (tools/transform.py, the
@@ -22,7 +24,16 @@ func transformed(t *testing.T) map[string]map[string]any {
 	if testing.Short() {
 		t.Skip("runs the SAM translator from .venv")
 	}
-	transformOnce.Do(func() { transformedSets, transformErr = transform(t.TempDir()) })
+	transformOnce.Do(func() {
+		// Not t.TempDir(): the first caller's directory would go with it.
+		dir, err := os.MkdirTemp("", "transformed")
+		if err != nil {
+			transformErr = err.Error()
+			return
+		}
+		transformDir = dir
+		transformedSets, transformErr = transform(dir)
+	})
 	if transformErr != "" {
 		t.Fatal(transformErr)
 	}
@@ -33,7 +44,24 @@ var (
 	transformOnce   sync.Once
 	transformedSets map[string]map[string]any
 	transformErr    string
+	transformDir    string
 )
+
+// transformedParameters returns the parameter values each transformed set
+// was made with (tools/transform.py writes them beside the templates).
+func transformedParameters(t *testing.T) map[string]map[string]string {
+	t.Helper()
+	transformed(t)
+	b, err := os.ReadFile(filepath.Join(transformDir, "parameters.index"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var idx map[string]map[string]string
+	if err := json.Unmarshal(b, &idx); err != nil {
+		t.Fatal(err)
+	}
+	return idx
+}
 
 func transform(dir string) (map[string]map[string]any, string) {
 	py := filepath.Join("..", ".venv", "bin", "python")
@@ -45,8 +73,8 @@ func transform(dir string) (map[string]map[string]any, string) {
 		return nil, fmt.Sprintf("the SAM transform refused the template: %v\n%s", err, out)
 	}
 	files, _ := filepath.Glob(filepath.Join(dir, "*.json"))
-	if len(files) != 16 {
-		return nil, fmt.Sprintf("%d transformed templates, want 16 (2 values of 4 parameters)", len(files))
+	if len(files) != 32 {
+		return nil, fmt.Sprintf("%d transformed templates, want 32 (2 values of 4 parameters, with and without the reuse parameters)", len(files))
 	}
 	sets := map[string]map[string]any{}
 	for _, f := range files {
@@ -477,5 +505,64 @@ func TestEveryFunctionReadsItsTemplatesFromTheTemplateLayer(t *testing.T) {
 		if n != 5 {
 			t.Errorf("%s: %d functions, want 5", name, n)
 		}
+	}
+}
+
+// As deployed, under every parameter set: the roles that send may
+// ses:SendEmail exactly as the sender identities (SenderIdentities' domain
+// and address when set, else SenderAddress's address) and through the
+// configuration set in use (the stack's, or ExistingConfigurationSetName);
+// they publish to the events queue in use (the stack's, or
+// ExistingEventsQueueArn, whose URL the functions get), and a reused one
+// is not created. The transformed CloudFormation is evaluated as
+// CloudFormation would, with the set's parameters.
+func TestTheDeployedGrantsFollowTheIdentitiesAndTheReusedResources(t *testing.T) {
+	params := transformedParameters(t)
+	for set := range transformed(t) {
+		t.Run(set, func(t *testing.T) {
+			tmpl, err := cfn.ParseFile(filepath.Join(transformDir, set+".json"))
+			if err != nil {
+				t.Fatal(err)
+			}
+			p := params[set]
+			ev := evaluator(t, tmpl, p)
+			reuse := p["ExistingEventsQueueArn"] != ""
+			wantIDs := []string{"no-reply@dispatcher.example.com"}
+			wantSet, wantQueue, wantURL := "ref:EmailConfigurationSet", "arn:aws:test:::EventsQueue.Arn", "ref:EventsQueue"
+			if reuse {
+				wantIDs = sorted(strings.Split(p["SenderIdentities"], ","))
+				wantSet, wantQueue = p["ExistingConfigurationSetName"], p["ExistingEventsQueueArn"]
+				wantURL = "https://sqs.us-east-1.amazonaws.com/123456789012/" + wantQueue[strings.LastIndex(wantQueue, ":")+1:]
+			}
+			for _, id := range []string{"EventsQueue", "EventsConsumerDeadLetterQueue", "EmailConfigurationSet"} {
+				on, err := ev.Enabled(tmpl.Resources[id])
+				if err != nil || on == reuse {
+					t.Errorf("%s created = %v (err %v), want %v", id, on, err, !reuse)
+				}
+			}
+			for _, fn := range sendingFunctions {
+				ids, sets := sendGrant(t, tmpl, ev, fn)
+				if !slices.Equal(ids, wantIDs) || len(sets) != 1 || sets[0] != wantSet {
+					t.Errorf("%s may send as %v through %v, want exactly %v through %s", fn, ids, sets, wantIDs, wantSet)
+				}
+				var queues []string
+				for _, s := range statements(t, tmpl, ev, fn) {
+					if slices.Contains(asList(s["Action"]), any("sqs:SendMessage")) {
+						for _, r := range asList(s["Resource"]) {
+							if r, _ := r.(string); !strings.Contains(r, "DeadLetterQueue") && !strings.Contains(r, "StreamRecoveryQueue") {
+								queues = append(queues, r)
+							}
+						}
+					}
+				}
+				if !slices.Equal(queues, []string{wantQueue}) {
+					t.Errorf("%s may publish to %v, want %s", fn, queues, wantQueue)
+				}
+				vars := props(t, tmpl, ev, fn)["Environment"].(map[string]any)["Variables"].(map[string]any)
+				if vars["EVENTS_QUEUE_URL"] != wantURL || vars["SES_CONFIGURATION_SET"] != strings.TrimPrefix(wantSet, "ref:") && vars["SES_CONFIGURATION_SET"] != wantSet {
+					t.Errorf("%s: EVENTS_QUEUE_URL %v, SES_CONFIGURATION_SET %v; want %s, %s", fn, vars["EVENTS_QUEUE_URL"], vars["SES_CONFIGURATION_SET"], wantURL, wantSet)
+				}
+			}
+		})
 	}
 }

@@ -31,6 +31,18 @@ SHAPE = {
     "EnableSweepSchedule": ["true", "false"],
 }
 
+# Parameters whose values change the grants and what is created, tried
+# together as one more axis (each set with and without them): sending as
+# domain and address identities, and reusing a configuration set and an
+# events queue (FIFO or standard, as EventsQueueType says) instead of
+# creating them. None of them changes what the others do.
+REUSE = {
+    # As many as the grant has slots (5), so that each slot must name its own.
+    "SenderIdentities": "shop.example,ops@other.example,dispatcher.example.com,billing.example,no-reply@news.example",
+    "ExistingConfigurationSetName": "shared-emails",
+    "ExistingEventsQueueArn": "arn:aws:sqs:us-east-1:123456789012:shared-events",
+}
+
 # The policies SAM may attach by name; the translator only needs their ARNs.
 MANAGED = {
     name: "arn:aws:iam::aws:policy/service-role/" + name
@@ -46,11 +58,16 @@ class Policies:
 def combinations():
     names = sorted(SHAPE)
     for values in itertools.product(*(SHAPE[n] for n in names)):
-        yield dict(zip(names, values))
+        params = dict(zip(names, values))
+        yield params, dict(params)
+        reuse = dict(params, **REUSE)
+        if params["EventsQueueType"] == "fifo":
+            reuse["ExistingEventsQueueArn"] += ".fifo"
+        yield dict(params, Reuse="yes"), reuse
 
 
-def name_of(params):
-    return "-".join(f"{k}={v}" for k, v in sorted(params.items()))
+def name_of(axes):
+    return "-".join(f"{k}={v}" for k, v in sorted(axes.items()))
 
 
 def main(argv):
@@ -63,7 +80,8 @@ def main(argv):
         text = f.read()
     os.makedirs(out_dir, exist_ok=True)
     n = 0
-    for params in combinations():
+    index = {}
+    for axes, params in combinations():
         tmpl = yaml_parse(text)
         # What `sam package` does before the transform: code lives in S3.
         for res in tmpl.get("Resources", {}).values():
@@ -80,12 +98,17 @@ def main(argv):
         try:
             out = transform(tmpl, given, Policies())
         except Exception as e:  # the translator raises its own exception types
-            print(f"transform: {src} under {name_of(params)}: {e}", file=sys.stderr)
+            print(f"transform: {src} under {name_of(axes)}: {e}", file=sys.stderr)
             return 1
-        path = os.path.join(out_dir, name_of(params) + ".json")
+        path = os.path.join(out_dir, name_of(axes) + ".json")
         with open(path, "w", encoding="utf-8") as f:
             json.dump(out, f, indent=1, sort_keys=True, default=str)
+        index[name_of(axes)] = params
         n += 1
+    # The parameter values of each set, for the tests that evaluate them
+    # (not a template: cfn-lint reads *.json, hence another extension).
+    with open(os.path.join(out_dir, "parameters.index"), "w", encoding="utf-8") as f:
+        json.dump(index, f, indent=1, sort_keys=True)
     print(f"transform: {src}: the SAM transform accepts all {n} parameter sets; CloudFormation in {out_dir}/")
     return 0
 

@@ -93,6 +93,16 @@ func TestSendDelivers(t *testing.T) {
 		check func(t *testing.T, e ses.Email, got testenv.SentEmail)
 	}{
 		{
+			// SENDER_ADDRESS "Shop <no-reply@...>", as the relay's configuration gives it to SES.
+			name: "a From with a display name is sent as given",
+			edit: func(e *ses.Email) { e.From = `"Shop" <` + e.From + `>` },
+			check: func(t *testing.T, e ses.Email, got testenv.SentEmail) {
+				if got.From != e.From {
+					t.Errorf("from %q, want %q", got.From, e.From)
+				}
+			},
+		},
+		{
 			name: "an email reaches the store with its headers and both bodies",
 			check: func(t *testing.T, e ses.Email, got testenv.SentEmail) {
 				if got.From != e.From || fmt.Sprint(got.Destination.To) != fmt.Sprint(e.To) {

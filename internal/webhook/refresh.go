@@ -11,7 +11,11 @@ import (
 
 // Refresh defaults.
 const (
-	DefaultRefreshEvery   = 5 * time.Minute
+	DefaultRefreshEvery = 5 * time.Minute
+	// The range of a refresh interval other than 0 (read once per cold
+	// start): WEBHOOK_SECRETS_REFRESH, template WebhookSecretsRefreshSeconds.
+	MinRefreshEvery       = time.Second
+	MaxRefreshEvery       = 24 * time.Hour
 	defaultRefreshTimeout = 2 * time.Second
 	maxRefreshRetryAfter  = 30 * time.Second
 )

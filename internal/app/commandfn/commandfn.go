@@ -81,7 +81,7 @@ func loadConfig(getenv func(string) string) (config, error) {
 	}
 	if s := r.String("WEBHOOK_SECRETS_REFRESH"); s != "" {
 		d, err := time.ParseDuration(s)
-		if err != nil || d < 0 || (d > 0 && d < time.Second) || d > 24*time.Hour {
+		if err != nil || d < 0 || (d > 0 && d < webhook.MinRefreshEvery) || d > webhook.MaxRefreshEvery {
 			r.Fail(fmt.Sprintf("WEBHOOK_SECRETS_REFRESH=%q must be a Go duration from 1s to 24h, or 0 (read once per cold start)", s))
 		}
 		c.SecretsRefresh = d

@@ -6,8 +6,14 @@ package deliveryfn
 
 import (
 	"context"
+	"errors"
+	"fmt"
 	"log/slog"
+	"maps"
+	"net/mail"
 	"os"
+	"slices"
+	"strings"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
@@ -47,22 +53,23 @@ type Config struct {
 	LogLevel  slog.Level
 }
 
-// The ranges of the integer settings; 0 in delivery.Config (not set) is
-// the engine's default.
-var (
-	workersRange      = env.Range{Min: 1, Max: 256}  // RELAY_WORKERS (default 16)
-	sendAttemptsRange = env.Range{Min: 1, Max: 20}   // RELAY_MAX_SEND_ATTEMPTS (default 4)
-	leaseSecondsRange = env.Range{Min: 1, Max: 3600} // EMAIL_LEASE_SECONDS (default 120)
-	retentionRange    = env.Range{Min: 1, Max: 365}  // OUTBOX_RETENTION_DAYS (default 7)
-	concurrencyRange  = env.Range{Min: 1, Max: 1000} // RELAY_EXPECTED_CONCURRENCY (default 1)
-)
+// IntSettings are the ranges of the integer settings a user may tune (the
+// template's parameters take theirs from here: infra/template_test.go);
+// not set (0 in delivery.Config) is the engine's default, in the comment.
+var IntSettings = map[string]env.Range{
+	"RELAY_WORKERS":              {Min: 1, Max: 256},  // default 16
+	"RELAY_MAX_SEND_ATTEMPTS":    {Min: 1, Max: 20},   // default 4
+	"EMAIL_LEASE_SECONDS":        {Min: 1, Max: 3600}, // default 120
+	"OUTBOX_RETENTION_DAYS":      {Min: 1, Max: 365},  // default 7
+	"RELAY_EXPECTED_CONCURRENCY": {Min: 1, Max: 1000}, // default 1
+}
 
 // SES_ACCOUNT_SEND_RATE, emails per second for the whole account: the SES
 // default for an account out of the sandbox, and its bounds.
 const (
-	defaultAccountSendRate = 14.0
-	minAccountSendRate     = 0.1
-	maxAccountSendRate     = 100000.0
+	DefaultAccountSendRate = 14.0
+	MinAccountSendRate     = 0.1
+	MaxAccountSendRate     = 100000.0
 )
 
 // LoadConfig reads and checks the delivery functions' environment (the
@@ -76,24 +83,38 @@ func LoadConfig(getenv func(string) string) (Config, error) {
 	d.Sender = r.Required("SENDER_ADDRESS")
 	d.ConfigurationSet = r.String("SES_CONFIGURATION_SET")
 	d.Source = r.String("EVENT_SOURCE")
+	var ids []string // what the role may send as
 	if d.Sender != "" {
-		if _, err := dispatch.ParseAddress(d.Sender); err != nil {
-			r.Fail("SENDER_ADDRESS is not a valid email address")
+		from, addr, err := ParseSender(d.Sender)
+		var idErr error
+		ids, idErr = ParseIdentities(r.String("SENDER_IDENTITIES"), addr)
+		switch {
+		case err != nil:
+			r.Fail("SENDER_ADDRESS " + err.Error())
+		case idErr != nil:
+			r.Fail("SENDER_IDENTITIES " + idErr.Error())
+		case !Covered(ids, addr):
+			// SES would refuse every email with AccessDenied (IAM grants
+			// ses:SendEmail on these identities only), which the relay
+			// takes as permanent: every email would end FAILED.
+			r.Fail(fmt.Sprintf("SENDER_ADDRESS %s is not covered by SENDER_IDENTITIES %s: name its address or its domain there (template parameter SenderIdentities)", addr, strings.Join(ids, ",")))
+		default:
+			d.Sender = from
 		}
 	}
 	c.Shards = r.Int("UNDELIVERED_INDEX_SHARDS", env.DefaultIndexShards, env.IndexShards)
-	d.Workers = r.Int("RELAY_WORKERS", 0, workersRange)
-	d.MaxSendAttempts = r.Int("RELAY_MAX_SEND_ATTEMPTS", 0, sendAttemptsRange)
+	d.Workers = r.Int("RELAY_WORKERS", 0, IntSettings["RELAY_WORKERS"])
+	d.MaxSendAttempts = r.Int("RELAY_MAX_SEND_ATTEMPTS", 0, IntSettings["RELAY_MAX_SEND_ATTEMPTS"])
 	// An email claimed by a relay that then died (timeout, crash, kill)
 	// is left alone this long before another relay or the replay sends it.
 	// Shorter retries sooner; it must stay above the worst time from claim
 	// to SES's answer, or two relays may both send.
-	d.Lease = time.Duration(r.Int("EMAIL_LEASE_SECONDS", 0, leaseSecondsRange)) * time.Second
-	d.KeepDelivered = time.Duration(r.Int("OUTBOX_RETENTION_DAYS", 0, retentionRange)) * 24 * time.Hour
+	d.Lease = time.Duration(r.Int("EMAIL_LEASE_SECONDS", 0, IntSettings["EMAIL_LEASE_SECONDS"])) * time.Second
+	d.KeepDelivered = time.Duration(r.Int("OUTBOX_RETENTION_DAYS", 0, IntSettings["OUTBOX_RETENTION_DAYS"])) * 24 * time.Hour
 	// The account's SES send rate is shared by every concurrent relay
 	// instance (shards × ParallelizationFactor, plus replays).
-	rate := r.Float("SES_ACCOUNT_SEND_RATE", defaultAccountSendRate, minAccountSendRate, maxAccountSendRate)
-	d.EmailRate = rate / float64(r.Int("RELAY_EXPECTED_CONCURRENCY", 1, concurrencyRange))
+	rate := r.Float("SES_ACCOUNT_SEND_RATE", DefaultAccountSendRate, MinAccountSendRate, MaxAccountSendRate)
+	d.EmailRate = rate / float64(r.Int("RELAY_EXPECTED_CONCURRENCY", 1, IntSettings["RELAY_EXPECTED_CONCURRENCY"]))
 	c.LogLevel = r.LogLevel()
 	if err := r.Err("delivery configuration"); err != nil {
 		return c, err
@@ -104,8 +125,77 @@ func LoadConfig(getenv func(string) string) (Config, error) {
 	if err != nil {
 		return c, err
 	}
+	// A sender of the folder that the role may not send as would have every
+	// one of its emails refused (AccessDenied, permanent: FAILED).
+	for _, name := range slices.Sorted(maps.Keys(dir.Senders)) {
+		if s := dir.Senders[name]; !Covered(ids, s.Address) {
+			return c, fmt.Errorf("delivery configuration: the template folder's sender %q (%s) is not covered by SENDER_IDENTITIES %s: name its address or its domain there (template parameter SenderIdentities)",
+				name, s.Address, strings.Join(ids, ","))
+		}
+	}
 	d.Senders = dir.WireSenders()
 	return c, nil
+}
+
+// ParseSender reads SENDER_ADDRESS: an address, or a display name and an
+// address in angle brackets ("Shop <no-reply@shop.example>"). It returns
+// the From as SES takes it (a display name quoted, or RFC 2047-encoded when
+// it is not ASCII) and the address alone.
+func ParseSender(s string) (from, addr string, err error) {
+	if !strings.Contains(s, "<") {
+		if _, err := dispatch.ParseAddress(s); err != nil {
+			return "", "", errors.New("is not a valid email address")
+		}
+		return s, s, nil
+	}
+	a, err := mail.ParseAddress(s)
+	if err != nil || strings.ContainsAny(a.Name, "\r\n") {
+		return "", "", errors.New(`is not an address or "Display Name <address>"`)
+	}
+	if _, err := dispatch.ParseAddress(a.Address); err != nil {
+		return "", "", errors.New("is not a valid email address")
+	}
+	if a.Name == "" {
+		return a.Address, a.Address, nil
+	}
+	return a.String(), a.Address, nil
+}
+
+// ParseIdentities reads SENDER_IDENTITIES: comma-separated SES identities,
+// each an email address or a domain; empty is the sender's address alone
+// (the template's default too).
+func ParseIdentities(s, senderAddr string) ([]string, error) {
+	if strings.TrimSpace(s) == "" {
+		return []string{senderAddr}, nil
+	}
+	var ids []string
+	for _, id := range strings.Split(s, ",") {
+		id = strings.TrimSpace(id)
+		var err error
+		if strings.Contains(id, "@") {
+			_, err = dispatch.ParseAddress(id)
+		} else if _, err = dispatch.ParseAddress("x@" + id); err == nil && !strings.Contains(id, ".") {
+			err = errors.New("no dot")
+		}
+		if id == "" || err != nil {
+			return nil, fmt.Errorf("%q: each identity must be an email address or a domain", id)
+		}
+		ids = append(ids, id)
+	}
+	return ids, nil
+}
+
+// Covered reports whether addr may be sent from as one of the identities:
+// the address itself, or its domain (exactly: a subdomain needs its own
+// identity in the list), compared without case.
+func Covered(identities []string, addr string) bool {
+	_, domain, _ := strings.Cut(addr, "@")
+	for _, id := range identities {
+		if strings.EqualFold(id, addr) || strings.EqualFold(id, domain) {
+			return true
+		}
+	}
+	return false
 }
 
 // NewEngine builds the delivery engine and its store. The SQS and

@@ -43,6 +43,24 @@ func TestLoadConfig(t *testing.T) {
 		{"names every missing variable", map[string]string{}, nil, "TABLE_NAME is required; EVENTS_QUEUE_URL is required; DLQ_URL is required; SENDER_ADDRESS is required"},
 		{"refuses a sender that is not an address", with("SENDER_ADDRESS", "nobody"), nil, "SENDER_ADDRESS is not a valid email address"},
 
+		// The sender and its identities (SENDER_IDENTITIES, template parameter SenderIdentities): the relay
+		// refuses at cold start a From that IAM would refuse with AccessDenied, which fails every email.
+		{"an address alone is its own identity", base, func(c Config) bool { return c.Delivery.Sender == "no-reply@example.com" }, ""},
+		{"takes a display name and keeps it in the From", with("SENDER_ADDRESS", "Shop <no-reply@shop.example>", "SENDER_IDENTITIES", "shop.example"),
+			func(c Config) bool { return c.Delivery.Sender == `"Shop" <no-reply@shop.example>` }, ""},
+		{"encodes a display name that is not ASCII", with("SENDER_ADDRESS", "Café Ada <no-reply@example.com>"),
+			func(c Config) bool { return c.Delivery.Sender == "=?utf-8?q?Caf=C3=A9_Ada?= <no-reply@example.com>" }, ""},
+		{"a display name's address is its own identity", with("SENDER_ADDRESS", "Shop <no-reply@example.com>"), nil, ""},
+		{"a domain identity covers the address", with("SENDER_IDENTITIES", "example.com"), nil, ""},
+		{"an address identity covers the address", with("SENDER_IDENTITIES", "other.example, NO-REPLY@example.com"), nil, ""},
+		{"refuses a sender no identity covers", with("SENDER_IDENTITIES", "shop.example,ops@example.com"), nil,
+			"SENDER_ADDRESS no-reply@example.com is not covered by SENDER_IDENTITIES shop.example,ops@example.com"},
+		{"a parent domain does not cover a subdomain", with("SENDER_ADDRESS", "a@mail.example.com", "SENDER_IDENTITIES", "example.com"), nil, "is not covered"},
+		{"refuses an identity that is neither an address nor a domain", with("SENDER_IDENTITIES", "example.com,localhost"), nil, `SENDER_IDENTITIES "localhost"`},
+		{"refuses an empty identity in the list", with("SENDER_IDENTITIES", "example.com,"), nil, `SENDER_IDENTITIES ""`},
+		{"refuses a display name without an address", with("SENDER_ADDRESS", "Shop <>"), nil, "SENDER_ADDRESS is not"},
+		{"refuses a display name with a line break", with("SENDER_ADDRESS", "\"Shop\r\nBcc: x@y.z\" <no-reply@example.com>"), nil, "SENDER_ADDRESS is not"},
+
 		{"reads RELAY_WORKERS", with("RELAY_WORKERS", "32"), func(c Config) bool { return c.Delivery.Workers == 32 }, ""},
 		{"reads RELAY_MAX_SEND_ATTEMPTS", with("RELAY_MAX_SEND_ATTEMPTS", "20"), func(c Config) bool { return c.Delivery.MaxSendAttempts == 20 }, ""},
 		{"reads OUTBOX_RETENTION_DAYS", with("OUTBOX_RETENTION_DAYS", "30"), func(c Config) bool { return c.Delivery.KeepDelivered == 30*24*time.Hour }, ""},
@@ -114,7 +132,14 @@ func TestLoadConfigReadsTheTemplateFolder(t *testing.T) {
 	if got := c.Delivery.Senders.For("notification", "no-reply@example.com"); got.From != "no-reply@example.com" {
 		t.Errorf("built-in sender = %+v, want SENDER_ADDRESS", got)
 	}
-	c, err = LoadConfig(envOf(with("EMAIL_TEMPLATES_DIR", templatedir.Write(t, templatedir.User(t)))))
+	user := templatedir.Write(t, templatedir.User(t))
+	// The role may not send as the folder's shop sender: a cold-start error
+	// naming it, not AccessDenied on each of its emails.
+	_, err = LoadConfig(envOf(with("EMAIL_TEMPLATES_DIR", user)))
+	if err == nil || !strings.Contains(err.Error(), "orders@shop.example") || !strings.Contains(err.Error(), "SENDER_IDENTITIES") {
+		t.Fatalf("LoadConfig = %v, want the uncovered sender named", err)
+	}
+	c, err = LoadConfig(envOf(with("EMAIL_TEMPLATES_DIR", user, "SENDER_IDENTITIES", "no-reply@example.com,shop.example")))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -68,6 +68,9 @@ func (t *Template) NewEvaluator(s Stack) (*Evaluator, error) {
 		if len(p.AllowedValues) > 0 && !containsScalar(p.AllowedValues, v) {
 			return nil, fmt.Errorf("cfn: parameter %q = %v is not one of %v", name, v, p.AllowedValues)
 		}
+		if err := p.check(v); err != nil {
+			return nil, fmt.Errorf("cfn: parameter %q = %v %w", name, v, err)
+		}
 		e.params[name] = v
 	}
 	names := make([]string, 0, len(t.Conditions))
@@ -85,6 +88,40 @@ func (t *Template) NewEvaluator(s Stack) (*Evaluator, error) {
 
 // StackName returns the stack name in use.
 func (e *Evaluator) StackName() string { return e.s.Name }
+
+// check applies AllowedPattern (to the whole value) and MinValue and
+// MaxValue (to a number).
+func (p Parameter) check(v any) error {
+	s, err := scalarString(v)
+	if err != nil {
+		return err
+	}
+	if p.AllowedPattern != "" {
+		re, err := regexp.Compile("^(?:" + p.AllowedPattern + ")$")
+		if err != nil {
+			return fmt.Errorf("has an AllowedPattern Go cannot read: %w", err)
+		}
+		if !re.MatchString(s) {
+			return fmt.Errorf("does not match its AllowedPattern %s", p.AllowedPattern)
+		}
+	}
+	for _, b := range []struct {
+		bound any
+		out   func(n, b float64) bool
+		what  string
+	}{{p.MinValue, func(n, b float64) bool { return n < b }, "MinValue"}, {p.MaxValue, func(n, b float64) bool { return n > b }, "MaxValue"}} {
+		if b.bound == nil {
+			continue
+		}
+		bs, _ := scalarString(b.bound)
+		bound, err1 := strconv.ParseFloat(bs, 64)
+		n, err2 := strconv.ParseFloat(s, 64)
+		if err1 != nil || err2 != nil || b.out(n, bound) {
+			return fmt.Errorf("is outside its %s %s", b.what, bs)
+		}
+	}
+	return nil
+}
 
 // Param returns a parameter's value as a string.
 func (e *Evaluator) Param(name string) (string, error) {
@@ -208,6 +245,8 @@ func (e *Evaluator) fn(name string, arg any) (any, error) {
 		return e.join(arg)
 	case "Fn::Select":
 		return e.selectOne(arg)
+	case "Fn::Split":
+		return e.split(arg)
 	case "Fn::ToJsonString":
 		v, err := e.Eval(arg)
 		if err != nil {
@@ -326,6 +365,33 @@ func (e *Evaluator) join(arg any) (any, error) {
 		parts[i] = s
 	}
 	return strings.Join(parts, delim), nil
+}
+
+// split evaluates Fn::Split: a literal delimiter (as CloudFormation
+// requires) and a string.
+func (e *Evaluator) split(arg any) (any, error) {
+	l, ok := arg.([]any)
+	if !ok || len(l) != 2 {
+		return nil, fmt.Errorf("Fn::Split takes [delimiter, string]")
+	}
+	delim, ok := l[0].(string)
+	if !ok || delim == "" {
+		return nil, fmt.Errorf("Fn::Split: delimiter must be a non-empty string")
+	}
+	v, err := e.eval(l[1])
+	if err != nil {
+		return nil, err
+	}
+	src, err := scalarString(v)
+	if err != nil {
+		return nil, fmt.Errorf("Fn::Split: %w", err)
+	}
+	parts := strings.Split(src, delim)
+	out := make([]any, len(parts))
+	for i, p := range parts {
+		out[i] = p
+	}
+	return out, nil
 }
 
 func (e *Evaluator) selectOne(arg any) (any, error) {

@@ -35,6 +35,10 @@ type Parameter struct {
 	Type          string
 	Default       any
 	AllowedValues []any
+	// AllowedPattern (a String's), MinValue and MaxValue (a Number's), as
+	// CloudFormation checks them before it deploys.
+	AllowedPattern     string
+	MinValue, MaxValue any
 }
 
 // Resource is one entry of the Resources section.
@@ -87,6 +91,8 @@ func Parse(src []byte) (*Template, error) {
 		p := Parameter{Default: m["Default"]}
 		p.Type, _ = m["Type"].(string)
 		p.AllowedValues, _ = m["AllowedValues"].([]any)
+		p.AllowedPattern, _ = m["AllowedPattern"].(string)
+		p.MinValue, p.MaxValue = m["MinValue"], m["MaxValue"]
 		t.Parameters[name] = p
 	}
 	resources := asMap(top["Resources"])

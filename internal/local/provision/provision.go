@@ -10,8 +10,11 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
+	"net/mail"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"sort"
 	"strings"
 
@@ -67,6 +70,9 @@ type Stack struct {
 	Resources map[string]*Resource
 	// EmailTemplates is Options.EmailTemplates, absolute.
 	EmailTemplates string
+	// localQueueURL answers the URL this endpoint gives a queue of that
+	// name (nil: no endpoint to ask).
+	localQueueURL func(name string) (string, error)
 }
 
 // Ref implements cfn.Resolver.
@@ -145,6 +151,9 @@ func (s *Stack) FunctionEnv(logicalID string) (map[string]string, error) {
 		if err != nil {
 			return nil, fmt.Errorf("%s environment %s: %w", logicalID, k, err)
 		}
+		if str, err = s.localURL(str); err != nil {
+			return nil, fmt.Errorf("%s environment %s: %w", logicalID, k, err)
+		}
 		out[k] = str
 	}
 	// The template layer's mount: locally, the folder that stands in for it.
@@ -152,6 +161,25 @@ func (s *Stack) FunctionEnv(logicalID string) (map[string]string, error) {
 		out[emails.EnvDir] = s.EmailTemplates
 	}
 	return out, nil
+}
+
+// awsQueueURL is the URL the template builds from a queue's ARN (a queue
+// the stack reuses: ExistingEventsQueueArn).
+var awsQueueURL = regexp.MustCompile(`^https://sqs\.[a-z0-9-]+\.amazonaws\.com(\.cn)?/[0-9]{12}/([A-Za-z0-9_-]{1,80}(\.fifo)?)$`)
+
+// localURL gives, for a queue URL in AWS's form, the URL the endpoint in use
+// knows that queue by: SQS takes either, an emulator (fauxqs) only its own.
+// Anything else is returned as is.
+func (s *Stack) localURL(v string) (string, error) {
+	m := awsQueueURL.FindStringSubmatch(v)
+	if m == nil || s.localQueueURL == nil {
+		return v, nil
+	}
+	u, err := s.localQueueURL(m[2])
+	if err != nil {
+		return "", fmt.Errorf("queue %s (%s) on this endpoint: %w", m[2], v, err)
+	}
+	return u, nil
 }
 
 func nested(m map[string]any, keys ...string) map[string]any {
@@ -184,6 +212,9 @@ func Apply(ctx context.Context, cfg aws.Config, opts Options) (*Stack, error) {
 		if s.EmailTemplates, err = filepath.Abs(opts.EmailTemplates); err != nil {
 			return nil, err
 		}
+		if opts.Parameters, err = localIdentities(t, opts.Parameters, s.EmailTemplates); err != nil {
+			return nil, err
+		}
 	}
 	ev, err := t.NewEvaluator(cfn.Stack{Name: opts.StackName, Region: opts.Region, Parameters: opts.Parameters, Resolver: s})
 	if err != nil {
@@ -200,6 +231,16 @@ func Apply(ctx context.Context, cfg aws.Config, opts Options) (*Stack, error) {
 		ddb:   dynamodb.NewFromConfig(cfg),
 		sqs:   sqs.NewFromConfig(cfg),
 		ses:   sesv2.NewFromConfig(cfg),
+	}
+	// Asked later, when a function's environment is read: not bound to
+	// Apply's deadline.
+	urlCtx := context.WithoutCancel(ctx)
+	s.localQueueURL = func(name string) (string, error) {
+		out, err := p.sqs.GetQueueUrl(urlCtx, &sqs.GetQueueUrlInput{QueueName: aws.String(name)})
+		if err != nil {
+			return "", err
+		}
+		return aws.ToString(out.QueueUrl), nil
 	}
 	for _, id := range order {
 		r := t.Resources[id]
@@ -324,4 +365,42 @@ func unsupported(err error) bool {
 		}
 	}
 	return true
+}
+
+// localIdentities stands in for the SES identities a user verifies: unless
+// SenderIdentities is given, it is the stack's sender address and the
+// identity of each sender of the template folder, so that the functions
+// may send as every sender the folder names (in AWS, the user lists them in
+// SenderIdentities; the relay refuses to start otherwise). At most five,
+// as the template's grant takes.
+func localIdentities(t *cfn.Template, params map[string]string, dir string) (map[string]string, error) {
+	if params["SenderIdentities"] != "" {
+		return params, nil
+	}
+	d, err := emails.LoadDir(dir)
+	if err != nil {
+		return params, nil // the functions' cold start names what is broken, as in AWS
+	}
+	sender := params["SenderAddress"]
+	if sender == "" {
+		sender, _ = t.Parameters["SenderAddress"].Default.(string)
+	}
+	if a, err := mail.ParseAddress(sender); err == nil {
+		sender = a.Address
+	}
+	ids := []string{sender}
+	for _, name := range slices.Sorted(maps.Keys(d.Senders)) {
+		if id := d.Senders[name].Identity; !slices.Contains(ids, id) {
+			ids = append(ids, id)
+		}
+	}
+	if len(ids) > 5 {
+		return nil, fmt.Errorf("provision: the template folder's senders need %d SES identities (%s); SenderIdentities takes 5", len(ids), strings.Join(ids, ","))
+	}
+	out := maps.Clone(params)
+	if out == nil {
+		out = map[string]string{}
+	}
+	out["SenderIdentities"] = strings.Join(ids, ",")
+	return out, nil
 }
