@@ -52,7 +52,7 @@ func TestTheAddACommandTypeRecipe(t *testing.T) {
 	}
 	// The packages the two test runs build: the domain, the public outbox
 	// contract it imports, the email templates and their renderer.
-	for _, d := range []string{"internal/dispatch", "internal/emails", "outbox", "emailtemplate"} {
+	for _, d := range []string{"internal/dispatch", "internal/emails", "internal/testkit/templatedir", "outbox", "emailtemplate"} {
 		recipeCopyTree(t, filepath.Join(root, d), filepath.Join(dir, d))
 	}
 	pkg := filepath.Join(dir, "internal", "dispatch")
