@@ -1,7 +1,9 @@
 package apigw
 
 import (
+	"context"
 	"encoding/json"
+	"io"
 	"maps"
 	"net/http"
 	"os"
@@ -15,7 +17,9 @@ import (
 	"github.com/aws/aws-lambda-go/events"
 	"gopkg.in/yaml.v3"
 
+	"github.com/dispatcher-dev/dispatcher/internal/command"
 	"github.com/dispatcher-dev/dispatcher/internal/dispatch"
+	"github.com/dispatcher-dev/dispatcher/internal/obs"
 )
 
 // The parts of api/openapi.yaml that TestOpenAPI holds to the code.
@@ -82,6 +86,54 @@ func (f oasFile) schema(t *testing.T, s oasSchema) oasSchema {
 	return got
 }
 
+// stubExec and stubReader answer every command and read with "not found",
+// which is not the handler's "No such route".
+type stubExec struct{}
+
+func (stubExec) Execute(context.Context, command.Request) (command.Result, error) {
+	return command.Result{}, dispatch.E("stub", dispatch.NotFound, "stub", nil)
+}
+
+type stubReader struct{}
+
+func (stubReader) Load(context.Context, string) (dispatch.Aggregate, error) {
+	return dispatch.Aggregate{}, nil
+}
+
+func (stubReader) ListOutbox(context.Context, string, int, string) ([]dispatch.OutboxItem, string, error) {
+	return nil, "", nil
+}
+
+func (stubReader) FirstUnsettled(context.Context, string) (dispatch.OutboxKey, bool, error) {
+	return dispatch.OutboxKey{}, false, nil
+}
+
+func (stubReader) ListEvents(context.Context, string, int, string) ([]dispatch.OutboxItem, string, error) {
+	return nil, "", nil
+}
+
+// answers drives the handler with an IAM-authorized API Gateway v2 event of
+// a $default route and says whether it answered other than "No such route".
+func answers(t *testing.T, method, path string) bool {
+	t.Helper()
+	h := New(stubExec{}, stubReader{}, nil, obs.NewLogger(io.Discard, 0), obs.NewMetrics(io.Discard, "Dispatcher"))
+	req := events.APIGatewayV2HTTPRequest{RouteKey: "$default", RawPath: path, Body: "{}",
+		Headers: map[string]string{"content-type": "application/json", "idempotency-key": "k1"}}
+	req.RequestContext.HTTP.Method = method
+	req.RequestContext.Authorizer = &events.APIGatewayV2HTTPRequestContextAuthorizerDescription{
+		IAM: &events.APIGatewayV2HTTPRequestContextAuthorizerIAMDescription{UserARN: "arn:aws:iam::123456789012:user/test"}}
+	resp, err := h.Handle(context.Background(), req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var p Problem
+	_ = json.Unmarshal([]byte(resp.Body), &p)
+	if resp.StatusCode == http.StatusUnauthorized {
+		t.Fatalf("%s %s: 401 to an IAM caller: %s", method, path, resp.Body)
+	}
+	return !(resp.StatusCode == noRouteProblem.status && p.Title == noRouteProblem.title)
+}
+
 // samplePath is a path of the template with an aggregate id in it.
 func samplePath(template string) string {
 	return strings.ReplaceAll(template, "{id}", "acct-1")
@@ -113,15 +165,15 @@ func TestOpenAPI(t *testing.T) {
 					t.Errorf("api/openapi.yaml describes %s; the handler has no such route", key)
 				}
 			}
-			// The handler's own matcher (a $default route): every method on
-			// a described path that it answers is described.
+			// The handler itself, driven as a $default route: every method on
+			// a described path that it answers is described, and every
+			// described one is answered (not with "No such route").
 			for _, m := range []string{http.MethodGet, http.MethodPost, http.MethodPut, http.MethodPatch, http.MethodDelete, http.MethodHead, http.MethodOptions} {
-				req := events.APIGatewayV2HTTPRequest{RawPath: samplePath(path)}
-				req.RequestContext.HTTP.Method = m
-				if r := routeOf(req); r != "" && !described[r] {
-					t.Errorf("the handler answers %s %s as %s; api/openapi.yaml does not describe it", m, path, r)
-				} else if r == "" && described[m+" "+path] {
-					t.Errorf("api/openapi.yaml describes %s %s; the handler answers it with no route", m, path)
+				key := m + " " + path
+				if answered := answers(t, m, samplePath(path)); answered && !described[key] {
+					t.Errorf("the handler answers %s; api/openapi.yaml does not describe it", key)
+				} else if !answered && described[key] {
+					t.Errorf("api/openapi.yaml describes %s; the handler answers it %q", key, noRouteProblem.title)
 				}
 			}
 		}
