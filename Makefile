@@ -53,8 +53,8 @@ deps: emulators-install py-tools moto-install ## install everything: Go modules,
 	$(GO) mod download
 
 ## --- test --------------------------------------------------------------------
-.PHONY: test test-go test-short lint-template sam-build
-test: emulators-install py-tools lint-template sam-build test-go ## everything CI runs: template checks, sam build, unit and integration tests against the emulators
+.PHONY: test test-go test-short lint-template lint-openapi sam-build
+test: emulators-install py-tools lint-template lint-openapi sam-build test-go ## everything CI runs: template checks, sam build, unit and integration tests against the emulators
 
 test-go:
 	$(GO) test -count=1 -timeout $(TEST_TIMEOUT) ./...
@@ -79,6 +79,9 @@ lint-template: py-tools ## cfn-lint, `sam validate` (the SAM transform) and `sam
 	@rm -rf $(TRANSFORMED)
 	AWS_DEFAULT_REGION=us-east-1 $(VENV)/bin/python tools/transform.py infra/template.yaml $(TRANSFORMED) 2> >(grep -v 'unpublished metrics' >&2)
 	$(VENV)/bin/cfn-lint $(TRANSFORMED)/*.json
+
+lint-openapi: py-tools ## openapi-spec-validator on api/openapi.yaml (OpenAPI 3.1); TestOpenAPI (internal/apigw) holds the handler to it
+	$(VENV)/bin/openapi-spec-validator api/openapi.yaml
 
 # The email template folder deployed as the template layer (EmailTemplatesLayer) and used by
 # `make dev`: yours, or the built-in one (docs/templates.md).

@@ -54,6 +54,10 @@ var (
 	mediaTypeProblem = problemType{http.StatusUnsupportedMediaType, "unsupported-media-type", "Unsupported media type", false}
 )
 
+// edgeProblems are the problem types that no kind maps to; with
+// problemTypes they are every problem the handler answers (TestOpenAPI).
+var edgeProblems = []problemType{internalProblem, noRouteProblem, mediaTypeProblem}
+
 func typeOf(k dispatch.Kind) problemType {
 	if t, ok := problemTypes[k]; ok {
 		return t
