@@ -63,25 +63,22 @@ func loadOpenAPI(t *testing.T) oasFile {
 }
 
 func (f oasFile) response(t *testing.T, r oasResponse) oasResponse {
-	t.Helper()
-	if r.Ref == "" {
-		return r
-	}
-	got, ok := f.Components.Responses[strings.TrimPrefix(r.Ref, "#/components/responses/")]
-	if !ok {
-		t.Fatalf("api/openapi.yaml: no response %s", r.Ref)
-	}
-	return got
+	return deref(t, r, r.Ref, "#/components/responses/", f.Components.Responses)
 }
 
 func (f oasFile) schema(t *testing.T, s oasSchema) oasSchema {
+	return deref(t, s, s.Ref, "#/components/schemas/", f.Components.Schemas)
+}
+
+// deref is v, or, when it is a $ref, the component it names.
+func deref[T any](t *testing.T, v T, ref, prefix string, components map[string]T) T {
 	t.Helper()
-	if s.Ref == "" {
-		return s
+	if ref == "" {
+		return v
 	}
-	got, ok := f.Components.Schemas[strings.TrimPrefix(s.Ref, "#/components/schemas/")]
+	got, ok := components[strings.TrimPrefix(ref, prefix)]
 	if !ok {
-		t.Fatalf("api/openapi.yaml: no schema %s", s.Ref)
+		t.Fatalf("api/openapi.yaml: no component %s", ref)
 	}
 	return got
 }
