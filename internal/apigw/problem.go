@@ -45,6 +45,8 @@ var problemTypes = map[dispatch.Kind]problemType{
 	dispatch.Unprocessable: {http.StatusUnprocessableEntity, "refused", "Command refused", false},
 	dispatch.TooLarge:      {http.StatusRequestEntityTooLarge, "too-large", "The request exceeds a limit", false},
 	dispatch.Transient:     {http.StatusServiceUnavailable, "unavailable", "Temporarily unavailable; retry with the same Idempotency-Key", true},
+	dispatch.Forbidden:     {http.StatusForbidden, "forbidden", "The caller is not granted this", false},
+	dispatch.Throttled:     {http.StatusTooManyRequests, "rate-limited", "Too many requests from this caller", false},
 }
 
 // The problems of HTTP itself, which no domain error has: the route and the

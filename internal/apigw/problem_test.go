@@ -37,6 +37,8 @@ func TestEveryKindMapsToOneStatus(t *testing.T) {
 		{dispatch.Permanent, 500, "internal"},
 		{dispatch.AccountWide, 500, "internal"},
 		{dispatch.Stale, 409, "version-conflict"},
+		{dispatch.Forbidden, 403, "forbidden"},
+		{dispatch.Throttled, 429, "rate-limited"},
 		{dispatch.Kind(200), 500, "internal"},
 	}
 	for _, tt := range tests {

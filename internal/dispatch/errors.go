@@ -22,9 +22,11 @@ const (
 	Permanent                 // the target refuses this item for good: mark FAILED, park in the DLQ
 	AccountWide               // sending paused or account suspended: stop the batch, retry nothing
 	Stale                     // the caller's expectedVersion is not the current one: 409 with the current version (*VersionConflict)
+	Forbidden                 // the caller is authenticated but not granted this: 403
+	Throttled                 // the caller exceeded its rate: 429 with Retry-After
 )
 
-var kindNames = [...]string{"internal", "invalid", "unauthorized", "not found", "conflict", "unprocessable", "too large", "transient", "permanent", "account-wide", "stale"}
+var kindNames = [...]string{"internal", "invalid", "unauthorized", "not found", "conflict", "unprocessable", "too large", "transient", "permanent", "account-wide", "stale", "forbidden", "throttled"}
 
 func (k Kind) String() string {
 	if int(k) < len(kindNames) {
