@@ -57,8 +57,11 @@ func ValidAggregatePattern(p string) bool {
 	if !ok || (typ != "*" && (!isTypeName(typ) || len(typ) > MaxTypeLen)) {
 		return false
 	}
+	// A prefix is the start of some valid id: a prefix no id can have
+	// ("-a*", or longer than an id) would be a grant that silently grants
+	// nothing.
 	if prefix, ok := strings.CutSuffix(id, "*"); ok {
-		return prefix == "" || isIn(prefix, func(c byte) bool { return isAlnum(c) || c == '_' || c == '-' })
+		return prefix == "" || ValidAggregateID(prefix)
 	}
 	return ValidAggregateID(id)
 }
@@ -104,4 +107,35 @@ func (c Caller) CheckSends(d Decision) error {
 		}
 	}
 	return nil
+}
+
+// CheckCommand refuses (Forbidden) a parsed command on an aggregate outside
+// the caller's grant, and a Dispatch that names a template or an event type
+// the caller is not granted. It is decided from the request alone, before
+// anything is read, so that the refusal tells nothing about what is stored.
+// The aggregate's type is the command type's (AggregateTypeOf), or the one
+// a Dispatch names.
+func (c Caller) CheckCommand(env Envelope, cmd Command) error {
+	if c.All {
+		return nil
+	}
+	typ := AggregateTypeOf(env.Type)
+	d, generic := cmd.(*Dispatch)
+	if generic {
+		typ = d.AggregateType
+	}
+	if !c.MayAccess(typ, env.AggregateID) {
+		return E("dispatch.CheckCommand", Forbidden, fmt.Sprintf("caller %s may not write %s aggregate %s", c.ID, typ, env.AggregateID), nil)
+	}
+	if !generic {
+		return nil
+	}
+	sends := Decision{Events: make([]Event, len(d.Events)), Emails: make([]Email, len(d.Emails))}
+	for i, e := range d.Events {
+		sends.Events[i] = Event{Type: e.Type}
+	}
+	for i, e := range d.Emails {
+		sends.Emails[i] = Email{Template: e.Template}
+	}
+	return c.CheckSends(sends)
 }
