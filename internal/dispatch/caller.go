@@ -139,3 +139,7 @@ func (c Caller) CheckCommand(env Envelope, cmd Command) error {
 	}
 	return c.CheckSends(sends)
 }
+
+// ValidTemplateName reports whether s is an email template's name (1 to 64
+// characters of a-z 0-9 -), as a caller's grant names it.
+func ValidTemplateName(s string) bool { return isTemplateName(s) }

@@ -4,9 +4,11 @@ import (
 	"context"
 	"crypto/sha256"
 	"errors"
+	"fmt"
 	"strings"
-	"sync"
 	"time"
+
+	"github.com/dispatcher-dev/dispatcher/internal/refresh"
 )
 
 // Refresh defaults.
@@ -14,10 +16,8 @@ const (
 	DefaultRefreshEvery = 5 * time.Minute
 	// The range of a refresh interval other than 0 (read once per cold
 	// start): WEBHOOK_SECRETS_REFRESH, template WebhookSecretsRefreshSeconds.
-	MinRefreshEvery       = time.Second
-	MaxRefreshEvery       = 24 * time.Hour
-	defaultRefreshTimeout = 2 * time.Second
-	maxRefreshRetryAfter  = 30 * time.Second
+	MinRefreshEvery = time.Second
+	MaxRefreshEvery = 24 * time.Hour
 )
 
 // RefreshOptions configure a Refreshing verifier.
@@ -43,105 +43,68 @@ type RefreshOptions struct {
 
 // Refreshing verifies signatures with secrets that it reads again from their
 // source every opts.Every, so that a rotation reaches warm instances without
-// waiting for them to be recycled.
-//
-// The read happens on the request path, in VerifyContext, when a request
-// needs a signature checked and the secrets are due: Lambda freezes an
-// environment between invocations, so a background timer would fire late
-// and its call could be frozen mid-flight and fail on thaw, while a read
-// on the request path runs when the environment is running anyway and is
-// bounded by opts.Timeout and the request's own deadline. One request at
-// a time reads; the others go on with the secrets in use meanwhile. A read
-// that fails, or that returns secrets NewVerifier refuses, keeps the secrets
-// in use and is tried again after opts.RetryAfter.
+// waiting for them to be recycled. The secrets are read again on the
+// request path, in VerifyContext, as package refresh describes; a read that
+// fails, or that returns secrets NewVerifier refuses, keeps the secrets in
+// use and is tried again after opts.RetryAfter.
 type Refreshing struct {
-	load func(context.Context) ([]string, error)
-	opts RefreshOptions
+	v        *refresh.Value[verifying]
+	onChange func(ctx context.Context, n int)
+}
 
-	mu      sync.Mutex
-	cur     *Verifier
-	sum     [sha256.Size]byte // of the secrets in use, to tell a change
-	due     time.Time
-	reading bool
+// verifying is a Verifier with what tells a change of its secrets.
+type verifying struct {
+	v   *Verifier
+	sum [sha256.Size]byte
+	n   int
+}
+
+func newVerifying(secrets []string) (verifying, error) {
+	v, err := NewVerifier(secrets)
+	return verifying{v: v, sum: fingerprint(secrets), n: len(secrets)}, err
 }
 
 // NewRefreshing returns a Refreshing verifier that starts with secrets (read
 // at cold start) and reads them again with load.
 func NewRefreshing(secrets []string, load func(context.Context) ([]string, error), opts RefreshOptions) (*Refreshing, error) {
-	if opts.Every <= 0 {
-		return nil, errors.New("webhook: the refresh interval must be positive")
-	}
 	if load == nil {
 		return nil, errors.New("webhook: no source to refresh the secrets from")
 	}
-	if opts.Timeout <= 0 {
-		opts.Timeout = defaultRefreshTimeout
-	}
-	if opts.RetryAfter <= 0 {
-		opts.RetryAfter = min(opts.Every, maxRefreshRetryAfter)
-	}
-	if opts.Now == nil {
-		opts.Now = time.Now
-	}
-	v, err := NewVerifier(secrets)
+	cur, err := newVerifying(secrets)
 	if err != nil {
 		return nil, err
 	}
-	return &Refreshing{load: load, opts: opts, cur: v, sum: fingerprint(secrets), due: opts.Now().Add(opts.Every)}, nil
+	v, err := refresh.New(cur, func(ctx context.Context, cur verifying) (verifying, bool, error) {
+		secrets, err := load(ctx)
+		if err != nil {
+			return cur, false, err
+		}
+		next, err := newVerifying(secrets)
+		if err != nil {
+			return cur, false, err
+		}
+		return next, next.sum != cur.sum, nil
+	}, refresh.Options{Every: opts.Every, Timeout: opts.Timeout, RetryAfter: opts.RetryAfter, OnError: opts.OnError, Now: opts.Now})
+	if err != nil {
+		return nil, fmt.Errorf("webhook: %w", err)
+	}
+	return &Refreshing{v: v, onChange: opts.OnChange}, nil
 }
 
 // Verify checks a request with the secrets in use, without reading them
 // again.
 func (r *Refreshing) Verify(headers map[string]string, body []byte) (string, error) {
-	r.mu.Lock()
-	v := r.cur
-	r.mu.Unlock()
-	return v.Verify(headers, body)
+	return r.v.Current().v.Verify(headers, body)
 }
 
 // VerifyContext reads the secrets again if they are due, then checks the
 // request as Verify does.
 func (r *Refreshing) VerifyContext(ctx context.Context, headers map[string]string, body []byte) (string, error) {
-	r.refresh(ctx)
-	return r.Verify(headers, body)
-}
-
-func (r *Refreshing) refresh(ctx context.Context) {
-	r.mu.Lock()
-	if r.reading || r.opts.Now().Before(r.due) {
-		r.mu.Unlock()
-		return
+	cur, changed := r.v.Get(ctx)
+	if changed && r.onChange != nil {
+		r.onChange(ctx, cur.n)
 	}
-	r.reading = true
-	r.mu.Unlock()
-
-	rctx, cancel := context.WithTimeout(ctx, r.opts.Timeout)
-	secrets, err := r.load(rctx)
-	cancel()
-	var v *Verifier
-	if err == nil {
-		v, err = NewVerifier(secrets)
-	}
-
-	r.mu.Lock()
-	r.reading = false
-	changed := false
-	if err != nil {
-		r.due = r.opts.Now().Add(r.opts.RetryAfter)
-	} else {
-		r.due = r.opts.Now().Add(r.opts.Every)
-		sum := fingerprint(secrets)
-		changed = sum != r.sum
-		r.cur, r.sum = v, sum
-	}
-	r.mu.Unlock()
-
-	switch {
-	case err != nil && r.opts.OnError != nil:
-		r.opts.OnError(ctx, err)
-	case changed && r.opts.OnChange != nil:
-		r.opts.OnChange(ctx, len(secrets))
-	}
+	return cur.v.Verify(headers, body)
 }
 
 func fingerprint(secrets []string) [sha256.Size]byte {

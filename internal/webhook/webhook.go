@@ -39,7 +39,8 @@ const (
 
 	secretPrefix = "whsec_"
 	minKeyLen    = 24 // bytes of decoded key; the spec's lower bound
-	maxSecrets   = 2  // the current secret and, while rotating, the other one
+	// MaxSecrets: the current secret and, while rotating, the other one.
+	MaxSecrets = 2
 	// maxIDLen: the webhook-id becomes an idempotency key.
 	maxIDLen = dispatch.MaxIdempotencyKeyLen
 )
@@ -73,7 +74,7 @@ type Verifier struct {
 // padded base64 of a key of at least 24 bytes, and there are one or two of
 // them. An error names the faulty secret by position, never by content.
 func NewVerifier(secrets []string) (*Verifier, error) {
-	if len(secrets) == 0 || len(secrets) > maxSecrets {
+	if len(secrets) == 0 || len(secrets) > MaxSecrets {
 		return nil, fmt.Errorf("webhook: %d secrets given, want 1 or 2 (the current secret and, while rotating, the other one)", len(secrets))
 	}
 	v := &Verifier{hooks: make([]*standardwebhooks.Webhook, 0, len(secrets))}
