@@ -12,6 +12,7 @@ import (
 	"github.com/aws/aws-lambda-go/events"
 
 	"github.com/dispatcher-dev/dispatcher/internal/apigw"
+	"github.com/dispatcher-dev/dispatcher/internal/caller"
 	"github.com/dispatcher-dev/dispatcher/internal/command"
 	"github.com/dispatcher-dev/dispatcher/internal/dynamo"
 	"github.com/dispatcher-dev/dispatcher/internal/emails"
@@ -314,16 +315,20 @@ func TestCommandsMustBeJSON(t *testing.T) {
 	})
 }
 
-// Without a verifier (API_AUTH=iam) only IAM-authorized callers get in, even
+// Without secrets (API_AUTH=iam) only IAM-authorized callers get in, even
 // with a signature that would be valid.
-func TestWithoutAVerifierOnlyIAMCallersAreAccepted(t *testing.T) {
+func TestWithoutSecretsOnlyIAMCallersAreAccepted(t *testing.T) {
 	f := newFixture(t)
 	store := dynamo.New(f.db, f.table, 8)
 	tmpl, err := emails.Load()
 	if err != nil {
 		t.Fatal(err)
 	}
-	f.h = apigw.New(command.New(store, tmpl), store, nil, obs.NewLogger(f.logs, 0), obs.NewMetrics(f.metrics, "Dispatcher"))
+	iamOnly, err := caller.New(caller.Config{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.h = apigw.New(command.New(store, tmpl), store, iamOnly, obs.NewLogger(f.logs, 0), obs.NewMetrics(f.metrics, "Dispatcher"))
 	id := newID("acct")
 	tests := []struct {
 		name   string

@@ -10,12 +10,12 @@ import (
 	"time"
 
 	"github.com/dispatcher-dev/dispatcher/internal/apigw"
+	"github.com/dispatcher-dev/dispatcher/internal/caller"
 	"github.com/dispatcher-dev/dispatcher/internal/command"
 	"github.com/dispatcher-dev/dispatcher/internal/dispatch"
 	"github.com/dispatcher-dev/dispatcher/internal/dynamo"
 	"github.com/dispatcher-dev/dispatcher/internal/emails"
 	"github.com/dispatcher-dev/dispatcher/internal/obs"
-	"github.com/dispatcher-dev/dispatcher/internal/webhook"
 )
 
 // recorder keeps the last commit the service made, so the baseline can
@@ -79,7 +79,7 @@ func benchCommandPath(b *testing.B, kind string) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	v, err := webhook.NewVerifier([]string{secretOld, secretNew})
+	v, err := caller.New(caller.Config{DefaultSecrets: []string{secretOld, secretNew}})
 	if err != nil {
 		b.Fatal(err)
 	}

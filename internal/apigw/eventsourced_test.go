@@ -262,12 +262,12 @@ func TestEventSourcedConcurrentCommandConflictsAndIsRetried(t *testing.T) {
 	other := command.New(store, tmpl).WithModes(eventSourced(t))
 	r := &racing{Store: store}
 	r.before = func() {
-		if _, err := other.Execute(context.Background(), command.Request{Body: []byte(deposit(id, 30, "other")), Scope: "test", IdempotencyKey: "other-" + id}); err != nil {
+		if _, err := other.Execute(context.Background(), command.Request{Body: []byte(deposit(id, 30, "other")), Caller: dispatch.Caller{ID: "test", Scope: "test", All: true}, IdempotencyKey: "other-" + id}); err != nil {
 			t.Fatalf("the concurrent command: %v", err)
 		}
 	}
 	svc := command.New(r, tmpl).WithModes(eventSourced(t))
-	res, err := svc.Execute(context.Background(), command.Request{Body: []byte(deposit(id, 70, "mine")), Scope: "test", IdempotencyKey: "mine-" + id})
+	res, err := svc.Execute(context.Background(), command.Request{Body: []byte(deposit(id, 70, "mine")), Caller: dispatch.Caller{ID: "test", Scope: "test", All: true}, IdempotencyKey: "mine-" + id})
 	if err != nil {
 		t.Fatal(err)
 	}

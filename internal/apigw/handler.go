@@ -7,7 +7,10 @@ import (
 	"context"
 	"encoding/base64"
 	"encoding/json"
+	"errors"
+	"fmt"
 	"log/slog"
+	"math"
 	"mime"
 	"net/http"
 	"slices"
@@ -35,16 +38,22 @@ const (
 // each (TestOpenAPI).
 var routes = []string{RouteCommands, RouteAggregate, RouteAggregateOutbox, RouteAggregateEvents}
 
-// Verifier authenticates a webhook-signed request and returns its webhook-id.
-// body is what the signature covers: webhook.SignedContent.
-type Verifier interface {
-	Verify(headers map[string]string, body []byte) (string, error)
+// Authenticator finds who sent a request (*caller.Registry,
+// *caller.Refreshing): the caller that API Gateway's IAM authorizer names
+// by principalARN ("" when none), or whose webhook secrets verify the
+// Standard Webhooks signature in headers over signed
+// (webhook.SignedContent: a POST's body, a read's request line). It
+// returns the caller and the request's webhook-id ("" for IAM). Its errors
+// are *dispatch.Error: Unauthorized (401), Forbidden (403).
+type Authenticator interface {
+	Authenticate(ctx context.Context, principalARN string, headers map[string]string, signed []byte) (dispatch.Caller, string, error)
 }
 
-// contextVerifier is a Verifier that may do I/O first (read its secrets
-// again): it gets the request's context. webhook.Refreshing is one.
-type contextVerifier interface {
-	VerifyContext(ctx context.Context, headers map[string]string, body []byte) (string, error)
+// Limiter spends one request of a caller's rate (a token bucket shared by
+// the function's instances): ok false says the caller is over it, and
+// retryAfter when a request would be allowed again.
+type Limiter interface {
+	Take(ctx context.Context, key string, rate dispatch.Rate) (ok bool, retryAfter time.Duration, err error)
 }
 
 // Reader reads what the GET routes show.
@@ -70,22 +79,31 @@ type Executor interface {
 
 // Handler is the command function's handler.
 type Handler struct {
-	exec     Executor
-	reader   Reader
-	verifier Verifier
-	log      *slog.Logger
-	metrics  *obs.Metrics
-	now      func() time.Time
+	exec    Executor
+	reader  Reader
+	auth    Authenticator
+	limiter Limiter
+	rate    dispatch.Rate // a caller's rate when its own is zero
+	log     *slog.Logger
+	metrics *obs.Metrics
+	now     func() time.Time
 }
 
-// New returns a Handler. With a nil verifier, only callers that API Gateway
-// authorized with IAM are accepted (ApiAuth=iam).
-func New(exec Executor, reader Reader, verifier Verifier, log *slog.Logger, metrics *obs.Metrics) *Handler {
-	return &Handler{exec: exec, reader: reader, verifier: verifier, log: log, metrics: metrics, now: time.Now}
+// New returns a Handler that accepts the callers auth finds.
+func New(exec Executor, reader Reader, auth Authenticator, log *slog.Logger, metrics *obs.Metrics) *Handler {
+	return &Handler{exec: exec, reader: reader, auth: auth, log: log, metrics: metrics, now: time.Now}
+}
+
+// WithLimiter bounds each caller's requests with l: its own rate, or def
+// for a caller without one (a zero def: such a caller is not limited).
+func (h *Handler) WithLimiter(l Limiter, def dispatch.Rate) *Handler {
+	h.limiter, h.rate = l, def
+	return h
 }
 
 // outcome is what one request did, for the log line and the metrics.
 type outcome struct {
+	reqID, callerID             string
 	route, cmdType, aggregateID string
 	attempts                    int
 	replayed                    bool
@@ -106,7 +124,7 @@ func (h *Handler) Handle(ctx context.Context, req events.APIGatewayV2HTTPRequest
 	if reqID == "" {
 		reqID = req.RequestContext.RequestID
 	}
-	var o outcome
+	o := outcome{reqID: reqID}
 	resp := h.serve(ctx, req, &o)
 	if o.problem != nil && o.problem.Status >= 500 {
 		// Only the request id, to quote to the operators; the cause is logged.
@@ -137,54 +155,77 @@ func (h *Handler) serve(ctx context.Context, req events.APIGatewayV2HTTPRequest,
 	}
 	// Authenticate, then route: a 404 given to anyone would let
 	// unauthenticated callers map the routes.
-	scope, webhookID, err := h.authenticate(ctx, req, body)
+	c, webhookID, err := h.authenticate(ctx, req, body)
 	if err != nil {
 		o.err = err
 		return o.fail(problemFor(err))
 	}
+	o.callerID = c.ID
+	if resp, refused := h.limit(ctx, c, o); refused {
+		return resp
+	}
 	switch route {
 	case RouteCommands:
-		return h.command(ctx, req, body, scope, webhookID, o)
+		return h.command(ctx, req, body, c, webhookID, o)
 	case RouteAggregate:
-		return h.aggregate(ctx, req, o)
+		return h.aggregate(ctx, req, c, o)
 	case RouteAggregateOutbox:
-		return h.outbox(ctx, req, o)
+		return h.outbox(ctx, req, c, o)
 	case RouteAggregateEvents:
-		return h.events(ctx, req, o)
+		return h.events(ctx, req, c, o)
 	}
 	return o.fail(noRouteProblem.problem(methodOf(req) + " " + req.RawPath))
 }
 
 var errTooLarge = dispatch.E("apigw", dispatch.TooLarge, "the body exceeds "+strconv.Itoa(dispatch.MaxBodyBytes)+" bytes", nil)
 
-var errIAMOnly = dispatch.E("apigw.authenticate", dispatch.Unauthorized, "this API accepts only callers that API Gateway authorized with IAM (SigV4)", nil)
+var errNoAuth = dispatch.E("apigw.authenticate", dispatch.Internal, "", errors.New("the handler has no Authenticator"))
 
-// authenticate accepts a caller that API Gateway authorized with IAM, or a
-// Standard Webhooks signature over webhook.SignedContent: a POST's body, a
-// read's request line. Idempotency keys are scoped by caller.
-func (h *Handler) authenticate(ctx context.Context, req events.APIGatewayV2HTTPRequest, body []byte) (scope, webhookID string, err error) {
+// authenticate finds the caller: the IAM principal API Gateway authorized,
+// or the caller whose secrets verify the signature over
+// webhook.SignedContent (a POST's body, a read's request line).
+func (h *Handler) authenticate(ctx context.Context, req events.APIGatewayV2HTTPRequest, body []byte) (dispatch.Caller, string, error) {
+	if h.auth == nil {
+		return dispatch.Caller{}, "", errNoAuth
+	}
 	if a := req.RequestContext.Authorizer; a != nil && a.IAM != nil && a.IAM.UserARN != "" {
-		return "iam:" + a.IAM.UserARN, "", nil
+		return h.auth.Authenticate(ctx, a.IAM.UserARN, req.Headers, nil)
 	}
-	if h.verifier == nil {
-		return "", "", errIAMOnly
-	}
-	content := webhook.SignedContent(methodOf(req), req.RawPath, req.RawQueryString, body)
-	var id string
-	if cv, ok := h.verifier.(contextVerifier); ok {
-		id, err = cv.VerifyContext(ctx, req.Headers, content)
-	} else {
-		id, err = h.verifier.Verify(req.Headers, content)
-	}
-	if err != nil {
-		// The verifier's *dispatch.Error carries a reason safe for the
-		// caller; anything else (a misconfigured verifier) is a 500.
-		return "", "", err
-	}
-	return "webhook", id, nil
+	return h.auth.Authenticate(ctx, "", req.Headers, webhook.SignedContent(methodOf(req), req.RawPath, req.RawQueryString, body))
 }
 
-func (h *Handler) command(ctx context.Context, req events.APIGatewayV2HTTPRequest, body []byte, scope, webhookID string, o *outcome) events.APIGatewayV2HTTPResponse {
+// limit spends one request of the caller's rate; refused is true with the
+// 429 to answer. A limiter that fails lets the request through (logged at
+// WARN and counted as RateLimitUnavailable): the limit shares a caller's
+// fair part of the deployment, and the stage's throttling still bounds
+// the whole, so an outage of the limiter's table must not become an
+// outage of the API.
+func (h *Handler) limit(ctx context.Context, c dispatch.Caller, o *outcome) (resp events.APIGatewayV2HTTPResponse, refused bool) {
+	rate := c.Rate
+	if rate.PerSecond <= 0 {
+		rate = h.rate
+	}
+	if h.limiter == nil || rate.PerSecond <= 0 {
+		return resp, false
+	}
+	ok, after, err := h.limiter.Take(ctx, c.ID, rate)
+	if err != nil {
+		h.log.WarnContext(ctx, "rate limit not checked; the request goes on", slog.String("requestId", o.reqID),
+			slog.String("callerId", c.ID), slog.String("error", err.Error()))
+		h.metrics.Emit(map[string]string{"Service": "command"}, obs.Metric{Name: "RateLimitUnavailable", Value: 1, Unit: obs.Count})
+		return resp, false
+	}
+	if ok {
+		return resp, false
+	}
+	secs := max(1, int64(math.Ceil(after.Seconds())))
+	o.err = dispatch.E("apigw.limit", dispatch.Throttled, fmt.Sprintf("caller %s is over its rate of %g requests a second (a burst of %d); retry after %d s", c.ID, rate.PerSecond, rate.Burst, secs), nil)
+	resp = o.fail(problemFor(o.err))
+	resp.Headers["Retry-After"] = strconv.FormatInt(secs, 10)
+	return resp, true
+}
+
+func (h *Handler) command(ctx context.Context, req events.APIGatewayV2HTTPRequest, body []byte, c dispatch.Caller, webhookID string, o *outcome) events.APIGatewayV2HTTPResponse {
 	if detail := checkContentType(header(req.Headers, "content-type")); detail != "" {
 		return o.fail(mediaTypeProblem.problem(detail))
 	}
@@ -197,7 +238,7 @@ func (h *Handler) command(ctx context.Context, req events.APIGatewayV2HTTPReques
 		return o.fail(problemFor(err))
 	}
 	res, err := h.exec.Execute(ctx, command.Request{
-		Body: body, Scope: scope, IdempotencyKey: key, WebhookID: webhookID, Traceparent: header(req.Headers, "traceparent"),
+		Body: body, Caller: c, IdempotencyKey: key, WebhookID: webhookID, Traceparent: header(req.Headers, "traceparent"),
 	})
 	o.cmdType, o.aggregateID, o.attempts, o.replayed = res.Type, res.AggregateID, res.Attempts, res.Replayed
 	if err != nil {
@@ -262,9 +303,18 @@ type aggregateView struct {
 	UpdatedAt   time.Time      `json:"updatedAt"`
 }
 
-func (h *Handler) aggregate(ctx context.Context, req events.APIGatewayV2HTTPRequest, o *outcome) events.APIGatewayV2HTTPResponse {
+// The reads outside a caller's grant answer exactly as an unknown
+// aggregate does (errNoAggregate), so that a caller cannot learn which ids
+// other callers use: a 403 would say "it exists, and it is not yours". The
+// id is checked before anything is read (MayAccess with any type); the
+// type, once the read tells it.
+
+func (h *Handler) aggregate(ctx context.Context, req events.APIGatewayV2HTTPRequest, c dispatch.Caller, o *outcome) events.APIGatewayV2HTTPResponse {
 	id, err := pathID(req)
 	o.aggregateID = id
+	if err == nil && !c.MayAccess("", id) {
+		err = errNoAggregate(id)
+	}
 	if err != nil {
 		o.err = err
 		return o.fail(problemFor(err))
@@ -274,7 +324,7 @@ func (h *Handler) aggregate(ctx context.Context, req events.APIGatewayV2HTTPRequ
 		load = r.Read
 	}
 	a, err := load(ctx, id)
-	if err == nil && !a.Exists() {
+	if err == nil && (!a.Exists() || !c.MayAccess(a.Type, id)) {
 		err = errNoAggregate(id)
 	}
 	if err != nil {
@@ -293,16 +343,32 @@ func errNoAggregate(id string) error {
 // aggregate exists if it has a state item (outbox mode) or an event
 // (event-sourced; events are never deleted). A page with items needs no
 // such read, so the check costs one or two reads on empty pages only.
-func (h *Handler) mustExist(ctx context.Context, id string) error {
+// It finds the aggregate's type too, which the caller's grant must allow.
+func (h *Handler) mustExist(ctx context.Context, c dispatch.Caller, id string) error {
 	a, err := h.reader.Load(ctx, id)
-	if err != nil || a.Exists() {
+	if err != nil {
 		return err
+	}
+	if a.Exists() {
+		return mayRead(c, a.Type, id)
 	}
 	evs, _, err := h.reader.ListEvents(ctx, id, 1, "")
-	if err != nil || len(evs) > 0 {
+	if err != nil {
 		return err
 	}
+	if len(evs) > 0 {
+		return mayRead(c, evs[0].AggregateType, id)
+	}
 	return errNoAggregate(id)
+}
+
+// mayRead answers an aggregate of type typ outside the caller's grant as
+// an unknown one.
+func mayRead(c dispatch.Caller, typ, id string) error {
+	if !c.MayAccess(typ, id) {
+		return errNoAggregate(id)
+	}
+	return nil
 }
 
 type outboxView struct {
@@ -338,7 +404,7 @@ const (
 // listPage reads the aggregate id, the limit and the cursor of a paged GET
 // and one page through list; on a bad request or a failed read it returns
 // the problem response to send instead.
-func (h *Handler) listPage(ctx context.Context, req events.APIGatewayV2HTTPRequest, o *outcome,
+func (h *Handler) listPage(ctx context.Context, req events.APIGatewayV2HTTPRequest, c dispatch.Caller, o *outcome,
 	list func(ctx context.Context, id string, limit int, cursor string) ([]dispatch.OutboxItem, string, error),
 ) (string, []dispatch.OutboxItem, string, *events.APIGatewayV2HTTPResponse) {
 	id, err := pathID(req)
@@ -346,12 +412,18 @@ func (h *Handler) listPage(ctx context.Context, req events.APIGatewayV2HTTPReque
 	var items []dispatch.OutboxItem
 	var next string
 	if err == nil {
+		err = mayRead(c, "", id)
+	}
+	if err == nil {
 		var limit int
 		if limit, err = pageLimit(req); err == nil {
 			items, next, err = list(ctx, id, limit, req.QueryStringParameters["cursor"])
 		}
-		if err == nil && len(items) == 0 {
-			err = h.mustExist(ctx, id)
+		switch {
+		case err == nil && len(items) == 0:
+			err = h.mustExist(ctx, c, id)
+		case err == nil:
+			err = mayRead(c, items[0].AggregateType, id)
 		}
 	}
 	if err != nil {
@@ -362,8 +434,8 @@ func (h *Handler) listPage(ctx context.Context, req events.APIGatewayV2HTTPReque
 	return id, items, next, nil
 }
 
-func (h *Handler) outbox(ctx context.Context, req events.APIGatewayV2HTTPRequest, o *outcome) events.APIGatewayV2HTTPResponse {
-	id, items, next, fail := h.listPage(ctx, req, o, h.reader.ListOutbox)
+func (h *Handler) outbox(ctx context.Context, req events.APIGatewayV2HTTPRequest, c dispatch.Caller, o *outcome) events.APIGatewayV2HTTPResponse {
+	id, items, next, fail := h.listPage(ctx, req, c, o, h.reader.ListOutbox)
 	if fail != nil {
 		return *fail
 	}
@@ -431,8 +503,8 @@ type eventView struct {
 // aggregate's history, in version order, paged like the outbox. An
 // aggregate in outbox mode keeps no history: its list is empty, not a 404
 // (an unknown aggregate's is a 404).
-func (h *Handler) events(ctx context.Context, req events.APIGatewayV2HTTPRequest, o *outcome) events.APIGatewayV2HTTPResponse {
-	id, items, next, fail := h.listPage(ctx, req, o, h.reader.ListEvents)
+func (h *Handler) events(ctx context.Context, req events.APIGatewayV2HTTPRequest, c dispatch.Caller, o *outcome) events.APIGatewayV2HTTPResponse {
+	id, items, next, fail := h.listPage(ctx, req, c, o, h.reader.ListEvents)
 	if fail != nil {
 		return *fail
 	}
@@ -547,7 +619,7 @@ func problemResponse(p Problem) events.APIGatewayV2HTTPResponse {
 // addresses: only ids, types, outcome and timing.
 func (h *Handler) record(ctx context.Context, reqID string, o outcome, resp events.APIGatewayV2HTTPResponse, took time.Duration) {
 	attrs := []any{
-		slog.String("requestId", reqID), slog.String("route", o.route),
+		slog.String("requestId", reqID), slog.String("callerId", o.callerID), slog.String("route", o.route),
 		slog.Int("status", resp.StatusCode), slog.Float64("latencyMs", float64(took.Microseconds())/1000),
 	}
 	if o.cmdType != "" {
@@ -591,8 +663,22 @@ func (h *Handler) record(ctx context.Context, reqID string, o outcome, resp even
 		if o.replayed {
 			name = "CommandReplayed"
 		}
-		h.metrics.Emit(map[string]string{"Service": "command", "CommandType": o.cmdType}, obs.Metric{Name: name, Value: 1, Unit: obs.Count}, ms)
+		h.emit(o, "CommandType", o.cmdType, obs.Metric{Name: name, Value: 1, Unit: obs.Count}, ms)
 		return
 	}
-	h.metrics.Emit(map[string]string{"Service": "command", "Reason": p.slug}, obs.Metric{Name: "CommandRejected", Value: 1, Unit: obs.Count})
+	h.emit(o, "Reason", p.slug, obs.Metric{Name: "CommandRejected", Value: 1, Unit: obs.Count})
+}
+
+// emit counts a command under the dimension set the alarms and the
+// dashboard use (Service and by), and under Service and CallerId as well
+// for a registered caller (or the default one): their number is bounded
+// (caller.MaxCallers), an IAM principal's ARN without a registry is not.
+func (h *Handler) emit(o outcome, by, value string, ms ...obs.Metric) {
+	dims := map[string]string{"Service": "command", by: value}
+	sets := [][]string{{by, "Service"}}
+	if dispatch.ValidCallerID(o.callerID) {
+		dims["CallerId"] = o.callerID
+		sets = append(sets, []string{"CallerId", "Service"})
+	}
+	h.metrics.EmitSets(dims, sets, ms...)
 }

@@ -19,6 +19,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
 
 	"github.com/dispatcher-dev/dispatcher/internal/apigw"
+	"github.com/dispatcher-dev/dispatcher/internal/caller"
 	"github.com/dispatcher-dev/dispatcher/internal/command"
 	"github.com/dispatcher-dev/dispatcher/internal/dynamo"
 	"github.com/dispatcher-dev/dispatcher/internal/emails"
@@ -37,21 +38,21 @@ const (
 )
 
 type fixture struct {
-	t        testing.TB
-	h        *apigw.Handler
-	db       *dynamodb.Client
-	table    string
-	store    *dynamo.Store
-	tmpl     *emails.Set
-	verifier *webhook.Verifier
-	logs     *testenv.SyncBuffer
-	metrics  *testenv.SyncBuffer
+	t       testing.TB
+	h       *apigw.Handler
+	db      *dynamodb.Client
+	table   string
+	store   *dynamo.Store
+	tmpl    *emails.Set
+	auth    *caller.Registry // the default caller of secretOld and secretNew
+	logs    *testenv.SyncBuffer
+	metrics *testenv.SyncBuffer
 }
 
-// handler is a Handler on exec and reader with the fixture's verifier, log
+// handler is a Handler on exec and reader with the fixture's callers, log
 // and metrics.
 func (f *fixture) handler(exec apigw.Executor, reader apigw.Reader) *apigw.Handler {
-	return apigw.New(exec, reader, f.verifier, obs.NewLogger(f.logs, 0), obs.NewMetrics(f.metrics, "Dispatcher"))
+	return apigw.New(exec, reader, f.auth, obs.NewLogger(f.logs, 0), obs.NewMetrics(f.metrics, "Dispatcher"))
 }
 
 func newFixture(t testing.TB) *fixture {
@@ -63,7 +64,7 @@ func newFixture(t testing.TB) *fixture {
 	if f.tmpl, err = emails.Load(); err != nil {
 		t.Fatal(err)
 	}
-	if f.verifier, err = webhook.NewVerifier([]string{secretOld, secretNew}); err != nil {
+	if f.auth, err = caller.New(caller.Config{DefaultSecrets: []string{secretOld, secretNew}}); err != nil {
 		t.Fatal(err)
 	}
 	f.h = f.handler(command.New(f.store, f.tmpl), f.store)

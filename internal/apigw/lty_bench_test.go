@@ -10,6 +10,7 @@ import (
 	sqsapi "github.com/aws/aws-sdk-go-v2/service/sqs"
 
 	"github.com/dispatcher-dev/dispatcher/internal/apigw"
+	"github.com/dispatcher-dev/dispatcher/internal/caller"
 	"github.com/dispatcher-dev/dispatcher/internal/command"
 	"github.com/dispatcher-dev/dispatcher/internal/commandqueue"
 	"github.com/dispatcher-dev/dispatcher/internal/dynamo"
@@ -17,7 +18,6 @@ import (
 	"github.com/dispatcher-dev/dispatcher/internal/obs"
 	"github.com/dispatcher-dev/dispatcher/internal/sqs"
 	"github.com/dispatcher-dev/dispatcher/internal/testkit/testenv"
-	"github.com/dispatcher-dev/dispatcher/internal/webhook"
 )
 
 // BenchmarkCommandLatencyListenToYourselfVsOutbox times the 202 of a deposit
@@ -33,7 +33,7 @@ func BenchmarkCommandLatencyListenToYourselfVsOutbox(b *testing.B) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	v, err := webhook.NewVerifier([]string{secretOld, secretNew})
+	v, err := caller.New(caller.Config{DefaultSecrets: []string{secretOld, secretNew}})
 	if err != nil {
 		b.Fatal(err)
 	}

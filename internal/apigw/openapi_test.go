@@ -17,6 +17,7 @@ import (
 	"github.com/aws/aws-lambda-go/events"
 	"gopkg.in/yaml.v3"
 
+	"github.com/dispatcher-dev/dispatcher/internal/caller"
 	"github.com/dispatcher-dev/dispatcher/internal/command"
 	"github.com/dispatcher-dev/dispatcher/internal/dispatch"
 	"github.com/dispatcher-dev/dispatcher/internal/obs"
@@ -113,7 +114,7 @@ func (stubReader) ListEvents(context.Context, string, int, string) ([]dispatch.O
 // a $default route and says whether it answered other than "No such route".
 func answers(t *testing.T, method, path string) bool {
 	t.Helper()
-	h := New(stubExec{}, stubReader{}, nil, obs.NewLogger(io.Discard, 0), obs.NewMetrics(io.Discard, "Dispatcher"))
+	h := New(stubExec{}, stubReader{}, iamOnly(t), obs.NewLogger(io.Discard, 0), obs.NewMetrics(io.Discard, "Dispatcher"))
 	req := events.APIGatewayV2HTTPRequest{RouteKey: "$default", RawPath: path, Body: "{}",
 		Headers: map[string]string{"content-type": "application/json", "idempotency-key": "k1"}}
 	req.RequestContext.HTTP.Method = method
@@ -129,6 +130,17 @@ func answers(t *testing.T, method, path string) bool {
 		t.Fatalf("%s %s: 401 to an IAM caller: %s", method, path, resp.Body)
 	}
 	return !(resp.StatusCode == noRouteProblem.status && p.Title == noRouteProblem.title)
+}
+
+// iamOnly is the callers of a deployment with API_AUTH=iam and no
+// registry: every IAM principal is its own caller.
+func iamOnly(t *testing.T) Authenticator {
+	t.Helper()
+	r, err := caller.New(caller.Config{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return r
 }
 
 // samplePath is a path of the template with an aggregate id in it.

@@ -191,7 +191,7 @@ func TestHandlerProblemBodies(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			h := New(tt.exec, nil, nil, slog.New(slog.DiscardHandler), obs.NewMetrics(io.Discard, "Dispatcher"))
+			h := New(tt.exec, nil, iamOnly(t), slog.New(slog.DiscardHandler), obs.NewMetrics(io.Discard, "Dispatcher"))
 			ctx := lambdacontext.NewContext(context.Background(), &lambdacontext.LambdaContext{AwsRequestID: "req-1"})
 			resp, err := h.Handle(ctx, tt.req)
 			if err != nil {

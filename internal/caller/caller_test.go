@@ -100,7 +100,9 @@ func TestParse(t *testing.T) {
 }
 
 func TestFromEnv(t *testing.T) {
-	one := func(id string) string { return `{"id":"` + id + `","principals":["arn:aws:iam::123456789012:user/` + id + `"]}` }
+	one := func(id string) string {
+		return `{"id":"` + id + `","principals":["arn:aws:iam::123456789012:user/` + id + `"]}`
+	}
 	many := func(n int) string {
 		parts := make([]string, n)
 		for i := range parts {
@@ -297,8 +299,12 @@ func (s *source) load(context.Context) (Config, error) {
 // rotation.
 func TestRefreshRotatesOneCallerWithoutRefusingAnother(t *testing.T) {
 	body := []byte(`{}`)
-	a := func(secrets ...string) string { return `{"secrets":["` + strings.Join(secrets, `","`) + `"],"aggregates":["*/a-*"]}` }
-	b := func(secrets ...string) string { return `{"secrets":["` + strings.Join(secrets, `","`) + `"],"aggregates":["*/b-*"]}` }
+	a := func(secrets ...string) string {
+		return `{"secrets":["` + strings.Join(secrets, `","`) + `"],"aggregates":["*/a-*"]}`
+	}
+	b := func(secrets ...string) string {
+		return `{"secrets":["` + strings.Join(secrets, `","`) + `"],"aggregates":["*/b-*"]}`
+	}
 	src := &source{docs: map[string]string{"team-a": a(secretA), "team-b": b(secretB)}}
 	c, _ := src.load(context.Background())
 	initial, err := New(c)

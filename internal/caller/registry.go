@@ -141,7 +141,7 @@ func (r *Registry) Authenticate(_ context.Context, principalARN string, headers 
 	switch {
 	case name == "" && r.legacy != nil, name == DefaultID && r.legacy != nil:
 		e = r.legacy
-	case name == "" && !r.anySecrets():
+	case name == "" && !r.Signs():
 		return dispatch.Caller{}, "", errIAMOnly
 	case name == "":
 		return dispatch.Caller{}, "", errNoName
@@ -157,7 +157,8 @@ func (r *Registry) Authenticate(_ context.Context, principalARN string, headers 
 	return e.caller, id, nil
 }
 
-func (r *Registry) anySecrets() bool {
+// Signs reports whether some caller authenticates with webhook secrets.
+func (r *Registry) Signs() bool {
 	for _, e := range r.byID {
 		if e.verifier != nil {
 			return true

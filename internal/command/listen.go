@@ -27,33 +27,55 @@ import (
 // JSON fields are the format queued before that, which DecodeQueued still
 // reads.
 type Queued struct {
-	AggregateID    string    `json:"aggregateId"`
-	CommandType    string    `json:"commandType"`
-	Command        string    `json:"command"`
-	Scope          string    `json:"scope"`
-	IdempotencyKey string    `json:"idempotencyKey"`
-	WebhookID      string    `json:"webhookId,omitempty"`
-	ReceivedAt     time.Time `json:"receivedAt"`
-	Traceparent    string    `json:"traceparent"`
+	AggregateID string `json:"aggregateId"`
+	CommandType string `json:"commandType"`
+	Command     string `json:"command"`
+	// Caller is who sent it, with the grants it had when it was answered
+	// 202: the consumer applies the command under them (its idempotency
+	// scope included), not under what the registry says later, so that a
+	// caller narrowed or removed meanwhile does not see a command it was
+	// promised refused. The JSON format before callers carried the scope
+	// only (LegacyCaller).
+	Caller         dispatch.Caller `json:"-"`
+	IdempotencyKey string          `json:"idempotencyKey"`
+	WebhookID      string          `json:"webhookId,omitempty"`
+	ReceivedAt     time.Time       `json:"receivedAt"`
+	Traceparent    string          `json:"traceparent"`
 }
 
 // Request is the command request the consumer executes.
 func (q Queued) Request() Request {
-	return Request{Body: []byte(q.Command), Scope: q.Scope, IdempotencyKey: q.IdempotencyKey, WebhookID: q.WebhookID, Traceparent: q.Traceparent}
+	return Request{Body: []byte(q.Command), Caller: q.Caller, IdempotencyKey: q.IdempotencyKey, WebhookID: q.WebhookID, Traceparent: q.Traceparent}
+}
+
+// LegacyCaller is the caller of a command queued before callers existed,
+// which carried its idempotency scope only: every caller then was the
+// deployment's single caller, with every grant ("webhook": the signed
+// caller, now the default caller; "iam:ARN": an IAM principal).
+func LegacyCaller(scope string) dispatch.Caller {
+	id := "default"
+	if arn, ok := strings.CutPrefix(scope, "iam:"); ok {
+		id = arn
+	}
+	return dispatch.Caller{ID: id, Scope: scope, All: true}
 }
 
 // DecodeQueued reads a commands queue message body queued as one JSON
 // document (the command escaped inside it), as the command function did
 // before the body travelled as the message body itself.
 func DecodeQueued(body string) (Queued, error) {
-	var q Queued
+	var q struct {
+		Queued
+		Scope string `json:"scope"`
+	}
 	if err := json.Unmarshal([]byte(body), &q); err != nil {
-		return q, dispatch.E("command.DecodeQueued", dispatch.Invalid, "the message is not a queued command", err)
+		return q.Queued, dispatch.E("command.DecodeQueued", dispatch.Invalid, "the message is not a queued command", err)
 	}
 	if q.Command == "" || q.Scope == "" || q.IdempotencyKey == "" {
-		return q, dispatch.E("command.DecodeQueued", dispatch.Invalid, "the queued command lacks its body, scope or idempotency key", nil)
+		return q.Queued, dispatch.E("command.DecodeQueued", dispatch.Invalid, "the queued command lacks its body, scope or idempotency key", nil)
 	}
-	return q, nil
+	q.Caller = LegacyCaller(q.Scope)
+	return q.Queued, nil
 }
 
 // DedupID is the queue's deduplication id of a command: derived from its
@@ -101,15 +123,21 @@ func NewListener(s *Service, q Enqueuer, types []string) *Listener {
 // version conflict, a key reused with another body) come later, to the
 // consumer.
 func (l *Listener) Execute(ctx context.Context, req Request) (Result, error) {
-	env, _, err := dispatch.Parse(req.Body)
+	env, cmd, err := dispatch.Parse(req.Body)
 	if err != nil || !l.types[env.Type] {
 		return l.Service.Execute(ctx, req)
 	}
 	res := Result{Type: env.Type, Accepted: dispatch.Accepted{AggregateID: env.AggregateID}, Queued: true, Attempts: 1}
+	// Refused here, as the synchronous path refuses it: a 202 for a
+	// command outside the caller's grant would be a promise broken later.
+	if err := checkCaller(req.Caller, env, cmd); err != nil {
+		res.Queued = false
+		return res, err
+	}
 	res.Traceparent = traceparent(req.Traceparent)
 	q := Queued{
 		AggregateID: env.AggregateID, CommandType: env.Type, Command: string(req.Body),
-		Scope: req.Scope, IdempotencyKey: req.IdempotencyKey, WebhookID: req.WebhookID,
+		Caller: req.Caller, IdempotencyKey: req.IdempotencyKey, WebhookID: req.WebhookID,
 		ReceivedAt: l.now().UTC(), Traceparent: res.Traceparent,
 	}
 	if err := l.q.Enqueue(ctx, q); err != nil {

@@ -132,8 +132,12 @@ func (s *Service) Read(ctx context.Context, id string) (dispatch.Aggregate, erro
 
 // Request is one command as received.
 type Request struct {
-	Body           []byte
-	Scope          string // who calls: idempotency keys are per scope
+	Body []byte
+	// Caller is who sent it: its idempotency scope (the same key from two
+	// callers is two commands), and what it may write and send
+	// (dispatch.Caller.CheckCommand, CheckSends). A request without a
+	// scope is refused: a forgotten caller must not mean every grant.
+	Caller         dispatch.Caller
 	IdempotencyKey string
 	// WebhookID is a signed request's webhook-id. The signature covers it but
 	// not the Idempotency-Key, so it is recorded as a key too, in the same
@@ -172,6 +176,9 @@ func (s *Service) Execute(ctx context.Context, req Request) (Result, error) {
 	env, cmd, err := dispatch.Parse(req.Body)
 	res := Result{Type: env.Type, Accepted: dispatch.Accepted{AggregateID: env.AggregateID}}
 	if err != nil {
+		return res, err
+	}
+	if err := checkCaller(req.Caller, env, cmd); err != nil {
 		return res, err
 	}
 	hash := RequestHash(req.Body)
@@ -250,6 +257,15 @@ func (s *Service) Execute(ctx context.Context, req Request) (Result, error) {
 	}
 }
 
+// checkCaller refuses, before anything is read, a request without a caller
+// (a bug: 500) and a command outside the caller's grant (403).
+func checkCaller(c dispatch.Caller, env dispatch.Envelope, cmd dispatch.Command) error {
+	if c.Scope == "" {
+		return dispatch.E("command.Execute", dispatch.Internal, "", fmt.Errorf("a %s request without a caller", env.Type))
+	}
+	return c.CheckCommand(env, cmd)
+}
+
 // replayOr answers a refusal, unless the key was already used: a repeat of
 // an applied command must get the first answer even though deciding it again
 // now fails (opening an open account, an outdated expectedVersion). Looking
@@ -285,12 +301,12 @@ func (s *Service) recorded(ctx context.Context, req Request) (*dispatch.Idempote
 	if req.IdempotencyKey == req.WebhookID {
 		header = "webhook-id" // the sender gave no Idempotency-Key
 	}
-	rec, err := s.store.Idempotency(ctx, req.Scope, req.IdempotencyKey)
+	rec, err := s.store.Idempotency(ctx, req.Caller.Scope, req.IdempotencyKey)
 	if err != nil || rec != nil {
 		return rec, header, err
 	}
 	if w := req.webhookKey(); w != "" {
-		rec, err = s.store.Idempotency(ctx, req.Scope, w)
+		rec, err = s.store.Idempotency(ctx, req.Caller.Scope, w)
 		return rec, "webhook-id", err
 	}
 	return nil, "", nil
@@ -310,6 +326,11 @@ func (s *Service) prepare(env dispatch.Envelope, cmd dispatch.Command, cur dispa
 	now := s.now().UTC()
 	d, err := cmd.Decide(cur, now)
 	if err != nil {
+		return dispatch.Commit{}, err
+	}
+	// The caller's grant first: what it may send is its own, whatever the
+	// deployment lets the command type send.
+	if err := req.Caller.CheckSends(d); err != nil {
 		return dispatch.Commit{}, err
 	}
 	if err := s.checkGrants(env.Type, d); err != nil {
@@ -364,11 +385,11 @@ func (s *Service) prepare(env dispatch.Envelope, cmd dispatch.Command, cur dispa
 		}
 	}
 	c.Idempotency = dispatch.Idempotency{
-		Scope: req.Scope, Key: req.IdempotencyKey, RequestHash: hash,
+		Scope: req.Caller.Scope, Key: req.IdempotencyKey, RequestHash: hash,
 		Response:  dispatch.Accepted{AggregateID: env.AggregateID, Version: version, EventIDs: ids},
 		CreatedAt: now, ExpiresAt: now.Add(dispatch.IdempotencyTTL),
 	}
-	c.Token = requestToken(req.Scope, req.IdempotencyKey, hash, attempt)
+	c.Token = requestToken(req.Caller.Scope, req.IdempotencyKey, hash, attempt)
 	return c, nil
 }
 

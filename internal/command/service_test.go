@@ -20,8 +20,8 @@ type fakeStore struct {
 	aggs  map[string]dispatch.Aggregate
 	keys  map[string]dispatch.Idempotency // by scope + "\x00" + key
 	calls int                             // Commit and CommitKeys calls, for beforeCommit
-	// writes counts the commits that applied.
-	writes int
+	// writes counts the commits that applied; loads, the reads.
+	writes, loads int
 	// beforeCommit, if set, runs first in every commit call: what a
 	// concurrent request does meanwhile. A non-nil error fails the call.
 	beforeCommit func(s *fakeStore, call int) error
@@ -32,6 +32,7 @@ func newFakeStore() *fakeStore {
 }
 
 func (s *fakeStore) Load(_ context.Context, id string) (dispatch.Aggregate, error) {
+	s.loads++
 	a, ok := s.aggs[id]
 	if !ok {
 		return dispatch.Aggregate{ID: id, Data: map[string]any{}}, nil
@@ -121,8 +122,11 @@ var (
 )
 
 func keyed(body, key string) Request {
-	return Request{Body: []byte(body), Scope: scope, IdempotencyKey: key}
+	return Request{Body: []byte(body), Caller: everyone, IdempotencyKey: key}
 }
+
+// everyone is the default caller, with every grant.
+var everyone = dispatch.Caller{ID: "default", Scope: scope, All: true}
 
 // signed is a webhook-signed request; key "" means the sender gave no
 // Idempotency-Key, so the handler used the webhook-id as the key.
@@ -130,7 +134,7 @@ func signed(body, key, webhookID string) Request {
 	if key == "" {
 		key = webhookID
 	}
-	return Request{Body: []byte(body), Scope: scope, IdempotencyKey: key, WebhookID: webhookID}
+	return Request{Body: []byte(body), Caller: everyone, IdempotencyKey: key, WebhookID: webhookID}
 }
 
 func TestExecute(t *testing.T) {
@@ -356,4 +360,68 @@ func TestExecute(t *testing.T) {
 			}
 		})
 	}
+}
+
+// A caller's grant is checked from the request before anything is read:
+// another caller's aggregate, or a Dispatch naming a template not granted,
+// is refused (403) with no read and no write; what a typed command decides
+// to send is checked against the grant too, and a request without a
+// caller is a bug, never every grant.
+func TestTheCallersGrantIsCheckedBeforeAnythingIsReadOrWritten(t *testing.T) {
+	teamA := dispatch.Caller{ID: "team-a", Scope: "caller:team-a", Aggregates: []string{"Account/acct-*", "Order/o-*"},
+		Grant: dispatch.Grant{Templates: []string{"notification"}, Events: []string{"Funds*", "order.*"}}}
+	tests := []struct {
+		name      string
+		caller    dispatch.Caller
+		body      string
+		kind      dispatch.Kind
+		wantLoads int
+	}{
+		{"refuses another caller's account before reading it", dispatch.Caller{ID: "team-b", Scope: "caller:team-b", Aggregates: []string{"Account/b-*"}}, dep(5), dispatch.Forbidden, 0},
+		{"refuses a Dispatch naming a template not granted before reading", teamA,
+			`{"type":"Dispatch","aggregateId":"o-1","data":{"aggregateType":"Order","emails":[{"to":["a@example.com"],"template":"welcome","data":{}}]}}`, dispatch.Forbidden, 0},
+		{"refuses a typed command whose decision sends a template not granted", teamA, dep(5), dispatch.Forbidden, 1},
+		{"refuses a request without a caller as a bug", dispatch.Caller{}, dep(5), dispatch.Internal, 0},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			store := newFakeStore()
+			svc := New(store, mustTemplates(t))
+			if _, err := svc.Execute(context.Background(), keyed(open, "k-open")); err != nil {
+				t.Fatal(err)
+			}
+			loads, writes := store.loads, store.writes
+			_, err := svc.Execute(context.Background(), Request{Body: []byte(tt.body), Caller: tt.caller, IdempotencyKey: "k-1"})
+			if dispatch.KindOf(err) != tt.kind || err == nil {
+				t.Fatalf("err = %v (%v), want %v", err, dispatch.KindOf(err), tt.kind)
+			}
+			if store.loads-loads != tt.wantLoads || store.writes != writes {
+				t.Errorf("%d reads and %d writes, want %d and none", store.loads-loads, store.writes-writes, tt.wantLoads)
+			}
+		})
+	}
+	t.Run("applies a command within the grant", func(t *testing.T) {
+		store := newFakeStore()
+		svc := New(store, mustTemplates(t))
+		granted := teamA
+		granted.Templates = append(granted.Templates, dispatch.TemplateAccountWelcome, dispatch.TemplateDepositReceipt)
+		granted.Events = append(granted.Events, "AccountOpened")
+		for i, body := range []string{open, dep(5)} {
+			if _, err := svc.Execute(context.Background(), Request{Body: []byte(body), Caller: granted, IdempotencyKey: fmt.Sprint("k-", i)}); err != nil {
+				t.Fatalf("command %d: %v", i, err)
+			}
+		}
+		if _, ok := store.keys["caller:team-a\x00k-1"]; !ok {
+			t.Errorf("the idempotency record is not in the caller's scope: %v", slices.Collect(maps.Keys(store.keys)))
+		}
+	})
+}
+
+func mustTemplates(t *testing.T) *emails.Set {
+	t.Helper()
+	tmpl, err := emails.Load()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return tmpl
 }

@@ -82,7 +82,7 @@ func (c *Consumer) apply(ctx context.Context, r events.SQSMessage) string {
 		c.count("", "CommandConsumeFailed")
 		return outcomeFailed
 	}
-	attrs = append(attrs, slog.String("aggregateId", q.AggregateID), slog.String("commandType", q.CommandType),
+	attrs = append(attrs, slog.String("callerId", q.Caller.ID), slog.String("aggregateId", q.AggregateID), slog.String("commandType", q.CommandType),
 		slog.String("receiveCount", r.Attributes["ApproximateReceiveCount"]))
 	res, err := c.exec.Execute(ctx, q.Request())
 	switch {

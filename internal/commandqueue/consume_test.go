@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"reflect"
 	"slices"
 	"strings"
 	"testing"
@@ -14,6 +15,7 @@ import (
 
 	"github.com/aws/aws-lambda-go/events"
 
+	"github.com/dispatcher-dev/dispatcher/internal/caller"
 	"github.com/dispatcher-dev/dispatcher/internal/command"
 	"github.com/dispatcher-dev/dispatcher/internal/dispatch"
 	"github.com/dispatcher-dev/dispatcher/internal/obs"
@@ -35,7 +37,7 @@ const fifoArn = "arn:aws:sqs:us-east-1:000000000000:x-commands.fifo"
 
 func msg(t *testing.T, arn, group, key string) events.SQSMessage {
 	t.Helper()
-	m, err := Message(command.Queued{AggregateID: group, CommandType: "DepositFunds", Command: `{}`, Scope: "webhook", IdempotencyKey: key, ReceivedAt: time.Now(), Traceparent: "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"})
+	m, err := Message(command.Queued{AggregateID: group, CommandType: "DepositFunds", Command: `{}`, Caller: command.LegacyCaller("webhook"), IdempotencyKey: key, ReceivedAt: time.Now(), Traceparent: "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -114,7 +116,7 @@ func TestARefusalIsLoggedAtWarnWithItsIdsAndCounted(t *testing.T) {
 		t.Errorf("a refusal was reported failed: %+v", resp)
 	}
 	l := logs.String()
-	for _, want := range []string{`"level":"WARN"`, `"aggregateId":"acc-1"`, `"messageId":"m-k1"`, `"commandType":"DepositFunds"`, `"outcome":"refused"`, "overdraw"} {
+	for _, want := range []string{`"level":"WARN"`, `"callerId":"default"`, `"aggregateId":"acc-1"`, `"messageId":"m-k1"`, `"commandType":"DepositFunds"`, `"outcome":"refused"`, "overdraw"} {
 		if !strings.Contains(l, want) {
 			t.Errorf("log %s lacks %s", l, want)
 		}
@@ -134,7 +136,7 @@ func TestAnUnreadableMessageIsRetriedToTheDLQ(t *testing.T) {
 
 func TestTheMessageCarriesGroupDedupAndTheBodyVerbatim(t *testing.T) {
 	body := `{ "type":"DepositFunds", "aggregateId":"acc-1", "data":{"amount":1} }`
-	q := command.Queued{AggregateID: "acc-1", CommandType: "DepositFunds", Command: body, Scope: "webhook", IdempotencyKey: "k", ReceivedAt: time.Now()}
+	q := command.Queued{AggregateID: "acc-1", CommandType: "DepositFunds", Command: body, Caller: command.LegacyCaller("webhook"), IdempotencyKey: "k", ReceivedAt: time.Now()}
 	m, err := Message(q)
 	if err != nil {
 		t.Fatal(err)
@@ -178,7 +180,8 @@ func TestTheDedupIDIsTheSameOnlyForTheSameScopeKeyAndBody(t *testing.T) {
 // travels base64.
 func TestAQueuedCommandDecodesAsItWasQueued(t *testing.T) {
 	at := time.Date(2026, 12, 7, 10, 11, 12, 123456789, time.UTC)
-	base := command.Queued{AggregateID: "acc-1", CommandType: "Dispatch", Command: `{"type":"Dispatch"}`, Scope: "webhook",
+	teamA := dispatch.Caller{ID: "team-a", Scope: "caller:team-a", Aggregates: []string{"Order/team-a-*"}, Grant: dispatch.Grant{Templates: []string{"notification"}, Events: []string{"order.*"}}}
+	base := command.Queued{AggregateID: "acc-1", CommandType: "Dispatch", Command: `{"type":"Dispatch"}`, Caller: teamA,
 		IdempotencyKey: "key-1", WebhookID: "msg_1", ReceivedAt: at, Traceparent: "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"}
 	tests := []struct {
 		name   string
@@ -186,7 +189,10 @@ func TestAQueuedCommandDecodesAsItWasQueued(t *testing.T) {
 		base64 bool
 	}{
 		{"plain", func(*command.Queued) {}, false},
-		{"no webhook-id (an IAM caller)", func(q *command.Queued) { q.WebhookID, q.Scope = "", "iam:arn:aws:iam::123456789012:user/ops" }, false},
+		{"no webhook-id (an IAM caller of a deployment without callers)", func(q *command.Queued) {
+			q.WebhookID, q.Caller = "", command.LegacyCaller("iam:arn:aws:iam::123456789012:user/ops")
+		}, false},
+		{"the default caller", func(q *command.Queued) { q.Caller = command.LegacyCaller("webhook") }, false},
 		{"newlines, quotes, < and escapes stay as they are", func(q *command.Queued) { q.Command = "{\"s\":\"<\\n\\u0001\\\"\"}\n\n\t" }, false},
 		{"characters outside the BMP", func(q *command.Queued) { q.Command = `{"s":"😀"}` }, false},
 		{"U+FFFE in the body", func(q *command.Queued) { q.Command = "{\"s\":\"\uFFFE\"}" }, true},
@@ -222,7 +228,7 @@ func TestAQueuedCommandDecodesAsItWasQueued(t *testing.T) {
 				t.Errorf("receivedAt %v, want %v", back.ReceivedAt, q.ReceivedAt)
 			}
 			back.ReceivedAt = q.ReceivedAt
-			if back != q {
+			if !reflect.DeepEqual(back, q) {
 				t.Errorf("decoded %+v\nwant    %+v", back, q)
 			}
 		})
@@ -238,7 +244,7 @@ func TestTheLargestCommandFitsTheQueue(t *testing.T) {
 		AggregateID:    strings.Repeat("a", dispatch.MaxAggregateIDLen),
 		CommandType:    strings.Repeat("T", dispatch.MaxTypeLen),
 		Command:        strings.Repeat("\uFFFF", dispatch.MaxBodyBytes/3) + "x", // the most base64 (and U+FFFF forces it)
-		Scope:          "iam:" + strings.Repeat("r", 2048),                      // an IAM ARN is at most 2048 characters
+		Caller:         largestCaller(),
 		IdempotencyKey: strings.Repeat("k", dispatch.MaxIdempotencyKeyLen),
 		WebhookID:      strings.Repeat("w", 256), // webhook.maxIDLen
 		ReceivedAt:     time.Now(),
@@ -261,12 +267,42 @@ func TestTheLargestCommandFitsTheQueue(t *testing.T) {
 	}
 }
 
+// largestCaller has the longest id (an IAM ARN is at most 2048
+// characters) and every list at its longest.
+func largestCaller() dispatch.Caller {
+	arn := strings.Repeat("r", 2048)
+	c := dispatch.Caller{ID: arn, Scope: "iam:" + arn}
+	for range caller.MaxPatterns {
+		c.Aggregates = append(c.Aggregates, strings.Repeat("T", dispatch.MaxTypeLen)+"/"+strings.Repeat("a", dispatch.MaxAggregateIDLen))
+		c.Templates = append(c.Templates, strings.Repeat("t", 64))
+		c.Events = append(c.Events, strings.Repeat("e", dispatch.MaxTypeLen))
+	}
+	return c
+}
+
+// A message queued by the command function before callers existed (no
+// caller attribute) is applied as the caller it came from then: its scope,
+// every grant.
+func TestAMessageQueuedBeforeCallersIsAppliedWithItsScope(t *testing.T) {
+	m, err := Message(command.Queued{AggregateID: "acc-1", CommandType: "DepositFunds", Command: `{}`, Caller: command.LegacyCaller("webhook"), IdempotencyKey: "k", ReceivedAt: time.Now()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	delete(m.Attributes, "caller")
+	got := &recording{}
+	c := NewConsumer(got, slog.New(slog.NewTextHandler(io.Discard, nil)), obs.NewMetrics(io.Discard, "test"))
+	resp, _ := c.Handle(context.Background(), events.SQSEvent{Records: []events.SQSMessage{record(m, "m", fifoArn)}})
+	if len(resp.BatchItemFailures) != 0 || len(got.reqs) != 1 || !reflect.DeepEqual(got.reqs[0].Caller, dispatch.Caller{ID: "default", Scope: "webhook", All: true}) {
+		t.Errorf("failures %+v, executed %+v", resp.BatchItemFailures, got.reqs)
+	}
+}
+
 // A message queued before the body travelled as the message body (one JSON
 // document, attributes commandType and traceparent only) is still applied
 // after a deploy: the queue may hold some for up to 4 days.
 func TestAMessageInTheFormatQueuedBeforeIsStillApplied(t *testing.T) {
 	body := `{"type":"DepositFunds","aggregateId":"acc-1","data":{"amount":1}}`
-	b, err := json.Marshal(command.Queued{AggregateID: "acc-1", CommandType: "DepositFunds", Command: body, Scope: "webhook", IdempotencyKey: "old-1", ReceivedAt: time.Now()})
+	b, err := json.Marshal(map[string]any{"aggregateId": "acc-1", "commandType": "DepositFunds", "command": body, "scope": "webhook", "idempotencyKey": "old-1", "receivedAt": time.Now()})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -276,7 +312,7 @@ func TestAMessageInTheFormatQueuedBeforeIsStillApplied(t *testing.T) {
 	got := &recording{}
 	c := NewConsumer(got, slog.New(slog.NewTextHandler(io.Discard, nil)), obs.NewMetrics(io.Discard, "test"))
 	resp, _ := c.Handle(context.Background(), events.SQSEvent{Records: []events.SQSMessage{r}})
-	if len(resp.BatchItemFailures) != 0 || len(got.reqs) != 1 || string(got.reqs[0].Body) != body || got.reqs[0].IdempotencyKey != "old-1" || got.reqs[0].Scope != "webhook" {
+	if len(resp.BatchItemFailures) != 0 || len(got.reqs) != 1 || string(got.reqs[0].Body) != body || got.reqs[0].IdempotencyKey != "old-1" || !reflect.DeepEqual(got.reqs[0].Caller, command.LegacyCaller("webhook")) {
 		t.Errorf("failures %+v, executed %+v", resp.BatchItemFailures, got.reqs)
 	}
 }

@@ -8,6 +8,7 @@ package commandqueue
 import (
 	"context"
 	"encoding/base64"
+	"encoding/json"
 	"time"
 
 	"github.com/aws/aws-lambda-go/events"
@@ -50,19 +51,38 @@ const (
 	attrTraceparent = "traceparent"
 	attrAggregateID = "aggregateId"
 	attrScope       = "scope"
-	attrKey         = "idempotencyKey"
-	attrWebhookID   = "webhookId"
-	attrReceivedAt  = "receivedAt"
-	// attrEncoding "base64": the body, the scope and the webhook-id are
+	// attrCaller is the caller's id and grants as JSON (wireCaller); a
+	// message queued before callers existed has none (command.LegacyCaller).
+	attrCaller     = "caller"
+	attrKey        = "idempotencyKey"
+	attrWebhookID  = "webhookId"
+	attrReceivedAt = "receivedAt"
+	// attrEncoding "base64": the body, the scope, the caller and the webhook-id are
 	// base64 (standard, padded), because one of them holds a character SQS
 	// refuses (sqsspec.ValidText: U+FFFE or U+FFFF, which JSON allows).
 	attrEncoding = "encoding"
 	encBase64    = "base64"
 )
 
+// wireCaller is a dispatch.Caller as a message attribute carries it: what
+// the consumer checks (its rate is spent already).
+type wireCaller struct {
+	ID         string   `json:"id"`
+	Scope      string   `json:"scope"`
+	Aggregates []string `json:"aggregates,omitempty"`
+	Templates  []string `json:"templates,omitempty"`
+	Events     []string `json:"events,omitempty"`
+	All        bool     `json:"all,omitempty"`
+}
+
 // Message is the queue message of a command.
 func Message(q command.Queued) (dispatch.QueueMessage, error) {
-	body, scope, webhookID := q.Command, q.Scope, q.WebhookID
+	c := q.Caller
+	wc, err := json.Marshal(wireCaller{ID: c.ID, Scope: c.Scope, Aggregates: c.Aggregates, Templates: c.Templates, Events: c.Events, All: c.All})
+	if err != nil {
+		return dispatch.QueueMessage{}, dispatch.E("commandqueue.Message", dispatch.Internal, "", err)
+	}
+	body, scope, caller, webhookID := q.Command, c.Scope, string(wc), q.WebhookID
 	attrs := map[string]string{
 		attrCommandType: q.CommandType,
 		attrTraceparent: q.Traceparent,
@@ -70,19 +90,20 @@ func Message(q command.Queued) (dispatch.QueueMessage, error) {
 		attrKey:         q.IdempotencyKey,
 		attrReceivedAt:  q.ReceivedAt.UTC().Format(time.RFC3339Nano),
 	}
-	if !sqsspec.ValidText(body) || !sqsspec.ValidText(scope) || !sqsspec.ValidText(webhookID) {
+	if !sqsspec.ValidText(body) || !sqsspec.ValidText(scope) || !sqsspec.ValidText(caller) || !sqsspec.ValidText(webhookID) {
 		enc := base64.StdEncoding.EncodeToString
-		body, scope, webhookID = enc([]byte(body)), enc([]byte(scope)), enc([]byte(webhookID))
+		body, scope, caller, webhookID = enc([]byte(body)), enc([]byte(scope)), enc([]byte(caller)), enc([]byte(webhookID))
 		attrs[attrEncoding] = encBase64
 	}
 	attrs[attrScope] = scope
+	attrs[attrCaller] = caller
 	if webhookID != "" { // SQS refuses an empty attribute value
 		attrs[attrWebhookID] = webhookID
 	}
 	m := dispatch.QueueMessage{
 		Body:       body,
 		GroupID:    q.AggregateID,
-		DedupID:    command.DedupID(q.Scope, q.IdempotencyKey, command.RequestHash([]byte(q.Command))),
+		DedupID:    command.DedupID(c.Scope, q.IdempotencyKey, command.RequestHash([]byte(q.Command))),
 		Attributes: attrs,
 	}
 	if n := sqsspec.Size(m); n > MaxMessageBytes {
@@ -110,12 +131,13 @@ func Decode(r events.SQSMessage) (command.Queued, error) {
 	}
 	q := command.Queued{
 		AggregateID: attr(attrAggregateID), CommandType: attr(attrCommandType), Command: r.Body,
-		Scope: attr(attrScope), IdempotencyKey: attr(attrKey), WebhookID: attr(attrWebhookID), Traceparent: attr(attrTraceparent),
+		IdempotencyKey: attr(attrKey), WebhookID: attr(attrWebhookID), Traceparent: attr(attrTraceparent),
 	}
+	scope, caller := attr(attrScope), attr(attrCaller)
 	switch enc := attr(attrEncoding); enc {
 	case "":
 	case encBase64:
-		for _, f := range []*string{&q.Command, &q.Scope, &q.WebhookID} {
+		for _, f := range []*string{&q.Command, &scope, &caller, &q.WebhookID} {
 			b, err := base64.StdEncoding.DecodeString(*f)
 			if err != nil {
 				return q, dispatch.E(op, dispatch.Invalid, "the queued command's base64 does not decode", err)
@@ -130,9 +152,18 @@ func Decode(r events.SQSMessage) (command.Queued, error) {
 		return q, dispatch.E(op, dispatch.Invalid, "the queued command's receivedAt is not a time", err)
 	}
 	q.ReceivedAt = t
-	if q.Command == "" || q.Scope == "" || q.IdempotencyKey == "" {
+	if q.Command == "" || scope == "" || q.IdempotencyKey == "" {
 		return q, dispatch.E(op, dispatch.Invalid, "the queued command lacks its body, scope or idempotency key", nil)
 	}
+	if _, ok := r.MessageAttributes[attrCaller]; !ok {
+		q.Caller = command.LegacyCaller(scope)
+		return q, nil
+	}
+	var wc wireCaller
+	if err := json.Unmarshal([]byte(caller), &wc); err != nil || wc.ID == "" || wc.Scope != scope {
+		return q, dispatch.E(op, dispatch.Invalid, "the queued command's caller is not readable", err)
+	}
+	q.Caller = dispatch.Caller{ID: wc.ID, Scope: wc.Scope, Aggregates: wc.Aggregates, Grant: dispatch.Grant{Templates: wc.Templates, Events: wc.Events}, All: wc.All}
 	return q, nil
 }
 

@@ -49,6 +49,13 @@ func (m *Metrics) Emit(dims map[string]string, metrics ...Metric) {
 		keys = append(keys, k)
 	}
 	sort.Strings(keys)
+	m.EmitSets(dims, [][]string{keys}, metrics...)
+}
+
+// EmitSets writes one EMF line whose metrics CloudWatch records under each
+// dimension set in sets (each a list of keys of dims): one line, several
+// views of it, such as by command type and by caller.
+func (m *Metrics) EmitSets(dims map[string]string, sets [][]string, metrics ...Metric) {
 	type def struct {
 		Name string `json:"Name"`
 		Unit Unit   `json:"Unit"`
@@ -73,7 +80,7 @@ func (m *Metrics) Emit(dims map[string]string, metrics ...Metric) {
 		"Timestamp": m.now().UnixMilli(),
 		"CloudWatchMetrics": []any{map[string]any{
 			"Namespace":  m.namespace,
-			"Dimensions": [][]string{keys},
+			"Dimensions": sets,
 			"Metrics":    defs,
 		}},
 	}

@@ -378,7 +378,7 @@ func (e *benchEnv) seed(b *testing.B, shape benchShape, n int) []*round {
 		wg.Go(func() {
 			for id := range work {
 				body := `{"type":"Dispatch","aggregateId":"` + id + `","data":{"aggregateType":"BenchOrder","state":{"status":"open"},"events":[` + list + `]}}`
-				if _, err := e.f.Svc.Execute(context.Background(), command.Request{Body: []byte(body), Scope: "bench", IdempotencyKey: "bench-" + id}); err != nil {
+				if _, err := e.f.Svc.Execute(context.Background(), command.Request{Body: []byte(body), Caller: dispatch.Caller{ID: "bench", Scope: "bench", All: true}, IdempotencyKey: "bench-" + id}); err != nil {
 					errs <- fmt.Errorf("command %s: %w", id, err)
 				}
 			}

@@ -19,6 +19,7 @@ import (
 
 	"github.com/dispatcher-dev/dispatcher/internal/app/deliveryfn"
 	"github.com/dispatcher-dev/dispatcher/internal/command"
+	"github.com/dispatcher-dev/dispatcher/internal/dispatch"
 	"github.com/dispatcher-dev/dispatcher/internal/testkit/flowtest"
 	"github.com/dispatcher-dev/dispatcher/internal/testkit/testenv"
 )
@@ -92,7 +93,7 @@ func seedBatch(b *testing.B, f *flowtest.Fixture, aggregates, evs int) string {
 	for range 4 {
 		wg.Go(func() {
 			for id := range work {
-				req := command.Request{Body: []byte(`{"type":"Dispatch","aggregateId":"` + id + `","data":{"aggregateType":"BenchOrder","state":{"status":"open"},"events":[` + body + `]}}`), Scope: "bench", IdempotencyKey: "rss-" + id}
+				req := command.Request{Body: []byte(`{"type":"Dispatch","aggregateId":"` + id + `","data":{"aggregateType":"BenchOrder","state":{"status":"open"},"events":[` + body + `]}}`), Caller: dispatch.Caller{ID: "bench", Scope: "bench", All: true}, IdempotencyKey: "rss-" + id}
 				if _, err := f.Svc.Execute(context.Background(), req); err != nil {
 					mu.Lock()
 					errs = append(errs, err)

@@ -59,6 +59,11 @@ func LoadSecrets(ctx context.Context, getenv func(string) string, cloud SecretSo
 	return parseFrom(from, value)
 }
 
+// Configured reports whether any of the variables LoadSecrets reads is set.
+func Configured(getenv func(string) string) bool {
+	return getenv(envSecrets) != "" || getenv(envSecretsARN) != "" || getenv(envSecretsParameter) != ""
+}
+
 // FromCloud reports whether LoadSecrets reads the secrets from Secrets
 // Manager or SSM, where they can change while an instance lives (and so are
 // worth reading again); WEBHOOK_SECRETS, in the environment, cannot.

@@ -17,6 +17,7 @@ import (
 
 	"github.com/dispatcher-dev/dispatcher/internal/apigw"
 	"github.com/dispatcher-dev/dispatcher/internal/app/env"
+	"github.com/dispatcher-dev/dispatcher/internal/caller"
 	"github.com/dispatcher-dev/dispatcher/internal/command"
 	"github.com/dispatcher-dev/dispatcher/internal/commandqueue"
 	"github.com/dispatcher-dev/dispatcher/internal/dispatch"
@@ -35,13 +36,24 @@ const (
 
 // Build reads the command function's environment through getenv, checks
 // it, and builds its handler on cfg's clients: everything the function's
-// cold start does before lambda.Start. It fails without webhook secrets
-// unless API_AUTH=iam.
+// cold start does before lambda.Start. It fails without a caller that can
+// sign (WEBHOOK_SECRETS or a CALLERS document with secrets) unless
+// API_AUTH=iam.
 func Build(ctx context.Context, cfg aws.Config, getenv func(string) string) (*apigw.Handler, error) {
+	return BuildWithCallers(ctx, cfg, getenv)
+}
+
+// BuildWithCallers is Build with more sources of caller documents, read
+// with CALLERS' at cold start and at every refresh (WEBHOOK_SECRETS_REFRESH):
+// the seam for the SSM parameter tree that CALLERS_PARAMETER_PATH names.
+// Unlike CALLERS, such a source can change while an instance lives, so with
+// one the registry is read again.
+func BuildWithCallers(ctx context.Context, cfg aws.Config, getenv func(string) string, sources ...caller.Source) (*apigw.Handler, error) {
 	c, err := loadConfig(getenv)
 	if err != nil {
 		return nil, err
 	}
+	c.CallerSources = append(c.CallerSources, sources...)
 	return newHandler(ctx, cfg, c)
 }
 
@@ -64,7 +76,11 @@ type config struct {
 	// Templates (EMAIL_TEMPLATES_DIR, the template layer): the templates it
 	// renders and what Dispatch may send; unset, the built-in folder.
 	Templates *emails.Dir
-	getenv    func(string) string
+	// CallerSources are read for the caller documents: CALLERS first, then
+	// those BuildWithCallers adds. dynamicCallers: one of them can change.
+	CallerSources  []caller.Source
+	dynamicCallers bool
+	getenv         func(string) string
 }
 
 // loadConfig reads and checks the command function's environment.
@@ -97,6 +113,11 @@ func loadConfig(getenv func(string) string) (config, error) {
 	if len(c.ListenToYourself) > 0 {
 		c.CommandsQueueURL = r.Required("COMMANDS_QUEUE_URL")
 	}
+	callers, err := caller.FromEnv(r.String("CALLERS"))
+	if err != nil {
+		r.Fail("CALLERS: " + err.Error())
+	}
+	c.CallerSources = []caller.Source{callers}
 	c.Shards = r.Int("UNDELIVERED_INDEX_SHARDS", env.DefaultIndexShards, env.IndexShards)
 	c.LogLevel = r.LogLevel()
 	if err := r.Err("command configuration"); err != nil {
@@ -112,42 +133,64 @@ func loadConfig(getenv func(string) string) (config, error) {
 func newHandler(ctx context.Context, cfg aws.Config, c config) (*apigw.Handler, error) {
 	log := obs.NewLogger(os.Stderr, c.LogLevel).With(slog.String("function", "command"))
 	metrics := obs.NewMetrics(os.Stdout, "Dispatcher")
-	var verifier apigw.Verifier // nil: IAM callers only
-	if c.Auth != AuthIAM {
-		v, err := newVerifier(ctx, c, webhook.NewAWSSecretSource(cfg), log, metrics)
-		if err != nil {
-			return nil, err
-		}
-		verifier = v
+	auth, err := newAuthenticator(ctx, c, webhook.NewAWSSecretSource(cfg), log, metrics)
+	if err != nil {
+		return nil, err
 	}
 	store := dynamo.New(dynamodb.NewFromConfig(cfg), c.TableName, c.Shards)
 	svc := command.New(store, c.Templates).WithGrants(c.Templates.Grants).WithModes(c.Modes)
 	if len(c.ListenToYourself) > 0 {
 		q := commandqueue.New(signed.New(cfg), c.CommandsQueueURL)
-		return apigw.New(command.NewListener(svc, q, c.ListenToYourself), store, verifier, log, metrics), nil
+		return apigw.New(command.NewListener(svc, q, c.ListenToYourself), store, auth, log, metrics), nil
 	}
-	return apigw.New(svc, store, verifier, log, metrics), nil
+	return apigw.New(svc, store, auth, log, metrics), nil
 }
 
-// newVerifier reads the webhook secrets (a cold start fails without them);
-// secrets from Secrets Manager or SSM are read again every c.SecretsRefresh.
-func newVerifier(ctx context.Context, c config, src webhook.SecretSource, log *slog.Logger, metrics *obs.Metrics) (apigw.Verifier, error) {
-	secrets, err := webhook.LoadSecrets(ctx, c.getenv, src)
+// newAuthenticator reads the callers: the documents of c.CallerSources, and
+// the default caller of WEBHOOK_SECRETS (or the secret its ARN or parameter
+// names) unless API_AUTH=iam. A cold start fails on a faulty document, and
+// without any caller that can sign unless API_AUTH=iam. The registry is
+// read again every c.SecretsRefresh when something it is read from can
+// change (Secrets Manager, SSM, a source BuildWithCallers added).
+func newAuthenticator(ctx context.Context, c config, src webhook.SecretSource, log *slog.Logger, metrics *obs.Metrics) (apigw.Authenticator, error) {
+	docs := caller.Merge(c.CallerSources...)
+	legacy := c.Auth != AuthIAM && webhook.Configured(c.getenv)
+	load := func(ctx context.Context) (caller.Config, error) {
+		var cc caller.Config
+		var err error
+		if cc.Documents, err = docs(ctx); err != nil {
+			return cc, err
+		}
+		if legacy {
+			cc.DefaultSecrets, err = webhook.LoadSecrets(ctx, c.getenv, src)
+		}
+		return cc, err
+	}
+	cc, err := load(ctx)
 	if err != nil {
 		return nil, err
 	}
-	if c.SecretsRefresh == 0 || !webhook.FromCloud(c.getenv) {
-		return webhook.NewVerifier(secrets)
+	reg, err := caller.New(cc)
+	if err != nil {
+		return nil, err
 	}
-	load := func(ctx context.Context) ([]string, error) { return webhook.LoadSecrets(ctx, c.getenv, src) }
-	return webhook.NewRefreshing(secrets, load, webhook.RefreshOptions{
+	if c.Auth != AuthIAM && !reg.Signs() {
+		// LoadSecrets' error names every way to give the default caller's
+		// secrets; CALLERS is the other way.
+		_, err := webhook.LoadSecrets(ctx, c.getenv, src)
+		return nil, fmt.Errorf("%w; or give callers with secrets in CALLERS", err)
+	}
+	if c.SecretsRefresh == 0 || !(legacy && webhook.FromCloud(c.getenv) || len(c.CallerSources) > 1) {
+		return reg, nil
+	}
+	return caller.NewRefreshing(reg, load, caller.RefreshOptions{
 		Every: c.SecretsRefresh,
 		OnError: func(ctx context.Context, err error) {
-			log.WarnContext(ctx, "webhook secrets not refreshed; the current ones stay in use", slog.String("requestId", obs.RequestID(ctx)), slog.String("error", err.Error()))
+			log.WarnContext(ctx, "callers or webhook secrets not refreshed; those in use stay", slog.String("requestId", obs.RequestID(ctx)), slog.String("error", err.Error()))
 			metrics.Emit(map[string]string{"Service": "command"}, obs.Metric{Name: "WebhookSecretsRefreshFailed", Value: 1, Unit: obs.Count})
 		},
 		OnChange: func(ctx context.Context, n int) {
-			log.InfoContext(ctx, "webhook secrets changed", slog.String("requestId", obs.RequestID(ctx)), slog.Int("secrets", n))
+			log.InfoContext(ctx, "callers or webhook secrets changed", slog.String("requestId", obs.RequestID(ctx)), slog.Int("callers", n))
 		},
 	})
 }

@@ -17,6 +17,7 @@ import (
 	"github.com/aws/aws-lambda-go/events"
 	"github.com/aws/aws-sdk-go-v2/aws"
 
+	"github.com/dispatcher-dev/dispatcher/internal/caller"
 	"github.com/dispatcher-dev/dispatcher/internal/dispatch"
 	"github.com/dispatcher-dev/dispatcher/internal/emails"
 	"github.com/dispatcher-dev/dispatcher/internal/obs"
@@ -186,22 +187,32 @@ func TestSecretsFromTheCloudAreRefreshed(t *testing.T) {
 		name    string
 		vars    map[string]string
 		refresh time.Duration
-		want    string // the verifier's type
+		extra   bool   // a caller source other than CALLERS (the SSM tree)
+		want    string // the authenticator's type
 	}{
-		{"refreshes a Secrets Manager secret", map[string]string{"WEBHOOK_SECRETS_ARN": "arn:x"}, time.Minute, "*webhook.Refreshing"},
-		{"refreshes an SSM parameter", map[string]string{"WEBHOOK_SECRETS_PARAMETER": "p"}, time.Minute, "*webhook.Refreshing"},
-		{"does not refresh WEBHOOK_SECRETS, which cannot change", map[string]string{"WEBHOOK_SECRETS": secret}, time.Minute, "*webhook.Verifier"},
-		{"does not refresh with WEBHOOK_SECRETS_REFRESH=0", map[string]string{"WEBHOOK_SECRETS_ARN": "arn:x"}, 0, "*webhook.Verifier"},
+		{"refreshes a Secrets Manager secret", map[string]string{"WEBHOOK_SECRETS_ARN": "arn:x"}, time.Minute, false, "*caller.Refreshing"},
+		{"refreshes an SSM parameter", map[string]string{"WEBHOOK_SECRETS_PARAMETER": "p"}, time.Minute, false, "*caller.Refreshing"},
+		{"refreshes a caller source that can change", map[string]string{"WEBHOOK_SECRETS": secret}, time.Minute, true, "*caller.Refreshing"},
+		{"does not refresh WEBHOOK_SECRETS and CALLERS, which cannot change", map[string]string{"WEBHOOK_SECRETS": secret, "CALLERS": `[{"id":"a","secrets":["` + secret + `"]}]`}, time.Minute, false, "*caller.Registry"},
+		{"does not refresh with WEBHOOK_SECRETS_REFRESH=0", map[string]string{"WEBHOOK_SECRETS_ARN": "arn:x"}, 0, true, "*caller.Registry"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			c := config{SecretsRefresh: tt.refresh, getenv: envOf(tt.vars)}
-			v, err := newVerifier(context.Background(), c, &source{value: secret}, obs.NewLogger(&bytes.Buffer{}, 0), obs.NewMetrics(&bytes.Buffer{}, "Dispatcher"))
+			tt.vars["TABLE_NAME"] = "t"
+			c, err := loadConfig(envOf(tt.vars))
+			if err != nil {
+				t.Fatal(err)
+			}
+			c.SecretsRefresh = tt.refresh
+			if tt.extra {
+				c.CallerSources = append(c.CallerSources, func(context.Context) (map[string]string, error) { return nil, nil })
+			}
+			v, err := newAuthenticator(context.Background(), c, &source{value: secret}, obs.NewLogger(&bytes.Buffer{}, 0), obs.NewMetrics(&bytes.Buffer{}, "Dispatcher"))
 			if err != nil {
 				t.Fatal(err)
 			}
 			if got := typeName(v); got != tt.want {
-				t.Errorf("verifier is a %s, want a %s", got, tt.want)
+				t.Errorf("authenticator is a %s, want a %s", got, tt.want)
 			}
 		})
 	}
@@ -209,10 +220,10 @@ func TestSecretsFromTheCloudAreRefreshed(t *testing.T) {
 
 func typeName(v any) string {
 	switch v.(type) {
-	case *webhook.Refreshing:
-		return "*webhook.Refreshing"
-	case *webhook.Verifier:
-		return "*webhook.Verifier"
+	case *caller.Refreshing:
+		return "*caller.Refreshing"
+	case *caller.Registry:
+		return "*caller.Registry"
 	}
 	return "something else"
 }
@@ -223,7 +234,7 @@ func TestAFailedRefreshIsLoggedAndCounted(t *testing.T) {
 	src := &source{value: secret}
 	var logs, metrics bytes.Buffer
 	c := config{SecretsRefresh: time.Millisecond, getenv: envOf(map[string]string{"WEBHOOK_SECRETS_ARN": "arn:x"})}
-	v, err := newVerifier(context.Background(), c, src, obs.NewLogger(&logs, 0), obs.NewMetrics(&metrics, "Dispatcher"))
+	v, err := newAuthenticator(context.Background(), c, src, obs.NewLogger(&logs, 0), obs.NewMetrics(&metrics, "Dispatcher"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -231,7 +242,6 @@ func TestAFailedRefreshIsLoggedAndCounted(t *testing.T) {
 	src.err = errors.New("AccessDeniedException: not allowed")
 	src.mu.Unlock()
 	time.Sleep(5 * time.Millisecond)
-	r := v.(*webhook.Refreshing)
 	body := []byte(`{}`)
 	now := time.Now()
 	sig, err := webhook.Sign(secret, "msg_1", now, body)
@@ -239,7 +249,7 @@ func TestAFailedRefreshIsLoggedAndCounted(t *testing.T) {
 		t.Fatal(err)
 	}
 	hdr := map[string]string{"webhook-id": "msg_1", "webhook-timestamp": strconv.FormatInt(now.Unix(), 10), "webhook-signature": sig}
-	if _, err := r.VerifyContext(context.Background(), hdr, body); err != nil {
+	if _, _, err := v.Authenticate(context.Background(), "", hdr, body); err != nil {
 		t.Fatalf("the secrets in use no longer verify: %v", err)
 	}
 	var line struct{ Level, Msg, Error string }

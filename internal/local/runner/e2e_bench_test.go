@@ -158,7 +158,7 @@ func benchEndToEnd(b *testing.B, noWindow bool) {
 		// Bare: the same transaction shape (recorded from the real command
 		// service, not timed), then timed on a fresh aggregate.
 		bareID := id + "-bare"
-		if _, err := svc.Execute(ctx, command.Request{Body: []byte(openAccount(bareID, bareID+"@example.com")), Scope: "bench", IdempotencyKey: "rec-" + bareID}); err != nil {
+		if _, err := svc.Execute(ctx, command.Request{Body: []byte(openAccount(bareID, bareID+"@example.com")), Caller: dispatch.Caller{ID: "bench", Scope: "bench", All: true}, IdempotencyKey: "rec-" + bareID}); err != nil {
 			b.Fatal(err)
 		}
 		in, err := rec.TransactInput(rekeyCommit(rec.last, bareID+"-tx"))

@@ -102,7 +102,7 @@ var seq int
 func (f *Fixture) Command(body string) {
 	f.t.Helper()
 	seq++
-	_, err := f.Svc.Execute(context.Background(), command.Request{Body: []byte(body), Scope: "test", IdempotencyKey: fmt.Sprintf("k-%d-%d", time.Now().UnixNano(), seq)})
+	_, err := f.Svc.Execute(context.Background(), command.Request{Body: []byte(body), Caller: dispatch.Caller{ID: "test", Scope: "test", All: true}, IdempotencyKey: fmt.Sprintf("k-%d-%d", time.Now().UnixNano(), seq)})
 	if err != nil {
 		f.t.Fatalf("command %s: %v", body, err)
 	}
