@@ -44,7 +44,7 @@ type fixture struct {
 	table   string
 	store   *dynamo.Store
 	tmpl    *emails.Set
-	auth    *caller.Registry // the default caller of secretOld and secretNew
+	auth    apigw.Authenticator // the default caller of secretOld and secretNew, unless a test sets others
 	logs    *testenv.SyncBuffer
 	metrics *testenv.SyncBuffer
 }
