@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"maps"
+	"reflect"
 	"slices"
 	"testing"
 
@@ -424,4 +425,34 @@ func mustTemplates(t *testing.T) *emails.Set {
 		t.Fatal(err)
 	}
 	return tmpl
+}
+
+// queue is an Enqueuer that keeps what it is given.
+type queue struct{ got []Queued }
+
+func (q *queue) Enqueue(_ context.Context, c Queued) error {
+	q.got = append(q.got, c)
+	return nil
+}
+
+// Listen to yourself refuses a command outside the caller's grant at once,
+// as the synchronous path does, rather than answer 202 and refuse it later;
+// a granted one is queued with its caller, grants and all, for the consumer
+// to apply under them.
+func TestTheListenerChecksAndQueuesTheCaller(t *testing.T) {
+	teamA := dispatch.Caller{ID: "team-a", Scope: "caller:team-a", Aggregates: []string{"Account/acct-*"},
+		Grant: dispatch.Grant{Templates: []string{dispatch.TemplateDepositReceipt}, Events: []string{"FundsDeposited"}}}
+	teamB := dispatch.Caller{ID: "team-b", Scope: "caller:team-b", Aggregates: []string{"Account/b-*"}}
+	q := &queue{}
+	l := NewListener(New(newFakeStore(), mustTemplates(t)), q, []string{"DepositFunds"})
+	res, err := l.Execute(context.Background(), Request{Body: []byte(dep(5)), Caller: teamB, IdempotencyKey: "k"})
+	if dispatch.KindOf(err) != dispatch.Forbidden || res.Queued || len(q.got) != 0 {
+		t.Fatalf("team-b on team-a's account: %+v %v, queued %d; want 403 and nothing queued", res, err, len(q.got))
+	}
+	if _, err := l.Execute(context.Background(), Request{Body: []byte(dep(5)), Caller: teamA, IdempotencyKey: "k"}); err != nil {
+		t.Fatal(err)
+	}
+	if len(q.got) != 1 || !reflect.DeepEqual(q.got[0].Caller, teamA) || !reflect.DeepEqual(q.got[0].Request().Caller, teamA) {
+		t.Fatalf("queued %+v, want team-a's caller with its grants", q.got)
+	}
 }

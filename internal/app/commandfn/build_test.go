@@ -104,3 +104,63 @@ func TestTheCommandHandlerRefusesToStartWithoutSecrets(t *testing.T) {
 		t.Fatalf("err = %v, want it to name WEBHOOK_SECRETS", err)
 	}
 }
+
+// CALLERS gives callers of their own next to the default caller of
+// WEBHOOK_SECRETS: each signs with its own secret and names itself; the
+// default caller keeps signing as before. A faulty document stops the cold
+// start, naming the caller and the field.
+func TestTheCommandHandlerBuiltWithCALLERSAcceptsEachCaller(t *testing.T) {
+	env := testenv.Get(t)
+	vars, err := env.Stack.FunctionEnv("CommandFunction")
+	if err != nil {
+		t.Fatal(err)
+	}
+	const teamSecret = "whsec_C2FVsBQIhrscChlQIMV+b5sSYspob7oD"
+	vars["WEBHOOK_SECRETS"] = secret
+	vars["CALLERS"] = `[{"id":"team-a","secrets":["` + teamSecret + `"],"aggregates":["Account/ta-*"],"templates":["account-welcome"],"events":["AccountOpened"]}]`
+	h, err := commandfn.Build(context.Background(), env.AWS, func(k string) string { return vars[k] })
+	if err != nil {
+		t.Fatal(err)
+	}
+	open := func(secret, caller, agg string) events.APIGatewayV2HTTPResponse {
+		body := `{"type":"OpenAccount","aggregateId":"` + agg + `","data":{"owner":"Grace","email":"grace@example.com","currency":"USD"}}`
+		id := "msg_" + agg
+		now := time.Now()
+		sig, err := webhook.Sign(secret, id, now, []byte(body))
+		if err != nil {
+			t.Fatal(err)
+		}
+		hdr := map[string]string{"content-type": "application/json", "webhook-id": id, "webhook-timestamp": strconv.FormatInt(now.Unix(), 10), "webhook-signature": sig}
+		if caller != "" {
+			hdr["dispatcher-caller"] = caller
+		}
+		resp, err := h.Handle(context.Background(), events.APIGatewayV2HTTPRequest{RouteKey: "POST /v1/commands", RawPath: "/v1/commands", Body: body, Headers: hdr})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return resp
+	}
+	run := strconv.FormatInt(time.Now().UnixNano(), 10)
+	for _, tt := range []struct {
+		name, secret, caller, agg string
+		want                      int
+	}{
+		{"team-a opens its account", teamSecret, "team-a", "ta-" + run, http.StatusAccepted},
+		{"team-a may not open another's", teamSecret, "team-a", "tb-" + run, http.StatusForbidden},
+		{"the default caller keeps working", secret, "", "def-" + run, http.StatusAccepted},
+		{"team-a's secret is not the default caller's", teamSecret, "", "def2-" + run, http.StatusUnauthorized},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			if resp := open(tt.secret, tt.caller, tt.agg); resp.StatusCode != tt.want {
+				t.Fatalf("%d %s, want %d", resp.StatusCode, resp.Body, tt.want)
+			}
+		})
+	}
+	t.Run("a faulty document stops the cold start", func(t *testing.T) {
+		vars["CALLERS"] = `[{"id":"team-a","secrets":["` + teamSecret + `"],"aggregate":["Account/ta-*"]}]`
+		_, err := commandfn.Build(context.Background(), env.AWS, func(k string) string { return vars[k] })
+		if err == nil || !strings.Contains(err.Error(), `caller team-a: unknown field "aggregate"`) {
+			t.Fatalf("err = %v, want it to name the caller and the field", err)
+		}
+	})
+}

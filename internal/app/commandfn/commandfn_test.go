@@ -281,3 +281,25 @@ func TestLoadConfigReadsTheTemplateFolder(t *testing.T) {
 		t.Fatalf("Build = %v, want it to name %s", err, want)
 	}
 }
+
+// CALLERS is checked at cold start: a value that is not an array of
+// documents with ids names CALLERS.
+func TestLoadConfigReadsCALLERS(t *testing.T) {
+	for _, v := range []string{`{"id":"a"}`, `[{"secrets":[]}]`, `[{"id":"a"},{"id":"a"}]`} {
+		if _, err := loadConfig(envOf(map[string]string{"TABLE_NAME": "t", "CALLERS": v})); err == nil || !strings.Contains(err.Error(), "CALLERS") {
+			t.Errorf("CALLERS=%s: err = %v, want it to name CALLERS", v, err)
+		}
+	}
+	t.Run("callers with secrets are enough without WEBHOOK_SECRETS", func(t *testing.T) {
+		_, err := Build(context.Background(), aws.Config{Region: "us-east-1"}, envOf(map[string]string{"TABLE_NAME": "t", "CALLERS": `[{"id":"a","secrets":["` + secret + `"]}]`}))
+		if err != nil {
+			t.Fatal(err)
+		}
+	})
+	t.Run("callers with principals only are not, outside API_AUTH=iam", func(t *testing.T) {
+		_, err := Build(context.Background(), aws.Config{Region: "us-east-1"}, envOf(map[string]string{"TABLE_NAME": "t", "CALLERS": `[{"id":"a","principals":["arn:aws:iam::123456789012:user/a"]}]`}))
+		if err == nil || !strings.Contains(err.Error(), "WEBHOOK_SECRETS") || !strings.Contains(err.Error(), "CALLERS") {
+			t.Fatalf("err = %v", err)
+		}
+	})
+}
