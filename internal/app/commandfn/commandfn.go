@@ -77,10 +77,9 @@ type config struct {
 	// renders and what Dispatch may send; unset, the built-in folder.
 	Templates *emails.Dir
 	// CallerSources are read for the caller documents: CALLERS first, then
-	// those BuildWithCallers adds. dynamicCallers: one of them can change.
-	CallerSources  []caller.Source
-	dynamicCallers bool
-	getenv         func(string) string
+	// those BuildWithCallers adds (which can change while an instance lives).
+	CallerSources []caller.Source
+	getenv        func(string) string
 }
 
 // loadConfig reads and checks the command function's environment.
