@@ -45,3 +45,25 @@ func TestEmitWritesOneEMFLine(t *testing.T) {
 		t.Errorf("values = %+v", line)
 	}
 }
+
+// One line, counted under several dimension sets: the existing one (by
+// command type) and the caller's.
+func TestEmitSetsWritesEachDimensionSet(t *testing.T) {
+	var buf bytes.Buffer
+	m := NewMetrics(&buf, "Dispatcher")
+	m.EmitSets(map[string]string{"Service": "command", "CommandType": "OpenAccount", "CallerId": "team-a"},
+		[][]string{{"CommandType", "Service"}, {"CallerId", "Service"}}, Metric{Name: "CommandAccepted", Value: 1, Unit: Count})
+	var line struct {
+		AWS struct {
+			CloudWatchMetrics []struct{ Dimensions [][]string }
+		} `json:"_aws"`
+		CallerId, CommandType, Service string
+	}
+	if err := json.Unmarshal(buf.Bytes(), &line); err != nil {
+		t.Fatal(err)
+	}
+	got, _ := json.Marshal(line.AWS.CloudWatchMetrics[0].Dimensions)
+	if string(got) != `[["CommandType","Service"],["CallerId","Service"]]` || line.CallerId != "team-a" || line.CommandType != "OpenAccount" {
+		t.Errorf("dimensions %s, line %+v", got, line)
+	}
+}
