@@ -127,7 +127,10 @@ func (c *Consumer) count(cmdType, name string) {
 // answers with a 4xx. Anything else (transient, internal) may pass on retry.
 func Refused(err error) bool {
 	switch dispatch.KindOf(err) {
-	case dispatch.Invalid, dispatch.Unprocessable, dispatch.Conflict, dispatch.Stale, dispatch.TooLarge, dispatch.NotFound, dispatch.Unauthorized:
+	case dispatch.Invalid, dispatch.Unprocessable, dispatch.Conflict, dispatch.Stale, dispatch.TooLarge, dispatch.NotFound, dispatch.Unauthorized,
+		// What an account command decides to send is checked against its
+		// caller's grant only when it is decided, after the 202.
+		dispatch.Forbidden:
 		return true
 	}
 	return false
