@@ -144,8 +144,10 @@ func TestListenToYourselfAnswers202BeforeTheConsumerAppliesTheCommand(t *testing
 
 	// A redelivery (the same message again, past the queue's dedup window)
 	// is answered by the idempotency record and writes nothing.
-	q := command.Queued{AggregateID: id, CommandType: "DepositFunds", Command: movement("DepositFunds", id, 500, "first"), Caller: command.LegacyCaller("webhook"), IdempotencyKey: "dep-1", ReceivedAt: time.Now()}
-	body, _ := json.Marshal(q)
+	// It is sent in the JSON format queued before callers, which the
+	// consumer still reads.
+	body, _ := json.Marshal(map[string]any{"aggregateId": id, "commandType": "DepositFunds", "command": movement("DepositFunds", id, 500, "first"),
+		"scope": "webhook", "idempotencyKey": "dep-1", "receivedAt": time.Now()})
 	payload, _ := json.Marshal(events.SQSEvent{Records: []events.SQSMessage{{MessageId: "redelivered", Body: string(body), EventSourceARN: "arn:aws:sqs:us-east-1:000000000000:x.fifo", Attributes: map[string]string{"MessageGroupId": id}}}})
 	out, err := consumer.Invoke(context.Background(), "redelivery", payload)
 	if err != nil || string(out) != `{"batchItemFailures":null}` && string(out) != `{"batchItemFailures":[]}` {
