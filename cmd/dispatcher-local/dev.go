@@ -187,7 +187,7 @@ func dev(ctx context.Context, o devOptions) error {
 	if err != nil {
 		warnings = append(warnings, "template previews not sent: "+err.Error())
 	}
-	printBanner(os.Stdout, banner{runner: r, stack: stack, where: where, secret: extra["WEBHOOK_SECRETS"], mode: mode, took: time.Since(started), self: selfCommand(root), warnings: warnings, previews: previews})
+	printBanner(os.Stdout, banner{runner: r, stack: stack, where: where, secret: extra["WEBHOOK_SECRETS"], secondCaller: os.Getenv("CALLERS") == "", mode: mode, took: time.Since(started), self: selfCommand(root), warnings: warnings, previews: previews})
 	<-ctx.Done()
 	fmt.Println("\nstopping...")
 	return nil
@@ -236,15 +236,18 @@ func detachedEmulators() (state, bool) {
 }
 
 type banner struct {
-	runner   *runner.Runner
-	stack    *provision.Stack
-	where    awsPlace
-	secret   string
-	mode     string
-	took     time.Duration
-	self     string   // how to run this tool from any shell
-	warnings []string // the emulators' warnings (DynamoDB Local not on loopback)
-	previews runner.Previews
+	runner *runner.Runner
+	stack  *provision.Stack
+	where  awsPlace
+	secret string
+	// secondCaller: the registry is `make dev`'s own (runner.DevSecondCaller),
+	// so the banner shows a request of that second caller.
+	secondCaller bool
+	mode         string
+	took         time.Duration
+	self         string   // how to run this tool from any shell
+	warnings     []string // the emulators' warnings (DynamoDB Local not on loopback)
+	previews     runner.Previews
 }
 
 // The banner's commands: every line that starts with exactly bannerIndent
@@ -324,6 +327,9 @@ func printBanner(w io.Writer, b banner) {
 		gsig, _ := webhook.Sign(secret, gid, now, webhook.SignedContent("GET", "/v1/aggregates/"+agg+"/outbox", "", nil))
 		p("Then read it back (GET routes are signed too, over their request line \"GET /path?query\"):")
 		cmd("curl -sS --fail-with-body %s/v1/aggregates/%s/outbox -H 'webhook-id: %s' -H 'webhook-timestamp: %d' -H 'webhook-signature: %s'", api, agg, gid, now.Unix(), gsig)
+		if b.secondCaller {
+			printSecondCaller(p, cmd, api, id, now)
+		}
 	} else {
 		p("(cannot sign an example with this secret: %v)", err)
 	}
@@ -349,6 +355,27 @@ func printBanner(w io.Writer, b banner) {
 	cmd(`%s replay -api %s '{"mode":"all"}'`, b.self, api)
 	p("")
 	p(bannerEnd)
+}
+
+// printSecondCaller prints a signed command of `make dev`'s second caller,
+// sent with the same webhook-id as the default caller's: idempotency keys
+// are per caller, so it is a command of its own.
+func printSecondCaller(p, cmd func(string, ...any), api, id string, now time.Time) {
+	agg := fmt.Sprintf("%sacc-%d", runner.DevSecondCallerPrefix, now.UnixNano())
+	body := fmt.Sprintf(`{"type":"OpenAccount","aggregateId":%q,"data":{"owner":"Grace Hopper","email":"grace@example.com","currency":"USD"}}`, agg)
+	sig, err := webhook.Sign(runner.DevSecondCallerSecret, id, now, []byte(body))
+	if err != nil {
+		return
+	}
+	p("A second caller, %s, with its own secret (%s), its own idempotency keys (this webhook-id is the one above,", runner.DevSecondCaller, runner.DevSecondCallerSecret)
+	p("yet a command of its own) and a grant of the accounts whose id starts with %q; the Dispatcher-Caller header names it:", runner.DevSecondCallerPrefix)
+	cmd("curl -i --fail-with-body %s/v1/commands \\", api)
+	cmd("  -H 'content-type: application/json' \\")
+	cmd("  -H 'dispatcher-caller: %s' \\", runner.DevSecondCaller)
+	cmd("  -H 'webhook-id: %s' \\", id)
+	cmd("  -H 'webhook-timestamp: %d' \\", now.Unix())
+	cmd("  -H 'webhook-signature: %s' \\", sig)
+	cmd("  --data-raw '%s'", body)
 }
 
 // bannerEnd is the banner's last line.

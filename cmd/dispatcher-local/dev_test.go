@@ -187,9 +187,14 @@ func TestBannerCommandsRunAsPrinted(t *testing.T) {
 	if !strings.Contains(banner, "Email templates from "+templates) || !strings.Contains(banner, templatedir.UserTemplate) || !strings.Contains(banner, runner.PreviewAddress) {
 		t.Errorf("the banner does not say the previews of %s went to %s:\n%s", templates, runner.PreviewAddress, banner)
 	}
+	// The second caller's request: its own header and secret, the first
+	// caller's webhook-id (run below like every other command).
+	if !strings.Contains(banner, "-H 'dispatcher-caller: "+runner.DevSecondCaller+"'") {
+		t.Errorf("the banner shows no signed request of the second caller %s:\n%s", runner.DevSecondCaller, banner)
+	}
 	blocks := bannerCommands(banner)
-	if len(blocks) < 5 {
-		t.Fatalf("found %d command blocks in the banner, want at least 5:\n%s", len(blocks), banner)
+	if len(blocks) < 6 {
+		t.Fatalf("found %d command blocks in the banner, want at least 6:\n%s", len(blocks), banner)
 	}
 	elsewhere := t.TempDir()
 	for _, block := range blocks {

@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"context"
 	"encoding/base64"
+	"encoding/json"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -17,22 +18,56 @@ import (
 	"github.com/dispatcher-dev/dispatcher/internal/app/consumerfn"
 	"github.com/dispatcher-dev/dispatcher/internal/app/deliveryfn"
 	"github.com/dispatcher-dev/dispatcher/internal/app/replayfn"
+	"github.com/dispatcher-dev/dispatcher/internal/dispatch"
 )
 
-// DevWebhookSecret is the webhook secret of `make dev`: fixed so that
-// examples keep working across restarts, and plainly not a production one.
+// DevWebhookSecret is the webhook secret of `make dev`'s default caller:
+// fixed so that examples keep working across restarts, and plainly not a
+// production one.
 var DevWebhookSecret = "whsec_" + base64.StdEncoding.EncodeToString([]byte("dispatcher-local-dev-secret-NOT-FOR-PRODUCTION"))
 
+// DevSecondCaller is `make dev`'s second caller, a tenant of its own: its own
+// secret (DevSecondCallerSecret), its idempotency keys, and a grant of the
+// accounts whose id starts with DevSecondCallerPrefix and the templates and
+// events of the account commands only.
+const (
+	DevSecondCaller       = "team-b"
+	DevSecondCallerPrefix = "b-"
+)
+
+// DevSecondCallerSecret is DevSecondCaller's webhook secret, fixed like
+// DevWebhookSecret.
+var DevSecondCallerSecret = "whsec_" + base64.StdEncoding.EncodeToString([]byte("dispatcher-local-team-b-secret-NOT-FOR-PRODUCTION"))
+
+// devCallers is `make dev`'s caller registry (CALLERS): DevSecondCaller. The
+// default caller is WEBHOOK_SECRETS's.
+func devCallers() string {
+	doc := []map[string]any{{
+		"id":         DevSecondCaller,
+		"secrets":    []string{DevSecondCallerSecret},
+		"aggregates": []string{"Account/" + DevSecondCallerPrefix + "*"},
+		"templates":  []string{dispatch.TemplateAccountWelcome, dispatch.TemplateDepositReceipt, dispatch.TemplateWithdrawalReceipt},
+		"events":     []string{"Account*", "Funds*"},
+	}}
+	b, _ := json.Marshal(doc)
+	return string(b)
+}
+
 // LocalEnv is what the runner adds to every function's environment from
-// the template: the webhook secrets (WEBHOOK_SECRETS in the environment,
-// else DevWebhookSecret), which the deployed stack reads from Secrets
-// Manager or SSM instead.
+// the template: the default caller's webhook secrets (WEBHOOK_SECRETS in the
+// environment, else DevWebhookSecret) and the caller registry (CALLERS in
+// the environment, else DevSecondCaller), which a deployed stack reads from
+// Secrets Manager or SSM instead.
 func LocalEnv(getenv func(string) string) map[string]string {
 	s := getenv("WEBHOOK_SECRETS")
 	if s == "" {
 		s = DevWebhookSecret
 	}
-	return map[string]string{"WEBHOOK_SECRETS": s}
+	c := getenv("CALLERS")
+	if c == "" {
+		c = devCallers()
+	}
+	return map[string]string{"WEBHOOK_SECRETS": s, "CALLERS": c}
 }
 
 // FunctionDirs maps each function's logical id to its folder under
