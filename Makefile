@@ -65,7 +65,7 @@ test-go:
 # name (docs/local.md, "moto").
 MOTO_PACKAGES := ./internal/dynamo ./internal/sqs ./internal/ses ./internal/relay ./internal/replay ./internal/local/runner ./internal/apigw ./internal/app/commandfn ./internal/ratelimit ./internal/caller ./examples/orders
 .PHONY: test-moto
-test-moto: moto-install py-tools ## the store, adapter, relay, replay, sweeper, runner, command-API, command-function and examples/orders integration tests against moto instead of the emulators
+test-moto: moto-install py-tools ## the store, adapter, relay, replay, sweeper, runner, command-API, command-function, rate-limit, caller-registry and examples/orders integration tests against moto instead of the emulators
 	DISPATCHER_BACKEND=moto $(GO) test -count=1 -timeout $(TEST_TIMEOUT) $(MOTO_PACKAGES)
 
 test-short: ## unit tests only (no emulators)

@@ -20,7 +20,9 @@
 // calls, 2 WCU. A backend that does not return the old item on a failed
 // condition costs a consistent GetItem (1 RCU) more; AWS does return it.
 // No request is ever granted on a value read earlier: every grant is a
-// condition DynamoDB checked on the item as it was.
+// condition DynamoDB checked on the item as it was. Each instance reads its
+// own clock: a skew between two (milliseconds, on Lambda's synchronized
+// clocks) moves a token's time by that much, and never grants it twice.
 //
 // Buckets expire with DynamoDB's TTL (expiresAt) once they are full again:
 // an absent item is a full bucket, so an idle key costs no storage.
