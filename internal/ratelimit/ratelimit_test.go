@@ -2,6 +2,7 @@ package ratelimit_test
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net/http"
 	"strings"
@@ -354,5 +355,63 @@ func TestAnUnreachableTableIsAnError(t *testing.T) {
 	ok, _, err := l.Take(context.Background(), key(t), dispatch.Rate{PerSecond: 1, Burst: 1})
 	if ok || err == nil {
 		t.Fatalf("ok=%v err=%v, want an error", ok, err)
+	}
+}
+
+// noOldItem is DynamoDB as a backend that sends no old item back on a
+// failed condition (ReturnValuesOnConditionCheckFailure unsupported): the
+// real calls, with the failure's Item dropped.
+type noOldItem struct{ *dynamodb.Client }
+
+func (d noOldItem) UpdateItem(ctx context.Context, in *dynamodb.UpdateItemInput, opts ...func(*dynamodb.Options)) (*dynamodb.UpdateItemOutput, error) {
+	out, err := d.Client.UpdateItem(ctx, in, opts...)
+	var failed *types.ConditionalCheckFailedException
+	if errors.As(err, &failed) {
+		failed.Item = nil
+	}
+	return out, err
+}
+
+// Without the old item, a consistent GetItem stands in for it: the same
+// grants and refusals, concurrent ones included, for one read more.
+func TestABackendWithoutTheOldItemReadsItAndGrantsTheSame(t *testing.T) {
+	f := newFixture(t)
+	l := ratelimit.New(noOldItem{f.db}, f.table)
+	l.Now = f.clock.Now
+	k := key(t)
+	r := dispatch.Rate{PerSecond: 2, Burst: 3}
+	for range r.Burst {
+		take(t, l, k, r)
+	}
+	f.calls.take()
+	if ok, wait := take(t, l, k, r); ok || wait != 500*time.Millisecond {
+		t.Fatalf("after the burst: ok=%v retryAfter=%v, want refused for 500ms", ok, wait)
+	}
+	if n := f.calls.take(); n["GetItem"] != 1 {
+		t.Errorf("a refusal without the old item: calls %v, want one GetItem", n)
+	}
+
+	k = key(t) + "-concurrent"
+	var granted atomic.Int64
+	var wg sync.WaitGroup
+	for g := range 12 {
+		other := ratelimit.New(noOldItem{f.db}, f.table)
+		other.Now = f.clock.Now
+		wg.Go(func() {
+			for range 3 {
+				ok, _, err := []*ratelimit.Limiter{l, other}[g%2].Take(context.Background(), k, r)
+				if err != nil {
+					t.Error(err)
+					return
+				}
+				if ok {
+					granted.Add(1)
+				}
+			}
+		})
+	}
+	wg.Wait()
+	if n := granted.Load(); n != int64(r.Burst) {
+		t.Errorf("%d of 36 concurrent requests granted, want the burst of %d", n, r.Burst)
 	}
 }
