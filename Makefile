@@ -59,13 +59,13 @@ test: emulators-install py-tools lint-template lint-openapi sam-build test-go ##
 test-go:
 	$(GO) test -count=1 -timeout $(TEST_TIMEOUT) ./...
 
-# The store, adapter, delivery, replay, sweeper, runner, command-API, command-function and examples/orders integration tests again, against moto
+# The store, adapter, delivery, replay, sweeper, runner, command-API, command-function, rate-limit, caller-registry and examples/orders integration tests again, against moto
 # (a second AWS implementation) instead of the emulators: same tests, same
 # AWS_ENDPOINT_URL* switch. Known moto differences skip one assertion each, by
 # name (docs/local.md, "moto").
-MOTO_PACKAGES := ./internal/dynamo ./internal/sqs ./internal/ses ./internal/relay ./internal/replay ./internal/local/runner ./internal/apigw ./internal/app/commandfn ./examples/orders
+MOTO_PACKAGES := ./internal/dynamo ./internal/sqs ./internal/ses ./internal/relay ./internal/replay ./internal/local/runner ./internal/apigw ./internal/app/commandfn ./internal/ratelimit ./internal/caller ./examples/orders
 .PHONY: test-moto
-test-moto: moto-install py-tools ## the store, adapter, relay, replay, sweeper, runner, command-API, command-function and examples/orders integration tests against moto instead of the emulators
+test-moto: moto-install py-tools ## the store, adapter, relay, replay, sweeper, runner, command-API, command-function, rate-limit, caller-registry and examples/orders integration tests against moto instead of the emulators
 	DISPATCHER_BACKEND=moto $(GO) test -count=1 -timeout $(TEST_TIMEOUT) $(MOTO_PACKAGES)
 
 test-short: ## unit tests only (no emulators)

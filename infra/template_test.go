@@ -25,6 +25,7 @@ import (
 	"github.com/dispatcher-dev/dispatcher/internal/app/deliveryfn"
 	"github.com/dispatcher-dev/dispatcher/internal/app/env"
 	"github.com/dispatcher-dev/dispatcher/internal/commandqueue"
+	"github.com/dispatcher-dev/dispatcher/internal/dispatch"
 	"github.com/dispatcher-dev/dispatcher/internal/dynamo"
 	"github.com/dispatcher-dev/dispatcher/internal/local/cfn"
 	"github.com/dispatcher-dev/dispatcher/internal/webhook"
@@ -157,7 +158,7 @@ func asList(v any) []any {
 // and what IAM calls them. A function's packages are named explicitly: the
 // shared adapters hold operations of several functions, by file.
 var functionSources = map[string][]string{
-	"CommandFunction":     {"internal/apigw", "internal/command", "internal/dynamo/store.go", "internal/webhook/aws.go", "internal/commandqueue/enqueue.go", "internal/sqs/signed/signed.go"},
+	"CommandFunction":     {"internal/apigw", "internal/command", "internal/dynamo/store.go", "internal/webhook/aws.go", "internal/commandqueue/enqueue.go", "internal/sqs/signed/signed.go", "internal/ratelimit", "internal/caller/ssm.go"},
 	"StreamRelayFunction": {"internal/relay", "internal/delivery", "internal/dynamo/outbox.go", "internal/sqs/sqs.go", "internal/ses/ses.go"},
 	"DLQReplayFunction":   {"internal/replay", "internal/delivery", "internal/dynamo/outbox.go", "internal/dynamo/sweep.go", "internal/sqs/sqs.go", "internal/sqs/receive.go", "internal/ses/ses.go", "internal/streams/streams.go"},
 	// With ListenToYourselfCommands set (TestEachFunctionIsGrantedExactlyWhatItCalls sets it), the command
@@ -177,6 +178,11 @@ var esmExtras = map[string][]string{
 	// ... and the recovery queue with the recovery's.
 	"StreamRecoveryFunction": {"sqs:ReceiveMessage", "sqs:DeleteMessage", "sqs:GetQueueAttributes", "sqs:ChangeMessageVisibility"},
 }
+
+// viaService are granted for a service that acts with the function's
+// rights: SSM decrypts the callers' SecureString parameters with the
+// command function's kms:Decrypt (TestTheCallerRegistryIsReadOnlyWhereItIs).
+var viaService = map[string][]string{"CommandFunction": {"kms:Decrypt"}}
 
 // logActions are what the Lambda service does with every function's role:
 // write the function's logs. Each role grants them itself, on the
@@ -259,7 +265,7 @@ func usedActions(t *testing.T, paths []string) []string {
 
 func TestEachFunctionIsGrantedExactlyWhatItCalls(t *testing.T) {
 	tmpl := load(t)
-	ev := evaluator(t, tmpl, map[string]string{"WebhookSecretsArn": "arn:aws:secretsmanager:us-east-1:123456789012:secret:x", "WebhookSecretsParameter": "x", "ListenToYourselfCommands": "DepositFunds"})
+	ev := evaluator(t, tmpl, map[string]string{"WebhookSecretsArn": "arn:aws:secretsmanager:us-east-1:123456789012:secret:x", "WebhookSecretsParameter": "x", "ListenToYourselfCommands": "DepositFunds", "CallersParameterPath": "/dispatcher/prod/callers"})
 	for fn, src := range functionSources {
 		t.Run(fn, func(t *testing.T) {
 			granted := map[string]bool{}
@@ -282,7 +288,7 @@ func TestEachFunctionIsGrantedExactlyWhatItCalls(t *testing.T) {
 				}
 			}
 			for a := range granted {
-				if !slices.Contains(used, a) && !slices.Contains(esmExtras[fn], a) && !slices.Contains(logActions, a) {
+				if !slices.Contains(used, a) && !slices.Contains(esmExtras[fn], a) && !slices.Contains(viaService[fn], a) && !slices.Contains(logActions, a) {
 					t.Errorf("the role grants %s, which the code never calls", a)
 				}
 			}
@@ -336,7 +342,7 @@ func TestEachFunctionWritesOnlyItsOwnLogGroup(t *testing.T) {
 
 func TestPoliciesNameOnlyThisStacksResources(t *testing.T) {
 	tmpl := load(t)
-	ev := evaluator(t, tmpl, map[string]string{"WebhookSecretsArn": "arn:aws:secretsmanager:us-east-1:123456789012:secret:x", "WebhookSecretsParameter": "x"})
+	ev := evaluator(t, tmpl, map[string]string{"WebhookSecretsArn": "arn:aws:secretsmanager:us-east-1:123456789012:secret:x", "WebhookSecretsParameter": "x", "CallersParameterPath": "/dispatcher/prod/callers"})
 	for fn := range functionSources {
 		for _, s := range statements(t, tmpl, ev, fn) {
 			for _, r := range asList(s["Resource"]) {
@@ -346,7 +352,9 @@ func TestPoliciesNameOnlyThisStacksResources(t *testing.T) {
 					t.Errorf("%s %v: resource %q is a wildcard", fn, s["Sid"], res)
 				case strings.HasPrefix(res, "arn:aws:test:::"), res == "arn:aws:secretsmanager:us-east-1:123456789012:secret:x":
 				case strings.HasPrefix(res, "arn:aws:ses:us-east-1:123456789012:identity/"), strings.HasPrefix(res, "arn:aws:ses:us-east-1:123456789012:configuration-set/ref:"):
-				case res == "arn:aws:ssm:us-east-1:123456789012:parameter/x":
+				case res == "arn:aws:ssm:us-east-1:123456789012:parameter/x", res == "arn:aws:ssm:us-east-1:123456789012:parameter/dispatcher/prod/callers":
+				// Any key of the account, only through SSM (TestTheCallerRegistryIsReadOnlyWhereItIs).
+				case res == "arn:aws:kms:us-east-1:123456789012:key/*" && s["Sid"] == "DecryptCallersThroughSSM":
 				default:
 					t.Errorf("%s %v: resource %q is not one of this stack's", fn, s["Sid"], res)
 				}
@@ -1030,4 +1038,101 @@ func toInt(t *testing.T, v any) int {
 		t.Fatal(err)
 	}
 	return n
+}
+
+// The caller registry is read only where CallersParameterPath points, and
+// only when it is set: GetParametersByPath on exactly that path, kms:Decrypt
+// only through SSM. The parameter takes an SSM path and nothing else.
+func TestTheCallerRegistryIsReadOnlyWhereItIs(t *testing.T) {
+	tmpl := load(t)
+	grants := func(params map[string]string) map[string]map[string]any {
+		out := map[string]map[string]any{}
+		for _, s := range statements(t, tmpl, evaluator(t, tmpl, params), "CommandFunction") {
+			for _, a := range asList(s["Action"]) {
+				if a == "ssm:GetParametersByPath" || a == "kms:Decrypt" {
+					out[a.(string)] = s
+				}
+			}
+		}
+		return out
+	}
+	if g := grants(nil); len(g) != 0 {
+		t.Errorf("without a registry the command function is granted %v", g)
+	}
+	g := grants(map[string]string{"CallersParameterPath": "/dispatcher/prod/callers"})
+	if r := g["ssm:GetParametersByPath"]["Resource"]; r != "arn:aws:ssm:us-east-1:123456789012:parameter/dispatcher/prod/callers" {
+		t.Errorf("GetParametersByPath on %v, want exactly the path", r)
+	}
+	dec := g["kms:Decrypt"]
+	cond, _ := json.Marshal(dec["Condition"])
+	if string(cond) != `{"StringEquals":{"kms:ViaService":"ssm.us-east-1.amazonaws.com"}}` {
+		t.Errorf("kms:Decrypt under %s, want only through SSM", cond)
+	}
+	vars := props(t, tmpl, evaluator(t, tmpl, map[string]string{"CallersParameterPath": "/dispatcher/prod/callers"}), "CommandFunction")["Environment"].(map[string]any)["Variables"].(map[string]any)
+	if vars["CALLERS_PARAMETER_PATH"] != "/dispatcher/prod/callers" {
+		t.Errorf("CALLERS_PARAMETER_PATH = %v", vars["CALLERS_PARAMETER_PATH"])
+	}
+	for path, ok := range map[string]bool{
+		"": true, "/callers": true, "/dispatcher/prod/callers": true, "/a.b/c_d/e-f": true,
+		"/1/2/3/4/5/6/7/8/9/10/11/12/13/14": true, "/1/2/3/4/5/6/7/8/9/10/11/12/13/14/15": false, // a caller under it would be the 16th level
+		"dispatcher/callers": false, "/dispatcher/callers/": false, "/": false, "/dispatcher//callers": false, "/dispatcher/call ers": false, "/dispatcher/*": false,
+	} {
+		_, err := tmpl.NewEvaluator(cfn.Stack{Name: "prod", Parameters: map[string]string{"CallersParameterPath": path}})
+		if (err == nil) != ok {
+			t.Errorf("CallersParameterPath %q: accepted %v, want %v", path, err == nil, ok)
+		}
+	}
+}
+
+// The callers' default rate is a parameter within the bounds the code owns
+// (dispatch.MaxRatePerSecond, dispatch.MaxRateBurst): at the limit it
+// reaches the command function and is a rate the limiter takes; one over is
+// refused before anything deploys.
+func TestTheCallerRateParametersTakeTheCodesRange(t *testing.T) {
+	tmpl := load(t)
+	rate, burst := tmpl.Parameters["CallerRatePerSecond"], tmpl.Parameters["CallerBurst"]
+	if fmt.Sprint(rate.MaxValue) != fmt.Sprint(dispatch.MaxRatePerSecond) || fmt.Sprint(burst.MinValue) != "1" || fmt.Sprint(burst.MaxValue) != fmt.Sprint(dispatch.MaxRateBurst) {
+		t.Errorf("CallerRatePerSecond up to %v, CallerBurst %v to %v; want up to %d, and 1 to %d", rate.MaxValue, burst.MinValue, burst.MaxValue, dispatch.MaxRatePerSecond, dispatch.MaxRateBurst)
+	}
+	for _, set := range []map[string]string{
+		{"CallerRatePerSecond": fmt.Sprint(rate.MinValue), "CallerBurst": fmt.Sprint(burst.MinValue)},
+		{"CallerRatePerSecond": fmt.Sprint(rate.MaxValue), "CallerBurst": fmt.Sprint(burst.MaxValue)},
+		nil, // the defaults
+	} {
+		vars := props(t, tmpl, evaluator(t, tmpl, set), "CommandFunction")["Environment"].(map[string]any)["Variables"].(map[string]any)
+		perSecond, err1 := strconv.ParseFloat(fmt.Sprint(vars["CALLER_RATE_PER_SECOND"]), 64)
+		b, err2 := strconv.Atoi(fmt.Sprint(vars["CALLER_BURST"]))
+		if err1 != nil || err2 != nil {
+			t.Fatalf("%v: CALLER_RATE_PER_SECOND=%v CALLER_BURST=%v", set, vars["CALLER_RATE_PER_SECOND"], vars["CALLER_BURST"])
+		}
+		if err := (dispatch.Rate{PerSecond: perSecond, Burst: b}).Check(); err != nil {
+			t.Errorf("%v: the limiter refuses the template's rate: %v", set, err)
+		}
+		if vars["RATE_LIMIT_TABLE"] != "ref:RateLimitTable" {
+			t.Errorf("RATE_LIMIT_TABLE = %v", vars["RATE_LIMIT_TABLE"])
+		}
+	}
+	for p, over := range map[string]string{"CallerRatePerSecond": fmt.Sprint(dispatch.MaxRatePerSecond + 1), "CallerBurst": fmt.Sprint(dispatch.MaxRateBurst + 1)} {
+		if _, err := tmpl.NewEvaluator(cfn.Stack{Name: "prod", Parameters: map[string]string{p: over}}); err == nil {
+			t.Errorf("%s=%s (one over the code's bound) is accepted", p, over)
+		}
+	}
+}
+
+// The rate-limit table: billed per request, encrypted, its idle buckets
+// removed by TTL on the attribute the code writes, no stream (nothing reads
+// one), keyed as the code reads it.
+func TestTheRateLimitTableIsTheOneTheLimiterUses(t *testing.T) {
+	tmpl := load(t)
+	p := props(t, tmpl, evaluator(t, tmpl, nil), "RateLimitTable")
+	b, _ := json.Marshal(map[string]any{"billing": p["BillingMode"], "keys": p["KeySchema"], "ttl": p["TimeToLiveSpecification"], "stream": p["StreamSpecification"]})
+	if want := `{"billing":"PAY_PER_REQUEST","keys":[{"AttributeName":"pk","KeyType":"HASH"}],"stream":null,"ttl":{"AttributeName":"expiresAt","Enabled":true}}`; string(b) != want {
+		t.Errorf("RateLimitTable %s, want %s", b, want)
+	}
+	src := sources(t, "internal/ratelimit/ratelimit.go")["../internal/ratelimit/ratelimit.go"]
+	for _, attr := range []string{`attrKey     = "pk"`, `attrExpires = "expiresAt"`} {
+		if !strings.Contains(string(src), attr) {
+			t.Errorf("internal/ratelimit no longer declares %s", attr)
+		}
+	}
 }

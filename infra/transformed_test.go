@@ -217,6 +217,9 @@ func TestTheDeployedStackKeepsItsDataAndNamesItsSchedule(t *testing.T) {
 		for id, r := range resources(cf) {
 			switch r["Type"] {
 			case "AWS::DynamoDB::Table", "AWS::SQS::Queue":
+				if id == "RateLimitTable" {
+					continue // holds no effect: a bucket lost is a full bucket (docs/callers.md)
+				}
 				if r["DeletionPolicy"] != "Retain" || r["UpdateReplacePolicy"] != "Retain" {
 					t.Errorf("%s, %s: DeletionPolicy %v, UpdateReplacePolicy %v; want Retain", set, id, r["DeletionPolicy"], r["UpdateReplacePolicy"])
 				}

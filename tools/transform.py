@@ -35,12 +35,15 @@ SHAPE = {
 # together as one more axis (each set with and without them): sending as
 # domain and address identities, and reusing a configuration set and an
 # events queue (FIFO or standard, as EventsQueueType says) instead of
-# creating them. None of them changes what the others do.
+# creating them; and a caller registry (its SSM path). None of them changes
+# what the others do.
 REUSE = {
     # As many as the grant has slots (5), so that each slot must name its own.
     "SenderIdentities": "shop.example,ops@other.example,dispatcher.example.com,billing.example,no-reply@news.example",
     "ExistingConfigurationSetName": "shared-emails",
     "ExistingEventsQueueArn": "arn:aws:sqs:us-east-1:123456789012:shared-events",
+    # A caller registry: its read and decrypt grants exist only with it.
+    "CallersParameterPath": "/dispatcher/shop/callers",
 }
 
 # The policies SAM may attach by name; the translator only needs their ARNs.

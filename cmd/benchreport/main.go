@@ -55,6 +55,8 @@ var suites = []suite{
 	scaleOutSuite,
 	// The command's 202, listen-to-yourself vs the outbox (lty.go).
 	ltySuite,
+	// The callers' rate limit: a granted Take against its own UpdateItem by hand.
+	{"./internal/ratelimit", "^BenchmarkTake$", "300x"},
 }
 
 // Row is one line of the report.
@@ -271,6 +273,9 @@ func rows(res results) []Row {
 	// The command's answer in the listen-to-yourself mode (lty.go).
 	out = append(out, ltyRows(get)...)
 
+	// The callers' rate limit.
+	out = append(out, rateLimitRows(get)...)
+
 	// End to end.
 	for _, v := range []string{"template", "nowindow"} {
 		b := "BenchmarkEndToEnd/" + v
@@ -315,6 +320,28 @@ func rows(res results) []Row {
 			Note: "measured in the re-run test binary: an upper bound of the bootstrap"})
 	} else {
 		missing("relay peak RSS, 1,000-record batch", "≤ 0.5 of 128 MB")
+	}
+	return out
+}
+
+// rateLimitRows are BenchmarkTake's: a granted Take's p50 against the
+// conditional UpdateItem it makes, built by hand (what it adds), and its
+// DynamoDB calls (docs/callers.md states 1).
+func rateLimitRows(get func(bench, unit string) (float64, bool)) []Row {
+	const b = "BenchmarkTake"
+	take, ok1 := get(b, "take-p50-ms")
+	upd, ok2 := get(b, "update-p50-ms")
+	calls, ok3 := get(b, "calls/take")
+	if !(ok1 && ok2 && ok3) {
+		return []Row{{Metric: "rate limit Take p50 vs its UpdateItem by hand", Target: "≤ 1.15", Holds: "no", Note: "not measured: the benchmark failed or did not run"}}
+	}
+	out := []Row{
+		{Metric: "rate limit Take p50 vs its UpdateItem by hand", Value: ptr(take), Baseline: ptr(upd), Unit: "ms", Ratio: ptr(take / upd), Target: "≤ 1.15", Holds: holds(take/upd <= 1.15)},
+		{Metric: "rate limit DynamoDB calls per granted Take", Value: ptr(calls), Target: "= 1", Holds: holds(calls == 1)},
+	}
+	if rd, ok := get(b, "get-p50-ms"); ok {
+		out = append(out, Row{Metric: "rate limit Take p50 vs a consistent GetItem", Value: ptr(take), Baseline: ptr(rd), Unit: "ms", Ratio: ptr(take / rd), Target: "-", Holds: "-",
+			Note: "a write against a read: DynamoDB Local writes to its SQLite file, so this ratio says what one write round trip costs there, not what the limiter adds"})
 	}
 	return out
 }

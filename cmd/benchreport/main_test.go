@@ -102,3 +102,27 @@ func TestRelayRowsUnderTheLatencyModelHoldOrSayWhy(t *testing.T) {
 		t.Errorf("rows not in RTT order: %q", order)
 	}
 }
+
+func TestRateLimitRowsHoldOrSayWhatIsMissing(t *testing.T) {
+	take := func(m map[string]float64) func(string, string) (float64, bool) {
+		return func(bench, unit string) (float64, bool) { v, ok := m[unit]; return v, ok && bench == "BenchmarkTake" }
+	}
+	got := map[string]Row{}
+	for _, r := range rateLimitRows(take(map[string]float64{"take-p50-ms": 5.8, "update-p50-ms": 6.3, "get-p50-ms": 3.4, "calls/take": 1})) {
+		got[r.Metric] = r
+	}
+	if r := got["rate limit Take p50 vs its UpdateItem by hand"]; r.Holds != "yes" || *r.Baseline != 6.3 {
+		t.Errorf("Take row %+v", r)
+	}
+	if r := got["rate limit DynamoDB calls per granted Take"]; r.Holds != "yes" {
+		t.Errorf("calls row %+v", r)
+	}
+	for _, r := range rateLimitRows(take(map[string]float64{"take-p50-ms": 5.8, "update-p50-ms": 6.3, "calls/take": 2})) {
+		if r.Metric == "rate limit DynamoDB calls per granted Take" && r.Holds != "no" {
+			t.Errorf("2 calls a Take: %+v", r)
+		}
+	}
+	if rs := rateLimitRows(take(nil)); len(rs) != 1 || rs[0].Holds != "no" || rs[0].Note == "" {
+		t.Errorf("missing benchmark: %+v", rs)
+	}
+}

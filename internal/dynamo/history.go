@@ -30,7 +30,7 @@ func (s *Store) LoadHistory(ctx context.Context, id string) (dispatch.History, e
 		ConsistentRead:   aws.Bool(true),
 	})
 	if err != nil {
-		return h, classify(op, err)
+		return h, Classify(op, err)
 	}
 	from := int64(1)
 	if len(out.Items) > 0 {
@@ -56,7 +56,7 @@ func (s *Store) LoadHistory(ctx context.Context, id string) (dispatch.History, e
 	for {
 		res, err := s.db.Query(ctx, in)
 		if err != nil {
-			return h, classify(op, err)
+			return h, Classify(op, err)
 		}
 		for _, it := range res.Items {
 			e, err := decodeEvent(it)

@@ -138,7 +138,7 @@ func (s *Store) Statuses(ctx context.Context, keys []dispatch.OutboxKey) (map[di
 		for attempt := 0; len(pending) > 0; attempt++ {
 			res, err := s.db.BatchGetItem(ctx, &dynamodb.BatchGetItemInput{RequestItems: pending})
 			if err != nil {
-				return nil, classify(op, err)
+				return nil, Classify(op, err)
 			}
 			for _, it := range res.Responses[s.table] {
 				o := decodeOutbox(it)
@@ -340,5 +340,5 @@ func conditional(op string, err error) error {
 	if errors.As(err, &ccf) {
 		return dispatch.E(op, dispatch.Conflict, "", dispatch.ErrAlreadyDone)
 	}
-	return classify(op, err)
+	return Classify(op, err)
 }

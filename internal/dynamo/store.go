@@ -138,7 +138,7 @@ func (s *Store) Load(ctx context.Context, id string) (dispatch.Aggregate, error)
 		ConsistentRead: aws.Bool(true),
 	})
 	if err != nil {
-		return dispatch.Aggregate{}, classify(op, err)
+		return dispatch.Aggregate{}, Classify(op, err)
 	}
 	a := dispatch.Aggregate{ID: id, Data: map[string]any{}}
 	if out.Item == nil {
@@ -165,7 +165,7 @@ func (s *Store) Idempotency(ctx context.Context, scope, key string) (*dispatch.I
 		ConsistentRead: aws.Bool(true),
 	})
 	if err != nil {
-		return nil, classify(op, err)
+		return nil, Classify(op, err)
 	}
 	if out.Item == nil {
 		return nil, nil
@@ -516,7 +516,7 @@ func (s *Store) page(ctx context.Context, op, aggregateID, prefix string, limit 
 	}
 	out, err := s.db.Query(ctx, in)
 	if err != nil {
-		return nil, "", classify(op, err)
+		return nil, "", Classify(op, err)
 	}
 	next := ""
 	if lek := out.LastEvaluatedKey; lek != nil {
@@ -630,16 +630,17 @@ func classifyCommit(op string, err error, keys int) error {
 			return dispatch.E(op, dispatch.Conflict, "", fmt.Errorf("%w (%s)", dispatch.ErrKeyInUse, ae.ErrorCode()))
 		}
 	}
-	return classify(op, err)
+	return Classify(op, err)
 }
 
-// classify sorts SDK errors into kinds. The SDK's retryer has already retried
-// throttling and 5xx by the time an error gets here. Past DynamoDB's own
+// Classify sorts DynamoDB SDK errors into kinds (internal/ratelimit, on a
+// table of its own, sorts its errors here too). The SDK's retryer has
+// already retried throttling and 5xx by the time an error gets here. Past DynamoDB's own
 // codes, what every AWS service may say (InternalFailure, an HTTP 5xx with
 // no readable code, a timeout) is Transient as well: the same request can
 // succeed later, and a command retried with its ClientRequestToken cannot
 // apply twice.
-func classify(op string, err error) error {
+func Classify(op string, err error) error {
 	if errors.Is(err, context.DeadlineExceeded) || errors.Is(err, context.Canceled) {
 		return dispatch.E(op, dispatch.Transient, "", err)
 	}

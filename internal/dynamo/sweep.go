@@ -95,7 +95,7 @@ func (s *Store) queryKeys(ctx context.Context, op string, in *dynamodb.QueryInpu
 		in.Limit = aws.Int32(int32(min(limit-len(out), 1000)))
 		res, err := s.db.Query(ctx, in)
 		if err != nil {
-			return nil, classify(op, err)
+			return nil, Classify(op, err)
 		}
 		for _, it := range res.Items {
 			if k, err := parseOutboxKey(getS(it, attrPK), getS(it, attrSK)); err == nil {
@@ -150,7 +150,7 @@ func (s *Store) oldest(ctx context.Context, op, prefix string) (oldest time.Time
 				Limit:                     aws.Int32(1),
 			})
 			if err != nil {
-				return nil, classify(op, err)
+				return nil, Classify(op, err)
 			}
 			return res.Items, nil
 		})

@@ -315,6 +315,31 @@ func TestProvisioningTwiceReusesTheResources(t *testing.T) {
 	}
 }
 
+// The callers' token buckets: their own table, keyed by pk, emptied by TTL.
+func TestRateLimitTableComesFromTheTemplate(t *testing.T) {
+	env := testenv.Get(t)
+	c := ctx(t)
+	db := dynamodb.NewFromConfig(env.AWS)
+	name := env.Stack.Physical("RateLimitTable")
+	if want := testenv.StackName + "-RateLimitTable"; name != want {
+		t.Fatalf("table name = %q, want %q", name, want)
+	}
+	out, err := db.DescribeTable(c, &dynamodb.DescribeTableInput{TableName: aws.String(name)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if k := out.Table.KeySchema; len(k) != 1 || aws.ToString(k[0].AttributeName) != "pk" {
+		t.Errorf("key schema = %+v, want pk alone", k)
+	}
+	ttl, err := db.DescribeTimeToLive(c, &dynamodb.DescribeTimeToLiveInput{TableName: aws.String(name)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if d := ttl.TimeToLiveDescription; d == nil || aws.ToString(d.AttributeName) != "expiresAt" || d.TimeToLiveStatus != ddbtypes.TimeToLiveStatusEnabled {
+		t.Errorf("TTL = %+v, want expiresAt ENABLED", ttl.TimeToLiveDescription)
+	}
+}
+
 func TestFunctionEnvironmentResolvesToProvisionedResources(t *testing.T) {
 	env := testenv.Get(t)
 	vars, err := env.Stack.FunctionEnv("StreamRelayFunction")
