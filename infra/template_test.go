@@ -875,6 +875,9 @@ var settingParameters = map[string]string{
 	"RELAY_EXPECTED_CONCURRENCY": "StreamParallelizationFactor",
 	"SENDER_ADDRESS":             "SenderAddress",
 	"SENDER_IDENTITIES":          "SenderIdentities",
+	"CALLERS_PARAMETER_PATH":     "CallersParameterPath",
+	"CALLER_RATE_PER_SECOND":     "CallerRatePerSecond",
+	"CALLER_BURST":               "CallerBurst",
 	"SES_CONFIGURATION_SET":      "ExistingConfigurationSetName",
 	"EVENTS_QUEUE_URL":           "ExistingEventsQueueArn",
 	"API_AUTH":                   "ApiAuth",
@@ -892,6 +895,8 @@ var notParameters = map[string]string{
 	"DLQ_URL":            "the stack's own DLQ",
 	"COMMANDS_QUEUE_URL": "the stack's own commands queue",
 	"EVENT_SOURCE":       "the CloudEvents source, named after the stack",
+	"RATE_LIMIT_TABLE":   "the stack's own rate limit table",
+	"CALLERS":            "the caller documents themselves, for local use: a deployed stack reads them from the SSM tree CallersParameterPath names",
 	"WEBHOOK_SECRETS":    "the secrets themselves, for local use: a deployed stack reads them from Secrets Manager or SSM, never from a template",
 }
 

@@ -31,8 +31,9 @@ func (c *countingClient) Do(r *http.Request) (*http.Response, error) {
 }
 
 // ssmClient is the SDK's SSM client on moto (the emulators serve no SSM),
+// to write parameters, and the registry's reader (NewSSM) on the same moto,
 // with its requests counted.
-func ssmClient(t *testing.T) (*ssm.Client, *countingClient) {
+func ssmClient(t *testing.T) (*ssm.Client, caller.SSMAPI, *countingClient) {
 	env := testenv.Get(t)
 	if env.Backend() != emulator.MotoServer {
 		t.Skip("the emulators serve no SSM; `make test-moto` runs this against moto")
@@ -44,7 +45,7 @@ func ssmClient(t *testing.T) (*ssm.Client, *countingClient) {
 	}
 	c := &countingClient{base: base}
 	cfg.HTTPClient = c
-	return ssm.NewFromConfig(cfg), c
+	return ssm.NewFromConfig(env.AWS), caller.NewSSM(cfg), c
 }
 
 func put(t *testing.T, api *ssm.Client, name, value string, typ types.ParameterType) {
@@ -59,7 +60,7 @@ func tree(t *testing.T) string {
 }
 
 func TestLoadParameterTreeReadsEveryCallerUnderThePathOnEveryPage(t *testing.T) {
-	api, calls := ssmClient(t)
+	api, reader, calls := ssmClient(t)
 	path := tree(t)
 	want := map[string]string{}
 	for i := range 12 { // more than a page of 10
@@ -73,7 +74,7 @@ func TestLoadParameterTreeReadsEveryCallerUnderThePathOnEveryPage(t *testing.T) 
 	put(t, api, path+"-old/team-99", `{}`, types.ParameterTypeSecureString)
 
 	calls.n.Store(0)
-	got, err := caller.LoadParameterTree(context.Background(), api, path)
+	got, err := caller.LoadParameterTree(context.Background(), reader, path)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -89,14 +90,14 @@ func TestLoadParameterTreeReadsEveryCallerUnderThePathOnEveryPage(t *testing.T) 
 		t.Errorf("%d requests for 12 callers, want 2 (10 a page)", n)
 	}
 
-	empty, err := caller.LoadParameterTree(context.Background(), api, tree(t))
+	empty, err := caller.LoadParameterTree(context.Background(), reader, tree(t))
 	if err != nil || len(empty) != 0 {
 		t.Errorf("an empty tree: %v, %v; want no callers and no error", empty, err)
 	}
 }
 
 func TestLoadParameterTreeRefusesWhatIsNotACallerNamingTheParameter(t *testing.T) {
-	api, _ := ssmClient(t)
+	api, reader, _ := ssmClient(t)
 	for _, tt := range []struct {
 		name, leaf string
 		typ        types.ParameterType
@@ -110,7 +111,7 @@ func TestLoadParameterTreeRefusesWhatIsNotACallerNamingTheParameter(t *testing.T
 			path := tree(t)
 			put(t, api, path+"/ok", `{}`, types.ParameterTypeSecureString)
 			put(t, api, path+"/"+tt.leaf, `{}`, tt.typ)
-			got, err := caller.LoadParameterTree(context.Background(), api, path)
+			got, err := caller.LoadParameterTree(context.Background(), reader, path)
 			if err == nil || dispatch.KindOf(err) != dispatch.Invalid || !strings.Contains(err.Error(), tt.want) || !strings.Contains(err.Error(), path+"/"+tt.leaf) {
 				t.Fatalf("got %v, err %v; want an invalid error naming %s/%s and saying %q", got, err, path, tt.leaf, tt.want)
 			}
@@ -120,7 +121,7 @@ func TestLoadParameterTreeRefusesWhatIsNotACallerNamingTheParameter(t *testing.T
 	path := tree(t)
 	longest := strings.Repeat("a", dispatch.MaxCallerIDLen)
 	put(t, api, path+"/"+longest, `{}`, types.ParameterTypeSecureString)
-	if got, err := caller.LoadParameterTree(context.Background(), api, path); err != nil || got[longest] != `{}` {
+	if got, err := caller.LoadParameterTree(context.Background(), reader, path); err != nil || got[longest] != `{}` {
 		t.Errorf("the longest id: %v, %v", got, err)
 	}
 }

@@ -9,7 +9,9 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"math"
 	"os"
+	"strings"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
@@ -24,6 +26,7 @@ import (
 	"github.com/dispatcher-dev/dispatcher/internal/dynamo"
 	"github.com/dispatcher-dev/dispatcher/internal/emails"
 	"github.com/dispatcher-dev/dispatcher/internal/obs"
+	"github.com/dispatcher-dev/dispatcher/internal/ratelimit"
 	"github.com/dispatcher-dev/dispatcher/internal/sqs/signed"
 	"github.com/dispatcher-dev/dispatcher/internal/webhook"
 )
@@ -54,8 +57,19 @@ func BuildWithCallers(ctx context.Context, cfg aws.Config, getenv func(string) s
 		return nil, err
 	}
 	c.CallerSources = append(c.CallerSources, sources...)
+	if c.CallersPath != "" {
+		path, api := c.CallersPath, caller.NewSSM(cfg)
+		c.CallerSources = append(c.CallerSources, func(ctx context.Context) (map[string]string, error) {
+			return caller.LoadParameterTree(ctx, api, path)
+		})
+	}
 	return newHandler(ctx, cfg, c)
 }
+
+// DefaultRate is a caller's token bucket when neither its document nor
+// CALLER_RATE_PER_SECOND and CALLER_BURST set one: the template's defaults,
+// half the stage's own throttling, so that no one caller takes all of it.
+var DefaultRate = dispatch.Rate{PerSecond: 50, Burst: 100}
 
 // config is the command function's configuration.
 type config struct {
@@ -79,7 +93,16 @@ type config struct {
 	// CallerSources are read for the caller documents: CALLERS first, then
 	// those BuildWithCallers adds (which can change while an instance lives).
 	CallerSources []caller.Source
-	getenv        func(string) string
+	// CallersPath (CALLERS_PARAMETER_PATH, the template's
+	// CallersParameterPath): the SSM parameter tree of caller documents; "":
+	// none.
+	CallersPath string
+	// RateTable (RATE_LIMIT_TABLE): the callers' token buckets; "": no rate
+	// limit. Rate (CALLER_RATE_PER_SECOND, CALLER_BURST): a caller's bucket
+	// when its document sets none.
+	RateTable string
+	Rate      dispatch.Rate
+	getenv    func(string) string
 }
 
 // loadConfig reads and checks the command function's environment.
@@ -117,6 +140,14 @@ func loadConfig(getenv func(string) string) (config, error) {
 		r.Fail("CALLERS: " + err.Error())
 	}
 	c.CallerSources = []caller.Source{callers}
+	if c.CallersPath = r.String("CALLERS_PARAMETER_PATH"); c.CallersPath != "" && !strings.HasPrefix(c.CallersPath, "/") {
+		r.Fail(fmt.Sprintf("CALLERS_PARAMETER_PATH=%q must be an SSM path, starting with /", c.CallersPath))
+	}
+	c.RateTable = r.String("RATE_LIMIT_TABLE")
+	c.Rate = dispatch.Rate{
+		PerSecond: r.Float("CALLER_RATE_PER_SECOND", DefaultRate.PerSecond, math.SmallestNonzeroFloat64, dispatch.MaxRatePerSecond),
+		Burst:     r.Int("CALLER_BURST", DefaultRate.Burst, env.Range{Min: 1, Max: dispatch.MaxRateBurst}),
+	}
 	c.Shards = r.Int("UNDELIVERED_INDEX_SHARDS", env.DefaultIndexShards, env.IndexShards)
 	c.LogLevel = r.LogLevel()
 	if err := r.Err("command configuration"); err != nil {
@@ -136,13 +167,19 @@ func newHandler(ctx context.Context, cfg aws.Config, c config) (*apigw.Handler, 
 	if err != nil {
 		return nil, err
 	}
-	store := dynamo.New(dynamodb.NewFromConfig(cfg), c.TableName, c.Shards)
+	db := dynamodb.NewFromConfig(cfg)
+	store := dynamo.New(db, c.TableName, c.Shards)
 	svc := command.New(store, c.Templates).WithGrants(c.Templates.Grants).WithModes(c.Modes)
+	var exec apigw.Executor = svc
 	if len(c.ListenToYourself) > 0 {
 		q := commandqueue.New(signed.New(cfg), c.CommandsQueueURL)
-		return apigw.New(command.NewListener(svc, q, c.ListenToYourself), store, auth, log, metrics), nil
+		exec = command.NewListener(svc, q, c.ListenToYourself)
 	}
-	return apigw.New(svc, store, auth, log, metrics), nil
+	h := apigw.New(exec, store, auth, log, metrics)
+	if c.RateTable != "" {
+		h = h.WithLimiter(ratelimit.New(db, c.RateTable), c.Rate)
+	}
+	return h, nil
 }
 
 // newAuthenticator reads the callers: the documents of c.CallerSources, and
