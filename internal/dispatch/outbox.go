@@ -77,6 +77,17 @@ type Accepted struct {
 	Replayed    bool     `json:"replayed"`
 }
 
+// MarshalJSON writes eventIds as a list, [] when the command emitted no
+// event (a Dispatch that only patches the state), as api/openapi.yaml says;
+// also for a record saved with null before.
+func (a Accepted) MarshalJSON() ([]byte, error) {
+	type plain Accepted
+	if a.EventIDs == nil {
+		a.EventIDs = []string{}
+	}
+	return json.Marshal(plain(a))
+}
+
 // Idempotency is the record of an applied command under one key.
 type Idempotency struct {
 	Scope       string
