@@ -28,9 +28,11 @@ import (
 	"gopkg.in/yaml.v3"
 
 	"github.com/dispatcher-dev/dispatcher/internal/apigw"
+	"github.com/dispatcher-dev/dispatcher/internal/caller"
 	"github.com/dispatcher-dev/dispatcher/internal/command"
 	"github.com/dispatcher-dev/dispatcher/internal/commandqueue"
 	"github.com/dispatcher-dev/dispatcher/internal/dispatch"
+	"github.com/dispatcher-dev/dispatcher/internal/ratelimit"
 	"github.com/dispatcher-dev/dispatcher/internal/sqs/signed"
 	"github.com/dispatcher-dev/dispatcher/internal/testkit/testenv"
 )
@@ -179,14 +181,13 @@ type exchange struct {
 	// refused: the request breaks api/openapi.yaml itself, and the
 	// validator must say so, as the handler does (a 4xx).
 	refused bool
-	todo    string // a row that waits for another change: why it is skipped
 }
 
 // TestTheHandlerSpeaksItsOpenAPIFile drives the real handler (a command
 // service on DynamoDB Local) through every route's success and every error
 // it can be made to give, and has libopenapi-validator check each request and
 // answer against api/openapi.yaml: parameters, headers, bodies, statuses.
-// Every documented response of every operation is driven, or is a TODO row.
+// Every documented response of every operation is driven.
 func TestTheHandlerSpeaksItsOpenAPIFile(t *testing.T) {
 	doc, model := loadSpec(t)
 	v, errs := validator.NewValidator(doc, oasOptions...)
@@ -332,14 +333,34 @@ func TestTheHandlerSpeaksItsOpenAPIFile(t *testing.T) {
 				req: get(f, route, acct, map[string]string{"limit": "0"}), status: 400, slug: "validation-error"})
 		}
 	}
-	// TODO(integrator): 403 forbidden and 429 rate-limited come with the
-	// per-caller Authenticator (apigw.New's verifier argument becomes one).
-	// Fill these rows with a caller that is not granted the aggregate and one
-	// whose bucket is empty, then drop the todo.
-	for _, route := range []string{post, agg, obx, evs} {
+	// 403: a registered caller's command on another caller's aggregate, and
+	// an IAM principal that no caller lists (a read outside the grant is a
+	// 404, so an unmapped principal is what a read's 403 is). 429: the
+	// default caller's bucket in the stack's RateLimitTable, emptied first.
+	cf := newCallersFixture(t)
+	intruder := func(r *events.APIGatewayV2HTTPRequest) {
+		unsigned(r)
+		r.RequestContext.Authorizer = iamAuthorizer()
+		r.RequestContext.Authorizer.IAM.UserARN = "arn:aws:sts::123456789012:assumed-role/intruder/s"
+		// What API Gateway passes on of the SigV4 request it authorized.
+		r.Headers["authorization"] = "AWS4-HMAC-SHA256 Credential=AKIDEXAMPLE/20261208/us-east-1/execute-api/aws4_request, SignedHeaders=host;x-amz-date, Signature=0123456789abcdef"
+	}
+	rate := dispatch.Rate{PerSecond: 0.001, Burst: 1}
+	rl := ratelimit.New(f.db, env.Stack.Physical("RateLimitTable"))
+	if ok, _, err := rl.Take(ctx, caller.DefaultID, rate); err != nil || !ok {
+		t.Fatalf("emptying the default caller's bucket: %v %v", ok, err)
+	}
+	limited := f.handler(command.New(f.store, f.tmpl), f.store).WithLimiter(rl, rate)
+	rows = append(rows,
+		exchange{name: "a caller's command on another caller's aggregate is forbidden", route: post, h: cf.h, status: 403, slug: "forbidden",
+			req: cf.postAs(t, secretB, "team-b", openAccount(newID("ta-oas")), "")},
+		exchange{name: "a caller past its rate is rate-limited", route: post, h: limited, status: 429, slug: "rate-limited", header: "Retry-After",
+			req: f.post(deposit(acct, 1, "limited"))},
+	)
+	for _, route := range []string{agg, obx, evs} {
 		rows = append(rows,
-			exchange{name: "a caller not granted the aggregate is forbidden", route: route, status: 403, slug: "forbidden", todo: "needs the per-caller Authenticator"},
-			exchange{name: "a caller past its rate is rate-limited", route: route, status: 429, slug: "rate-limited", header: "Retry-After", todo: "needs the per-caller Authenticator"},
+			exchange{name: "an IAM principal no caller lists is forbidden", route: route, h: cf.h, status: 403, slug: "forbidden", req: get(f, route, acct, nil, intruder)},
+			exchange{name: "a caller past its rate is rate-limited", route: route, h: limited, status: 429, slug: "rate-limited", header: "Retry-After", req: get(f, route, acct, nil)},
 		)
 	}
 
@@ -348,10 +369,6 @@ func TestTheHandlerSpeaksItsOpenAPIFile(t *testing.T) {
 	driven := map[string]bool{}
 	for _, x := range rows {
 		t.Run(fmt.Sprintf("%s %d %s", x.route, x.status, x.name), func(t *testing.T) {
-			if x.todo != "" {
-				driven[x.route+" "+strconv.Itoa(x.status)] = true
-				t.Skip("TODO: " + x.todo)
-			}
 			resp, err := x.h.Handle(ctx, x.req)
 			if err != nil {
 				t.Fatal(err)
@@ -387,7 +404,7 @@ func TestTheHandlerSpeaksItsOpenAPIFile(t *testing.T) {
 		})
 	}
 
-	// Every response the file documents was driven above (or is a TODO row).
+	// Every response the file documents was driven above.
 	var undriven []string
 	for path, item := range model.Paths.PathItems.FromOldest() {
 		for method, op := range item.GetOperations().FromOldest() {
