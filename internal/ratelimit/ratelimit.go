@@ -145,8 +145,19 @@ func (l *Limiter) Take(ctx context.Context, key string, rate dispatch.Rate) (ok 
 			drawn = false
 		case tat <= b.limit:
 			drawn = true
-		default:
+		case tat <= b.limit+b.t:
 			return false, duration(tat - b.limit), nil
+		default:
+			// Drawn under a stricter rate than this one (the caller's rate
+			// was raised): under this rate the bucket is empty, and no more
+			// than that. Lowered for the next request, if no other
+			// instance changed it meanwhile.
+			ceiling := b.limit + b.t
+			if err := l.lower(ctx, pk, tat, ceiling, b.expires); err != nil {
+				return false, 0, err
+			}
+			l.remember(pk, ceiling)
+			return false, duration(b.t), nil
 		}
 	}
 	return false, 0, dispatch.E(op, dispatch.Transient, "the bucket changed under every attempt", nil)
@@ -178,6 +189,24 @@ func (l *Limiter) update(pk string, b bucket, drawn bool) *dynamodb.UpdateItemIn
 		in.ExpressionAttributeValues = values(map[string]string{":next": format(b.now + b.t), ":now": format(b.now), ":exp": strconv.FormatInt(b.expires, 10)})
 	}
 	return in
+}
+
+// lower sets a bucket's tat from old to ceiling, unless another instance
+// changed it first (then that instance's value stands).
+func (l *Limiter) lower(ctx context.Context, pk string, old, ceiling float64, expires int64) error {
+	_, err := l.db.UpdateItem(ctx, &dynamodb.UpdateItemInput{
+		TableName:                 aws.String(l.table),
+		Key:                       map[string]types.AttributeValue{attrKey: &types.AttributeValueMemberS{Value: pk}},
+		UpdateExpression:          aws.String("SET #tat = :ceiling, #exp = :exp"),
+		ConditionExpression:       aws.String("#tat = :old"),
+		ExpressionAttributeNames:  map[string]string{"#tat": attrTAT, "#exp": attrExpires},
+		ExpressionAttributeValues: values(map[string]string{":ceiling": format(ceiling), ":old": format(old), ":exp": strconv.FormatInt(expires, 10)}),
+	})
+	var failed *types.ConditionalCheckFailedException
+	if err != nil && !errors.As(err, &failed) {
+		return dynamo.Classify("ratelimit.lower", err)
+	}
+	return nil
 }
 
 // read is the fallback of a backend that returns no old item on a failed

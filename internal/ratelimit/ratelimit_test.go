@@ -156,6 +156,33 @@ func TestTokensComeBackAtTheRateAndNoMoreThanTheBurst(t *testing.T) {
 	}
 }
 
+// A caller whose rate is raised waits no longer than the new rate says: a
+// bucket drained at one request a minute is, at 50 a second, empty for one
+// interval (20 ms), not for the minutes the old rate left.
+func TestARaisedRateDoesNotWaitOutTheOldOne(t *testing.T) {
+	f := newFixture(t)
+	l := f.limiter()
+	k := key(t)
+	slow, fast := dispatch.Rate{PerSecond: 1.0 / 60, Burst: 2}, dispatch.Rate{PerSecond: 50, Burst: 100}
+	for range slow.Burst {
+		take(t, l, k, slow)
+	}
+	if ok, wait := take(t, l, k, slow); ok || wait != time.Minute {
+		t.Fatalf("past the slow burst: ok=%v retryAfter=%v, want refused for 1m", ok, wait)
+	}
+	if ok, wait := take(t, l, k, fast); ok || wait != 20*time.Millisecond {
+		t.Fatalf("at the raised rate: ok=%v retryAfter=%v, want refused for one interval, 20ms", ok, wait)
+	}
+	// Another instance, which never saw the bucket, agrees.
+	if ok, wait := take(t, f.limiter(), k, fast); ok || wait != 20*time.Millisecond {
+		t.Fatalf("another instance at the raised rate: ok=%v retryAfter=%v, want 20ms", ok, wait)
+	}
+	f.clock.Add(20 * time.Millisecond)
+	if ok, _ := take(t, l, k, fast); !ok {
+		t.Fatal("refused after the raised rate's interval")
+	}
+}
+
 func TestTwoInstancesShareOneBucket(t *testing.T) {
 	f := newFixture(t)
 	a, b := f.limiter(), f.limiter()

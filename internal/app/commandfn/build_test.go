@@ -9,8 +9,10 @@ import (
 	"time"
 
 	"github.com/aws/aws-lambda-go/events"
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 
 	"github.com/dispatcher-dev/dispatcher/internal/app/commandfn"
+	"github.com/dispatcher-dev/dispatcher/internal/dynamo"
 	"github.com/dispatcher-dev/dispatcher/internal/testkit/testenv"
 	"github.com/dispatcher-dev/dispatcher/internal/webhook"
 )
@@ -163,4 +165,64 @@ func TestTheCommandHandlerBuiltWithCALLERSAcceptsEachCaller(t *testing.T) {
 			t.Fatalf("err = %v, want it to name the caller and the field", err)
 		}
 	})
+}
+
+// The rate limit as the template configures it (RateLimitTable,
+// CallerRatePerSecond, CallerBurst), on the local stack: a caller's burst
+// passes, the next request is a 429 with Retry-After and writes nothing.
+func TestTheTemplatesRateLimitAnswers429WithRetryAfter(t *testing.T) {
+	env := testenv.Get(t)
+	vars, err := env.Stack.FunctionEnv("CommandFunction")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if vars["RATE_LIMIT_TABLE"] == "" || vars["CALLER_BURST"] == "" {
+		t.Fatalf("the template gives no rate limit: %v", vars)
+	}
+	// One request a minute after a burst of 2, so that no token comes back
+	// during the test.
+	// A caller of its own: the bucket is the caller's, and the default
+	// caller's stays whole for the other tests on this stack.
+	who := "rate-" + strconv.FormatInt(time.Now().UnixNano(), 36)
+	vars["CALLERS"] = `[{"id":"` + who + `","secrets":["` + secret + `"],"aggregates":["Account/rate-*"],"templates":["account-welcome"],"events":["AccountOpened"]}]`
+	vars["WEBHOOK_SECRETS"], vars["CALLER_RATE_PER_SECOND"], vars["CALLER_BURST"] = secret, "0.0167", "2"
+	h, err := commandfn.Build(context.Background(), env.AWS, func(k string) string { return vars[k] })
+	if err != nil {
+		t.Fatal(err)
+	}
+	store := dynamo.New(dynamodb.NewFromConfig(env.AWS), vars["TABLE_NAME"], 8)
+	for i := range 3 {
+		agg := "rate-" + strconv.FormatInt(time.Now().UnixNano(), 10)
+		body := `{"type":"OpenAccount","aggregateId":"` + agg + `","data":{"owner":"Grace","email":"grace@example.com","currency":"USD"}}`
+		id := "msg_rate_" + strconv.FormatInt(time.Now().UnixNano(), 10)
+		now := time.Now()
+		sig, err := webhook.Sign(secret, id, now, []byte(body))
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp, err := h.Handle(context.Background(), events.APIGatewayV2HTTPRequest{
+			RouteKey: "POST /v1/commands", RawPath: "/v1/commands", Body: body,
+			Headers: map[string]string{"content-type": "application/json", "dispatcher-caller": who, "webhook-id": id, "webhook-timestamp": strconv.FormatInt(now.Unix(), 10), "webhook-signature": sig},
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		a, err := store.Load(context.Background(), agg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if i < 2 {
+			if resp.StatusCode != http.StatusAccepted || !a.Exists() {
+				t.Fatalf("request %d of the burst: %d %s", i+1, resp.StatusCode, resp.Body)
+			}
+			continue
+		}
+		retry, _ := strconv.Atoi(resp.Headers["Retry-After"])
+		if resp.StatusCode != http.StatusTooManyRequests || retry < 1 || retry > 60 {
+			t.Fatalf("past the burst: %d Retry-After %q %s, want 429 with 1 to 60 seconds", resp.StatusCode, resp.Headers["Retry-After"], resp.Body)
+		}
+		if a.Exists() {
+			t.Error("the refused command was applied")
+		}
+	}
 }

@@ -93,8 +93,83 @@ func TestWebhookSecretsAreReadFromSecretsManagerAndSSM(t *testing.T) {
 	}
 }
 
-// signedOpen sends an OpenAccount command signed with the known-answer secret.
+// signedOpen sends an OpenAccount command signed with the known-answer
+// secret, as the default caller.
 func signedOpen(t *testing.T, h *apigw.Handler) events.APIGatewayV2HTTPResponse {
+	t.Helper()
+	return signedOpenAs(t, h, "", secret)
+}
+
+// The caller registry deployed as the template keeps it: an SSM tree of
+// SecureString documents (CALLERS_PARAMETER_PATH), read by the function's
+// own build with its signed call, on moto. A caller added to the tree is
+// accepted; one whose secret was rotated out is refused with the new one
+// accepted, at the next refresh (WEBHOOK_SECRETS_REFRESH), while the other
+// caller is never refused.
+func TestTheCallerTreeInSSMIsReadAndReadAgain(t *testing.T) {
+	env := testenv.Get(t)
+	if env.Backend() != emulator.MotoServer {
+		t.Skip("the emulators serve no SSM; `make test-moto` runs this against moto")
+	}
+	ctx := context.Background()
+	cfg, err := awscfg.Load(os.Getenv)
+	if err != nil {
+		t.Fatal(err)
+	}
+	const rotated = "whsec_c2Vjb25kLWtleS1vZi10ZWFtLWEtcm90YXRlZA=="
+	tree := "/dispatcher/test-" + strconv.FormatInt(time.Now().UnixNano(), 10) + "/callers"
+	params := ssm.NewFromConfig(env.AWS)
+	put := func(id, secret string) {
+		t.Helper()
+		doc := `{"secrets":["` + secret + `"],"aggregates":["Account/sec-*"],"templates":["account-welcome"],"events":["AccountOpened"]}`
+		if _, err := params.PutParameter(ctx, &ssm.PutParameterInput{Name: aws.String(tree + "/" + id), Value: aws.String(doc),
+			Type: ssmtypes.ParameterTypeSecureString, Overwrite: aws.Bool(true)}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	put("team-a", secret)
+	put("team-b", secret)
+	vars, err := env.Stack.FunctionEnv("CommandFunction")
+	if err != nil {
+		t.Fatal(err)
+	}
+	vars["WEBHOOK_SECRETS"], vars["CALLERS"] = "", ""
+	vars["CALLERS_PARAMETER_PATH"], vars["WEBHOOK_SECRETS_REFRESH"] = tree, "1s"
+	h, err := commandfn.Build(ctx, cfg, func(k string) string { return vars[k] })
+	if err != nil {
+		t.Fatal(err)
+	}
+	as := func(caller, secret string) int {
+		return signedOpenAs(t, h, caller, secret).StatusCode
+	}
+	if a, b := as("team-a", secret), as("team-b", secret); a != http.StatusAccepted || b != http.StatusAccepted {
+		t.Fatalf("team-a %d, team-b %d: want both accepted", a, b)
+	}
+	if got := as("", secret); got != http.StatusUnauthorized {
+		t.Errorf("without Dispatcher-Caller (no default caller): %d, want 401", got)
+	}
+	put("team-a", rotated)
+	deadline := time.Now().Add(30 * time.Second)
+	for as("team-a", rotated) != http.StatusAccepted {
+		if got := as("team-b", secret); got != http.StatusAccepted {
+			t.Fatalf("team-b refused (%d) while team-a rotated", got)
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("team-a's rotated secret never accepted")
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	if got := as("team-a", secret); got != http.StatusUnauthorized {
+		t.Errorf("team-a's rotated-out secret: %d, want 401", got)
+	}
+	if got := as("team-b", secret); got != http.StatusAccepted {
+		t.Errorf("team-b after team-a's rotation: %d, want 202", got)
+	}
+}
+
+// signedOpenAs sends an OpenAccount command as a caller ("": no
+// Dispatcher-Caller header), signed with secret.
+func signedOpenAs(t *testing.T, h *apigw.Handler, caller, secret string) events.APIGatewayV2HTTPResponse {
 	t.Helper()
 	body := `{"type":"OpenAccount","aggregateId":"sec-` + strconv.FormatInt(time.Now().UnixNano(), 10) + `","data":{"owner":"Ada","email":"ada@example.com","currency":"EUR"}}`
 	id := "msg_sec_" + strconv.FormatInt(time.Now().UnixNano(), 10)
@@ -103,10 +178,11 @@ func signedOpen(t *testing.T, h *apigw.Handler) events.APIGatewayV2HTTPResponse 
 	if err != nil {
 		t.Fatal(err)
 	}
-	resp, err := h.Handle(context.Background(), events.APIGatewayV2HTTPRequest{
-		RouteKey: "POST /v1/commands", RawPath: "/v1/commands", Body: body,
-		Headers: map[string]string{"content-type": "application/json", "webhook-id": id, "webhook-timestamp": strconv.FormatInt(now.Unix(), 10), "webhook-signature": sig},
-	})
+	hdr := map[string]string{"content-type": "application/json", "webhook-id": id, "webhook-timestamp": strconv.FormatInt(now.Unix(), 10), "webhook-signature": sig}
+	if caller != "" {
+		hdr["dispatcher-caller"] = caller
+	}
+	resp, err := h.Handle(context.Background(), events.APIGatewayV2HTTPRequest{RouteKey: "POST /v1/commands", RawPath: "/v1/commands", Body: body, Headers: hdr})
 	if err != nil {
 		t.Fatal(err)
 	}
