@@ -214,7 +214,7 @@ func newAuthenticator(ctx context.Context, c config, src webhook.SecretSource, l
 		// LoadSecrets' error names every way to give the default caller's
 		// secrets; CALLERS is the other way.
 		_, err := webhook.LoadSecrets(ctx, c.getenv, src)
-		return nil, fmt.Errorf("%w; or give callers with secrets in CALLERS", err)
+		return nil, fmt.Errorf("%w; or give callers with secrets in CALLERS or in the SSM tree CALLERS_PARAMETER_PATH names", err)
 	}
 	if c.SecretsRefresh == 0 || !(legacy && webhook.FromCloud(c.getenv) || len(c.CallerSources) > 1) {
 		return reg, nil
