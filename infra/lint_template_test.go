@@ -52,25 +52,36 @@ func TestLintTemplateRunsAgainOnlyTheChecksWhoseInputsChanged(t *testing.T) {
 	// rerun lists the checks `make lint-template` would run.
 	rerun := func() []string {
 		t.Helper()
-		cmd := exec.Command("make", "-n", "--no-print-directory", "lint-template")
-		cmd.Dir = dir
-		out, err := cmd.CombinedOutput()
-		if err != nil {
-			t.Fatalf("make -n lint-template: %v\n%s", err, out)
-		}
+		out := makeN(t, dir, "lint-template")
 		var ran []string
 		for f, line := range checks {
-			if strings.Contains(string(out), line) {
+			if strings.Contains(out, line) {
 				ran = append(ran, f)
 			}
 		}
-		if strings.Contains(string(out), "pip install") {
+		if strings.Contains(out, "pip install") {
 			ran = append(ran, "pip install")
 		}
 		return ran
 	}
 	if ran := rerun(); len(ran) != 0 {
 		t.Errorf("nothing changed since every check passed, yet make lint-template would run %v", ran)
+	}
+	// make audit (after make test, its tools installed) runs its three
+	// audits and reuses lint-template's checks.
+	for _, f := range []string{"tools/audit/requirements.txt", ".venv-audit/.installed", ".local/cargo/bin/cfn-guard"} {
+		write(t, filepath.Join(dir, f), nil)
+	}
+	out := makeN(t, dir, "audit")
+	for _, want := range []string{"govulncheck", "checkov --config-file tools/audit/checkov.yaml -f infra/template.yaml", "checkov --config-file tools/audit/checkov.yaml -d .aws-sam/transformed", "cfn-guard validate"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("make audit would not run %q:\n%s", want, out)
+		}
+	}
+	for f, line := range checks {
+		if strings.Contains(out, line) {
+			t.Errorf("make audit after make test would run lint-template's check %s again", f)
+		}
 	}
 
 	age("tools/transform.py", 3*time.Minute)
@@ -92,6 +103,18 @@ func TestLintTemplateRunsAgainOnlyTheChecksWhoseInputsChanged(t *testing.T) {
 	if ran := rerun(); len(ran) != 1 || ran[0] != ".aws-sam/transformed/.transformed-and-linted" {
 		t.Errorf("after .aws-sam/transformed was deleted, make lint-template would run %v; want the transform and cfn-lint on its output only", ran)
 	}
+}
+
+// makeN returns what `make -n target` would run in dir.
+func makeN(t *testing.T, dir, target string) string {
+	t.Helper()
+	cmd := exec.Command("make", "-n", "--no-print-directory", target)
+	cmd.Dir = dir
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		t.Fatalf("make -n %s: %v\n%s", target, err, out)
+	}
+	return string(out)
 }
 
 func write(t *testing.T, path string, b []byte) {
