@@ -72,13 +72,43 @@ test-short: ## unit tests only (no emulators)
 	$(GO) test -short -count=1 ./...
 
 TRANSFORMED := .aws-sam/transformed
-lint-template: py-tools ## cfn-lint, `sam validate` (the SAM transform) and `sam validate --lint`; the transform under all 32 shape-changing parameter sets (tools/transform.py), and cfn-lint on its CloudFormation
+# lint-template's checks, each a file that says it passed on the inputs it names, so that a
+# second run (make audit after make test) reuses what passed, and a changed input (the
+# template, tools/transform.py, the pinned tools, this Makefile) runs that check again.
+# They run NPROC at a time, each one's output kept together. py-tools installs the tools
+# first; the checks name the lockfile, so that `make -o .venv/.installed` holds for them too.
+LINT_OK        := .aws-sam/lint-template
+TRANSFORMED_OK := $(TRANSFORMED)/.transformed-and-linted
+LINT_INPUTS    := infra/template.yaml tools/requirements.txt Makefile
+LINT_CHECKS    := $(LINT_OK)/cfn-lint.ok $(LINT_OK)/sam-validate.ok $(LINT_OK)/sam-validate-lint.ok $(TRANSFORMED_OK)
+NPROC          := $(shell nproc 2>/dev/null || echo 2)
+lint-template: py-tools ## cfn-lint, `sam validate` (the SAM transform) and `sam validate --lint`; the transform under all 32 shape-changing parameter sets (tools/transform.py), and cfn-lint on its CloudFormation; each check runs again only when its inputs changed
+	@$(MAKE) --no-print-directory -j$(NPROC) --output-sync=target lint-template-checks
+
+.PHONY: lint-template-checks
+lint-template-checks: $(LINT_CHECKS)
+	@:
+
+$(LINT_OK)/cfn-lint.ok: $(LINT_INPUTS)
 	$(VENV)/bin/cfn-lint infra/template.yaml
+	@mkdir -p $(@D) && touch $@
+
+$(LINT_OK)/sam-validate.ok: $(LINT_INPUTS)
 	$(VENV)/bin/sam validate --template-file infra/template.yaml --region us-east-1
+	@mkdir -p $(@D) && touch $@
+
+$(LINT_OK)/sam-validate-lint.ok: $(LINT_INPUTS)
 	$(VENV)/bin/sam validate --lint --template-file infra/template.yaml --region us-east-1
+	@mkdir -p $(@D) && touch $@
+
+# cfn-lint reads the transformed sets in NPROC parts at once.
+$(TRANSFORMED_OK): $(LINT_INPUTS) tools/transform.py
 	@rm -rf $(TRANSFORMED)
 	AWS_DEFAULT_REGION=us-east-1 $(VENV)/bin/python tools/transform.py infra/template.yaml $(TRANSFORMED) 2> >(grep -v 'unpublished metrics' >&2)
-	$(VENV)/bin/cfn-lint $(TRANSFORMED)/*.json
+	@files=($(TRANSFORMED)/*.json); per=$$(( ($${#files[@]} + $(NPROC) - 1) / $(NPROC) )); \
+	  echo "$(VENV)/bin/cfn-lint $(TRANSFORMED)/*.json ($${#files[@]} files, $$per per cfn-lint, $(NPROC) at once)"; \
+	  printf '%s\0' "$${files[@]}" | xargs -0 -P $(NPROC) -n $$per $(VENV)/bin/cfn-lint
+	@touch $@
 
 lint-openapi: py-tools ## openapi-spec-validator on api/openapi.yaml (OpenAPI 3.1); TestOpenAPI (internal/apigw) holds the handler to it
 	$(VENV)/bin/openapi-spec-validator api/openapi.yaml
@@ -162,9 +192,11 @@ $(VULNDB)/index/db.json:
 	src="$$($(GO) mod download -json golang.org/x/vulndb@$(VULNDB_VERSION) | sed -n 's/^\t"Dir": "\(.*\)",$$/\1/p')"; \
 	  $(GO) run golang.org/x/vulndb/cmd/indexdb@$(VULNDB_VERSION) -vulns "$$src/data/osv" -out $(VULNDB)
 
+# Built without optimization (opt-level 0): it compiles in a fraction of the time, and
+# checks the 32 templates in about 3 s instead of 1, with the same findings and exit status.
 $(CFN_GUARD):
 	@command -v cargo >/dev/null || { echo "cargo (Rust) is required to build cfn-guard"; exit 1; }
-	cargo install cfn-guard --locked --version $(CFN_GUARD_VERSION) --root .local/cargo
+	CARGO_PROFILE_RELEASE_OPT_LEVEL=0 cargo install cfn-guard --locked --version $(CFN_GUARD_VERSION) --root .local/cargo
 
 audit: lint-template $(AUDIT_STAMP) $(VULNDB)/index/db.json $(CFN_GUARD) ## govulncheck (vulndb snapshot $(VULNDB_VERSION)), checkov and cfn-guard; findings left are listed in docs/security.md
 	$(GO) run golang.org/x/vuln/cmd/govulncheck@$(GOVULNCHECK_VERSION) -db file://$(CURDIR)/$(VULNDB) ./...

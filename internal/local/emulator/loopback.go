@@ -78,12 +78,19 @@ func compileLoopback(ctx context.Context, dir string) loopbackLauncher {
 	return loopbackLauncher{classes: out}
 }
 
+// jvmOptions are DynamoDB Local's JVM options: the serial collector, the
+// JDK's class-data archive, and the client compiler alone
+// (TieredStopAtLevel=1): a test binary's emulator lives seconds to minutes,
+// too short for the server compiler's work to pay back, and each test package
+// starts its own; so started, it answers after about half the CPU time.
+var jvmOptions = []string{"-XX:+UseSerialGC", "-Xshare:auto", "-XX:TieredStopAtLevel=1"}
+
 // dynamoDBArgs is java's command line for DynamoDB Local: through the
 // loopback launcher in classes, or the plain jar when loopback is false.
 func dynamoDBArgs(dir string, port int, loopback bool, classes string) []string {
 	emu := filepath.Join(dir, "node_modules", "amplify-dynamodb-simulator", "emulator")
 	jar := filepath.Join(emu, "DynamoDBLocal.jar")
-	args := []string{"-Djava.library.path=" + filepath.Join(emu, "DynamoDBLocal_lib"), "-XX:+UseSerialGC", "-Xshare:auto"}
+	args := append([]string{"-Djava.library.path=" + filepath.Join(emu, "DynamoDBLocal_lib")}, jvmOptions...)
 	if loopback {
 		// The jar's manifest Class-Path brings DynamoDBLocal_lib along.
 		args = append(args, "-cp", jar+string(os.PathListSeparator)+classes, loopbackClass)

@@ -6,6 +6,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -112,5 +113,19 @@ func TestDynamoDBLocalFallsBackToThePlainJarWithAWarning(t *testing.T) {
 	}
 	if !wildcard {
 		t.Errorf("the plain jar should listen on every interface; listens on %v", listeners(t, p.Port))
+	}
+}
+
+// DynamoDB Local runs with the client compiler only (jvmOptions says why),
+// from the launcher and from the plain jar alike: the option must come
+// before the class or jar, or java hands it to DynamoDB Local as an argument.
+func TestDynamoDBLocalStartsWithTheClientCompilerOnly(t *testing.T) {
+	for _, loopback := range []bool{true, false} {
+		args := dynamoDBArgs("/x/localstack", 8000, loopback, "/cache/classes")
+		main := slices.IndexFunc(args, func(a string) bool { return a == "-cp" || a == "-jar" })
+		opt := slices.Index(args, "-XX:TieredStopAtLevel=1")
+		if main < 0 || opt < 0 || opt > main {
+			t.Errorf("loopback %v: java %s: want -XX:TieredStopAtLevel=1 before -cp or -jar", loopback, strings.Join(args, " "))
+		}
 	}
 }
