@@ -125,22 +125,7 @@ func TestTheCommandHandlerBuiltWithCALLERSAcceptsEachCaller(t *testing.T) {
 		t.Fatal(err)
 	}
 	open := func(secret, caller, agg string) events.APIGatewayV2HTTPResponse {
-		body := `{"type":"OpenAccount","aggregateId":"` + agg + `","data":{"owner":"Grace","email":"grace@example.com","currency":"USD"}}`
-		id := "msg_" + agg
-		now := time.Now()
-		sig, err := webhook.Sign(secret, id, now, []byte(body))
-		if err != nil {
-			t.Fatal(err)
-		}
-		hdr := map[string]string{"content-type": "application/json", "webhook-id": id, "webhook-timestamp": strconv.FormatInt(now.Unix(), 10), "webhook-signature": sig}
-		if caller != "" {
-			hdr["dispatcher-caller"] = caller
-		}
-		resp, err := h.Handle(context.Background(), events.APIGatewayV2HTTPRequest{RouteKey: "POST /v1/commands", RawPath: "/v1/commands", Body: body, Headers: hdr})
-		if err != nil {
-			t.Fatal(err)
-		}
-		return resp
+		return signedOpenAs(t, h, caller, secret, agg)
 	}
 	run := strconv.FormatInt(time.Now().UnixNano(), 10)
 	for _, tt := range []struct {
@@ -193,20 +178,7 @@ func TestTheTemplatesRateLimitAnswers429WithRetryAfter(t *testing.T) {
 	store := dynamo.New(dynamodb.NewFromConfig(env.AWS), vars["TABLE_NAME"], 8)
 	for i := range 3 {
 		agg := "rate-" + strconv.FormatInt(time.Now().UnixNano(), 10)
-		body := `{"type":"OpenAccount","aggregateId":"` + agg + `","data":{"owner":"Grace","email":"grace@example.com","currency":"USD"}}`
-		id := "msg_rate_" + strconv.FormatInt(time.Now().UnixNano(), 10)
-		now := time.Now()
-		sig, err := webhook.Sign(secret, id, now, []byte(body))
-		if err != nil {
-			t.Fatal(err)
-		}
-		resp, err := h.Handle(context.Background(), events.APIGatewayV2HTTPRequest{
-			RouteKey: "POST /v1/commands", RawPath: "/v1/commands", Body: body,
-			Headers: map[string]string{"content-type": "application/json", "dispatcher-caller": who, "webhook-id": id, "webhook-timestamp": strconv.FormatInt(now.Unix(), 10), "webhook-signature": sig},
-		})
-		if err != nil {
-			t.Fatal(err)
-		}
+		resp := signedOpenAs(t, h, who, secret, agg)
 		a, err := store.Load(context.Background(), agg)
 		if err != nil {
 			t.Fatal(err)

@@ -97,7 +97,7 @@ func TestWebhookSecretsAreReadFromSecretsManagerAndSSM(t *testing.T) {
 // secret, as the default caller.
 func signedOpen(t *testing.T, h *apigw.Handler) events.APIGatewayV2HTTPResponse {
 	t.Helper()
-	return signedOpenAs(t, h, "", secret)
+	return signedOpenAs(t, h, "", secret, "")
 }
 
 // The caller registry deployed as the template keeps it: an SSM tree of
@@ -140,7 +140,7 @@ func TestTheCallerTreeInSSMIsReadAndReadAgain(t *testing.T) {
 		t.Fatal(err)
 	}
 	as := func(caller, secret string) int {
-		return signedOpenAs(t, h, caller, secret).StatusCode
+		return signedOpenAs(t, h, caller, secret, "").StatusCode
 	}
 	if a, b := as("team-a", secret), as("team-b", secret); a != http.StatusAccepted || b != http.StatusAccepted {
 		t.Fatalf("team-a %d, team-b %d: want both accepted", a, b)
@@ -167,11 +167,15 @@ func TestTheCallerTreeInSSMIsReadAndReadAgain(t *testing.T) {
 	}
 }
 
-// signedOpenAs sends an OpenAccount command as a caller ("": no
-// Dispatcher-Caller header), signed with secret.
-func signedOpenAs(t *testing.T, h *apigw.Handler, caller, secret string) events.APIGatewayV2HTTPResponse {
+// signedOpenAs sends an OpenAccount command of the account agg ("": a new
+// sec-… id) as a caller ("": no Dispatcher-Caller header), signed with
+// secret.
+func signedOpenAs(t *testing.T, h *apigw.Handler, caller, secret, agg string) events.APIGatewayV2HTTPResponse {
 	t.Helper()
-	body := `{"type":"OpenAccount","aggregateId":"sec-` + strconv.FormatInt(time.Now().UnixNano(), 10) + `","data":{"owner":"Ada","email":"ada@example.com","currency":"EUR"}}`
+	if agg == "" {
+		agg = "sec-" + strconv.FormatInt(time.Now().UnixNano(), 10)
+	}
+	body := `{"type":"OpenAccount","aggregateId":"` + agg + `","data":{"owner":"Ada","email":"ada@example.com","currency":"EUR"}}`
 	id := "msg_sec_" + strconv.FormatInt(time.Now().UnixNano(), 10)
 	now := time.Now()
 	sig, err := webhook.Sign(secret, id, now, []byte(body))
