@@ -38,20 +38,20 @@ func at(s string) time.Time {
 	return v
 }
 
-func TestParseAWSSamples(t *testing.T) {
+func TestParseSESSamples(t *testing.T) {
 	tests := []struct {
 		file       string
 		outcome    feedback.Outcome
 		diagnostic string
 		at         time.Time
 	}{
-		{"delivery.json", feedback.Delivered, "250 2.6.0 Message received", at("2016-10-19T23:21:04.133Z")},
-		{"delivery-delay.json", feedback.Delayed, "TransientCommunicationFailure: smtp; 421 4.4.1 Unable to connect to remote host", at("2020-06-16T00:25:40.095Z")},
-		{"reject.json", feedback.Rejected, "Bad content", at("2016-10-14T17:38:15.211Z")},
-		{"rendering-failure.json", feedback.RenderingFailed, "Attribute 'attributeName' is not present in the rendering data.", at("2018-01-22T18:43:06.197Z")},
-		{"bounce.json", feedback.BouncedPermanent, "Permanent/General: smtp; 550 5.1.1 user unknown", at("2017-08-05T00:41:02.669Z")},
-		{"complaint.json", feedback.Complained, "abuse", at("2017-08-05T00:41:02.669Z")},
-		{"eventbridge-complaint.json", feedback.Complained, "abuse", at("2017-08-05T00:41:02.669Z")},
+		{"delivery.json", feedback.Delivered, "250 2.0.0 OK: queued as 4Bq9mT2xZ", at("2026-11-30T09:14:05.690Z")},
+		{"delivery-delay.json", feedback.Delayed, "TransientCommunicationFailure: smtp; 421 4.4.1 Connection timed out to mx.example.org", at("2026-11-30T10:11:15.733Z")},
+		{"reject.json", feedback.Rejected, "Bad content", at("2026-11-30T09:12:44.508Z")},
+		{"rendering-failure.json", feedback.RenderingFailed, "Attribute 'orderNumber' is not present in the rendering data.", at("2026-11-30T09:25:00.300Z")},
+		{"bounce.json", feedback.BouncedPermanent, "Permanent/General: smtp; 550 5.1.1 The email account that you tried to reach does not exist", at("2026-11-30T09:21:37.842Z")},
+		{"complaint.json", feedback.Complained, "abuse", at("2026-11-30T09:21:37.842Z")},
+		{"eventbridge-complaint.json", feedback.Complained, "abuse", at("2026-11-30T09:21:37.842Z")},
 	}
 	for _, tt := range tests {
 		t.Run(tt.file, func(t *testing.T) {
@@ -178,7 +178,7 @@ func TestParseUnknownEmail(t *testing.T) {
 		name string
 		body []byte
 	}{
-		{"AWS's own sample, without the dispatcher tags", edit(t, "bounce.json", func(m map[string]any) {
+		{"a record without the dispatcher tags", edit(t, "bounce.json", func(m map[string]any) {
 			tags := obj(m, "mail", "tags")
 			for k := range tags {
 				if strings.HasPrefix(k, "dispatcher-") {
