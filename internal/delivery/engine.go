@@ -13,6 +13,7 @@ import (
 	"fmt"
 	"log/slog"
 	"sort"
+	"strconv"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -636,7 +637,10 @@ func (e *Engine) email(it dispatch.OutboxItem, p dispatch.EmailPayload) dispatch
 		From: from.From, ReplyTo: from.ReplyTo, ConfigurationSet: e.cfg.ConfigurationSet, To: p.To,
 		Subject: p.Subject, Text: p.Text, HTML: p.HTML,
 		Headers: map[string]string{"X-Dispatcher-Event-Id": it.EventID, "X-Dispatcher-Aggregate-Version": fmt.Sprint(it.Version)},
-		Tags:    map[string]string{"dispatcher-event-id": it.EventID, "dispatcher-template": p.Template},
+		Tags: map[string]string{
+			dispatch.TagEventID: it.EventID, dispatch.TagAggregateID: it.AggregateID,
+			dispatch.TagVersion: strconv.FormatInt(it.Version, 10), dispatch.TagTemplate: p.Template,
+		},
 	}
 }
 

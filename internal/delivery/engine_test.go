@@ -6,8 +6,11 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"maps"
+	"math"
 	"slices"
 	"sort"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -464,6 +467,55 @@ func TestEmailsGoFromTheirTemplatesSender(t *testing.T) {
 			got := e.email(dispatch.OutboxItem{EventID: "e1", Version: 1}, dispatch.EmailPayload{To: []string{"ada@example.com"}, Template: tt.template, Subject: "s", Text: "x"})
 			if got.From != tt.want.From || !slices.Equal(got.ReplyTo, tt.want.ReplyTo) {
 				t.Errorf("from %q reply-to %q, want %q %q", got.From, got.ReplyTo, tt.want.From, tt.want.ReplyTo)
+			}
+		})
+	}
+}
+
+// sesTagOK is SES's rule for a message tag's name and value: 1 to 256
+// ASCII letters, digits, underscores or dashes (API MessageTag).
+func sesTagOK(s string) bool {
+	if s == "" || len(s) > 256 {
+		return false
+	}
+	for _, c := range []byte(s) {
+		if !('a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' || c == '_' || c == '-') {
+			return false
+		}
+	}
+	return true
+}
+
+func TestEveryEmailNamesItsItemInTags(t *testing.T) {
+	longID := strings.Repeat("A-z_9", dispatch.MaxAggregateIDLen)[:dispatch.MaxAggregateIDLen]
+	longTemplate := strings.Repeat("a-9", 64)[:64]
+	if dispatch.ValidAggregateID(longID+"x") || dispatch.ValidTemplateName(longTemplate+"x") {
+		t.Fatal("the edge values below are not the longest Dispatcher accepts")
+	}
+	tests := []struct {
+		name string
+		it   dispatch.OutboxItem
+		tmpl string
+	}{
+		{"an ordinary item", dispatch.OutboxItem{EventID: dispatch.NewEventID(time.Now()), AggregateID: "order-42", Version: 3}, "order-confirmation"},
+		{"the longest aggregate id and template, the largest version", dispatch.OutboxItem{EventID: dispatch.NewEventID(time.Now()), AggregateID: longID, Version: math.MaxInt64}, longTemplate},
+		{"a one-character aggregate id and template", dispatch.OutboxItem{EventID: dispatch.NewEventID(time.Time{}), AggregateID: "0", Version: 1}, "a"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			e, _, _ := setup()
+			got := e.email(tt.it, dispatch.EmailPayload{To: []string{"ada@example.com"}, Template: tt.tmpl, Subject: "s", Text: "x"})
+			want := map[string]string{
+				dispatch.TagEventID: tt.it.EventID, dispatch.TagAggregateID: tt.it.AggregateID,
+				dispatch.TagVersion: strconv.FormatInt(tt.it.Version, 10), dispatch.TagTemplate: tt.tmpl,
+			}
+			if !maps.Equal(got.Tags, want) {
+				t.Errorf("tags %v, want %v", got.Tags, want)
+			}
+			for k, v := range got.Tags {
+				if !sesTagOK(k) || !sesTagOK(v) {
+					t.Errorf("tag %q=%q breaks SES's rule: the adapter would rewrite it and the feedback would not match", k, v)
+				}
 			}
 		})
 	}

@@ -28,6 +28,19 @@ type OutgoingEmail struct {
 	Tags                map[string]string // message tags (name/value [A-Za-z0-9_-])
 }
 
+// The message tags every email carries, naming its outbox item: SES copies
+// them into each event it publishes about the email (mail.tags), and the
+// feedback is matched to its item through them, never by address. Every
+// value fits SES's tag rules (1 to 256 of [A-Za-z0-9_-]) as it is: an event
+// id is a UUID, an aggregate id at most MaxAggregateIDLen of [A-Za-z0-9_-],
+// a version a decimal integer, a template name at most 64 of [a-z0-9-].
+const (
+	TagEventID     = "dispatcher-event-id"
+	TagAggregateID = "dispatcher-aggregate-id"
+	TagVersion     = "dispatcher-version"
+	TagTemplate    = "dispatcher-template"
+)
+
 // Sender is who an email is from, as the mail adapter is given it.
 type Sender struct {
 	From    string   // an address, or "Name <address>" (RFC 2047-encoded name)

@@ -317,6 +317,20 @@ func TestSendPassesTagsAndConfigurationSet(t *testing.T) {
 		{name: "characters SES refuses in tags become underscores", tags: map[string]string{"event id": "evt:1/é"}, want: []tag{{"event_id", "evt_1___"}}},
 		{name: "an overlong tag value is cut to 256", tags: map[string]string{"t": strings.Repeat("v", 300)}, want: []tag{{"t", strings.Repeat("v", 256)}}},
 		{name: "no tags send none", tags: nil, want: nil},
+		{
+			// The longest values Dispatcher produces reach SES unchanged: the
+			// feedback finds its outbox item through them.
+			name: "the dispatcher tags at their longest pass unchanged",
+			tags: map[string]string{
+				dispatch.TagEventID: "0192d5a0-7b3c-7def-8abc-0123456789ab", dispatch.TagAggregateID: strings.Repeat("A-z_9", 13)[:dispatch.MaxAggregateIDLen],
+				dispatch.TagVersion: "9223372036854775807", dispatch.TagTemplate: strings.Repeat("a-9", 22)[:64],
+			},
+			want: []tag{
+				{dispatch.TagAggregateID, strings.Repeat("A-z_9", 13)[:dispatch.MaxAggregateIDLen]}, {dispatch.TagEventID, "0192d5a0-7b3c-7def-8abc-0123456789ab"},
+				{dispatch.TagTemplate, strings.Repeat("a-9", 22)[:64]}, {dispatch.TagVersion, "9223372036854775807"},
+			},
+		},
+		{name: "a tag value of 256 characters is kept whole", tags: map[string]string{"t": strings.Repeat("v", 256)}, want: []tag{{"t", strings.Repeat("v", 256)}}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
