@@ -488,6 +488,8 @@ func TestEachAlarmWatchesItsMetric(t *testing.T) {
 		"DLQReplayThrottlesAlarm":   {"AWS/Lambda", "Throttles", "0"},
 		"StreamRecoveryAgeAlarm":    {"AWS/SQS", "ApproximateAgeOfOldestMessage", "240"},
 		"StreamRecoveryErrorsAlarm": {"AWS/Lambda", "Errors", "0"},
+		"SesBounceRateAlarm":        {"AWS/SES", "Reputation.BounceRate", "0.04"},
+		"SesComplaintRateAlarm":     {"AWS/SES", "Reputation.ComplaintRate", "0.0008"},
 	}
 	for id, w := range want {
 		t.Run(id, func(t *testing.T) {
@@ -902,6 +904,78 @@ var notParameters = map[string]string{
 
 // settingReaders finds the variables a function's configuration code reads:
 // env.Reader calls and the webhook secrets' names.
+// The SES reputation alarms warn before SES puts the account under review
+// (a 5 % bounce rate, a 0.1 % complaint rate; sending may pause at 10 % /
+// 0.5 %, which stops every email of every team): on the account-wide
+// metric (no dimension; the values are fractions), at a threshold below
+// the review level and above zero, and the dashboard shows both rates.
+func TestTheReputationAlarmsFireBeforeSESReviewsTheAccount(t *testing.T) {
+	tmpl := load(t)
+	ev := evaluator(t, tmpl, nil)
+	review := map[string]struct {
+		metric string
+		level  float64
+	}{
+		"SesBounceRateAlarm":    {"Reputation.BounceRate", 0.05},
+		"SesComplaintRateAlarm": {"Reputation.ComplaintRate", 0.001},
+	}
+	body, _ := props(t, tmpl, ev, "Dashboard")["DashboardBody"].(string)
+	if !json.Valid([]byte(body)) {
+		t.Errorf("the dashboard body is not JSON:\n%s", body)
+	}
+	for id, r := range review {
+		p := props(t, tmpl, ev, id)
+		th, err := strconv.ParseFloat(fmt.Sprint(p["Threshold"]), 64)
+		if err != nil {
+			t.Fatalf("%s: threshold %v: %v", id, p["Threshold"], err)
+		}
+		if th <= 0 || th >= r.level {
+			t.Errorf("%s: threshold %v, want above 0 and below SES's review level %v", id, th, r.level)
+		}
+		if p["Namespace"] != "AWS/SES" || p["MetricName"] != r.metric || p["Dimensions"] != nil {
+			t.Errorf("%s watches %v/%v %v, want the account-wide AWS/SES %s (no dimension)", id, p["Namespace"], p["MetricName"], p["Dimensions"], r.metric)
+		}
+		if p["Statistic"] != "Maximum" || !strings.HasPrefix(fmt.Sprint(p["ComparisonOperator"]), "GreaterThan") {
+			t.Errorf("%s: %v %v, want the Maximum, GreaterThan...", id, p["Statistic"], p["ComparisonOperator"])
+		}
+		if asList(p["OKActions"]) == nil || asList(p["OKActions"])[0] != "ref:AlarmTopic" {
+			t.Errorf("%s does not say on the alarm topic when it is over", id)
+		}
+		if !strings.Contains(body, `["AWS/SES","`+r.metric+`"]`) {
+			t.Errorf("the dashboard has no widget of %s", r.metric)
+		}
+	}
+}
+
+// Every alarm's description points to its runbook section in
+// docs/operations.md, and that section exists.
+func TestEveryAlarmHasARunbookSection(t *testing.T) {
+	tmpl := load(t)
+	ev := evaluator(t, tmpl, nil)
+	doc, err := os.ReadFile("../docs/operations.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	sections := map[string]bool{}
+	for _, m := range regexp.MustCompile(`(?m)^## (\S+)$`).FindAllStringSubmatch(string(doc), -1) {
+		sections[strings.ToLower(m[1])] = true
+	}
+	link := regexp.MustCompile(`docs/operations\.md#([a-z0-9-]+)`)
+	for id, r := range tmpl.Resources {
+		if r.Type != "AWS::CloudWatch::Alarm" {
+			continue
+		}
+		desc, _ := props(t, tmpl, ev, id)["AlarmDescription"].(string)
+		m := link.FindStringSubmatch(desc)
+		switch {
+		case m == nil:
+			t.Errorf("%s: its description %q does not point to docs/operations.md#<section>", id, desc)
+		case !sections[m[1]]:
+			t.Errorf("%s points to docs/operations.md#%s, which has no such section", id, m[1])
+		}
+	}
+}
+
 var settingReaders = regexp.MustCompile(`\br\.(?:Int|Float|String|Required)\("([A-Z][A-Z0-9_]+)"|"(WEBHOOK_SECRETS[A-Z_]*)"`)
 
 // Every environment setting the functions read is a template parameter or
