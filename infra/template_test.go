@@ -159,14 +159,14 @@ func asList(v any) []any {
 // shared adapters hold operations of several functions, by file.
 var functionSources = map[string][]string{
 	"CommandFunction":     {"internal/apigw", "internal/command", "internal/dynamo/store.go", "internal/webhook/aws.go", "internal/commandqueue/enqueue.go", "internal/sqs/signed/signed.go", "internal/ratelimit", "internal/caller/ssm.go"},
-	"StreamRelayFunction": {"internal/relay", "internal/delivery", "internal/dynamo/outbox.go", "internal/sqs/sqs.go", "internal/ses/ses.go"},
-	"DLQReplayFunction":   {"internal/replay", "internal/delivery", "internal/dynamo/outbox.go", "internal/dynamo/sweep.go", "internal/sqs/sqs.go", "internal/sqs/receive.go", "internal/ses/ses.go", "internal/streams/streams.go"},
+	"StreamRelayFunction": {"internal/relay", "internal/delivery", "internal/dynamo/outbox.go", "internal/sqs/sqs.go", "internal/ses/ses.go", "internal/app/deliveryfn/pace.go"},
+	"DLQReplayFunction":   {"internal/replay", "internal/delivery", "internal/dynamo/outbox.go", "internal/dynamo/sweep.go", "internal/sqs/sqs.go", "internal/sqs/receive.go", "internal/ses/ses.go", "internal/streams/streams.go", "internal/app/deliveryfn/pace.go"},
 	// With ListenToYourselfCommands set (TestEachFunctionIsGrantedExactlyWhatItCalls sets it), the command
 	// function also queues commands; without it, it never calls SQS and is granted none.
 	"CommandConsumerFunction": {"internal/commandqueue", "internal/command", "internal/dynamo/store.go"},
 	// The recovery runs the replay's code (its Recover handler), taking its queue's messages from the
 	// event source mapping: it receives and deletes none itself.
-	"StreamRecoveryFunction": {"internal/replay", "internal/delivery", "internal/dynamo/outbox.go", "internal/dynamo/sweep.go", "internal/sqs/sqs.go", "internal/ses/ses.go", "internal/streams/streams.go"},
+	"StreamRecoveryFunction": {"internal/replay", "internal/delivery", "internal/dynamo/outbox.go", "internal/dynamo/sweep.go", "internal/sqs/sqs.go", "internal/ses/ses.go", "internal/streams/streams.go", "internal/app/deliveryfn/pace.go"},
 }
 
 // esmExtras are granted for the event source mapping, which reads the stream
@@ -348,6 +348,7 @@ func TestPoliciesNameOnlyThisStacksResources(t *testing.T) {
 			for _, r := range asList(s["Resource"]) {
 				res := r.(string)
 				switch {
+				case readsSendQuota(s):
 				case res == "*" || strings.HasSuffix(res, ":*"):
 					t.Errorf("%s %v: resource %q is a wildcard", fn, s["Sid"], res)
 				case strings.HasPrefix(res, "arn:aws:test:::"), res == "arn:aws:secretsmanager:us-east-1:123456789012:secret:x":
@@ -740,6 +741,34 @@ func sendGrant(t *testing.T, tmpl *cfn.Template, ev *cfn.Evaluator, fn string) (
 	}
 	sort.Strings(identities)
 	return identities, sets
+}
+
+// readsSendQuota reports whether s is the one statement allowed on "*":
+// ReadSendQuota, ses:GetAccount alone, which has no resource type to name.
+func readsSendQuota(s map[string]any) bool {
+	return s["Sid"] == "ReadSendQuota" && slices.Equal(asList(s["Action"]), []any{"ses:GetAccount"}) && slices.Equal(asList(s["Resource"]), []any{"*"})
+}
+
+// The delivery engine paces at the lower of the account's MaxSendRate and
+// SesAccountSendRate (deliveryfn.NewPacedEngine): every role that sends may
+// read the send quota (ses:GetAccount, nothing more on "*"), and no other.
+func TestTheSendingRolesMayReadTheSendQuota(t *testing.T) {
+	tmpl := load(t)
+	ev := evaluator(t, tmpl, nil)
+	for fn := range functionSources {
+		var granted bool
+		for _, s := range statements(t, tmpl, ev, fn) {
+			if slices.Contains(asList(s["Action"]), any("ses:GetAccount")) {
+				granted = true
+				if !readsSendQuota(s) {
+					t.Errorf("%s: ses:GetAccount in %v with %v on %v, want statement ReadSendQuota granting it alone on *", fn, s["Sid"], s["Action"], s["Resource"])
+				}
+			}
+		}
+		if sends := slices.Contains(sendingFunctions, fn); granted != sends {
+			t.Errorf("%s: may read the send quota: %v, sends email: %v", fn, granted, sends)
+		}
+	}
 }
 
 // The IAM grant follows the identities actually used: SenderIdentities

@@ -118,7 +118,8 @@ func getAttID(v any) string {
 // Every function's role, as deployed: no managed policy is attached (not
 // AWSLambdaDynamoDBExecutionRole, which reads every stream in the account,
 // nor AWSLambdaBasicExecutionRole, which writes every log group), no
-// statement allows a resource "*", logs are written only to the function's
+// statement allows a resource "*" but ses:GetAccount's, which has no
+// resource type (readsSendQuota), logs are written only to the function's
 // own log group, and the stream is readable only as this table's.
 func TestTheDeployedRolesReadOnlyThisTablesStream(t *testing.T) {
 	for set, cf := range transformed(t) {
@@ -151,7 +152,7 @@ func TestTheDeployedRolesReadOnlyThisTablesStream(t *testing.T) {
 				for _, st := range asList(doc["Statement"]) {
 					s := st.(map[string]any)
 					for _, r := range asList(s["Resource"]) {
-						if r == "*" {
+						if r == "*" && !readsSendQuota(s) {
 							t.Errorf("%s, %s: statement %v allows every resource", set, id, s["Sid"])
 						}
 					}

@@ -167,6 +167,28 @@ func New(cfg Config, outbox Outbox, queue Queue, mailer Mailer, log *slog.Logger
 	return &Engine{cfg: cfg, outbox: outbox, queue: queue, mailer: mailer, limiter: lim, log: log, metrics: metrics, now: time.Now, owner: "relay-" + hex.EncodeToString(b[:])}
 }
 
+// EmailRate is the instance's email rate in use, emails per second; 0 is
+// unlimited.
+func (e *Engine) EmailRate() float64 {
+	if l := e.limiter.Limit(); l != rate.Inf {
+		return float64(l)
+	}
+	return 0
+}
+
+// SetEmailRate changes the instance's email rate (emails per second; 0 or
+// less is unlimited), which New took from Config.EmailRate. Sends waiting
+// for the rate see the new one.
+func (e *Engine) SetEmailRate(r float64) {
+	if r <= 0 {
+		e.limiter.SetLimit(rate.Inf)
+		e.limiter.SetBurst(1)
+		return
+	}
+	e.limiter.SetLimit(rate.Limit(r))
+	e.limiter.SetBurst(max(1, int(r)))
+}
+
 // lane is one aggregate's items in version order and how far it got.
 type lane struct {
 	items   []dispatch.OutboxItem

@@ -8,6 +8,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"maps"
 	"net/mail"
@@ -35,14 +36,24 @@ import (
 // Build reads the stream relay's environment through getenv, checks it,
 // and builds its handler on cfg's clients: everything the function's cold
 // start does before lambda.Start.
-func Build(_ context.Context, cfg aws.Config, getenv func(string) string) (*relay.Handler, error) {
+func Build(ctx context.Context, cfg aws.Config, getenv func(string) string) (*relay.Handler, error) {
+	h, _, err := build(ctx, cfg, getenv, os.Stdout, os.Stderr)
+	return h, err
+}
+
+// build is Build writing its metrics and logs where it is told; it also
+// returns the engine, for tests to read the rate it paces at.
+func build(ctx context.Context, cfg aws.Config, getenv func(string) string, stdout, stderr io.Writer) (*relay.Handler, *Paced, error) {
 	c, err := LoadConfig(getenv)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
-	log := obs.NewLogger(os.Stderr, c.LogLevel).With(slog.String("function", "stream-relay"))
-	engine, _ := NewEngine(cfg, c, log, obs.NewMetrics(os.Stdout, "Dispatcher"))
-	return relay.New(engine, log), nil
+	log := obs.NewLogger(stderr, c.LogLevel).With(slog.String("function", "stream-relay"))
+	engine, _, err := NewPacedEngine(ctx, cfg, c, log, obs.NewMetrics(stdout, "Dispatcher"))
+	if err != nil {
+		return nil, nil, err
+	}
+	return relay.New(engine, log), engine, nil
 }
 
 // Config is the configuration shared by the relay and the replay.
@@ -51,6 +62,12 @@ type Config struct {
 	Shards    int
 	Delivery  delivery.Config
 	LogLevel  slog.Level
+	// AccountSendRate is SES_ACCOUNT_SEND_RATE, and Concurrency
+	// RELAY_EXPECTED_CONCURRENCY: Delivery.EmailRate is their quotient,
+	// which NewPacedEngine lowers to the account's MaxSendRate over
+	// Concurrency when that is lower.
+	AccountSendRate float64
+	Concurrency     int
 }
 
 // IntSettings are the ranges of the integer settings a user may tune (the
@@ -113,8 +130,10 @@ func LoadConfig(getenv func(string) string) (Config, error) {
 	d.KeepDelivered = time.Duration(r.Int("OUTBOX_RETENTION_DAYS", 0, IntSettings["OUTBOX_RETENTION_DAYS"])) * 24 * time.Hour
 	// The account's SES send rate is shared by every concurrent relay
 	// instance (shards × ParallelizationFactor, plus replays).
-	rate := r.Float("SES_ACCOUNT_SEND_RATE", DefaultAccountSendRate, MinAccountSendRate, MaxAccountSendRate)
-	d.EmailRate = rate / float64(r.Int("RELAY_EXPECTED_CONCURRENCY", 1, IntSettings["RELAY_EXPECTED_CONCURRENCY"]))
+	// NewPacedEngine lowers it to the account's MaxSendRate.
+	c.AccountSendRate = r.Float("SES_ACCOUNT_SEND_RATE", DefaultAccountSendRate, MinAccountSendRate, MaxAccountSendRate)
+	c.Concurrency = r.Int("RELAY_EXPECTED_CONCURRENCY", 1, IntSettings["RELAY_EXPECTED_CONCURRENCY"])
+	d.EmailRate = c.AccountSendRate / float64(c.Concurrency)
 	c.LogLevel = r.LogLevel()
 	if err := r.Err("delivery configuration"); err != nil {
 		return c, err
@@ -202,8 +221,15 @@ func Covered(identities []string, addr string) bool {
 // SES clients do not retry on their own: the engine retries (only the failed
 // entries, within the deadline), and two retry loops would multiply attempts.
 func NewEngine(cfg aws.Config, c Config, log *slog.Logger, metrics *obs.Metrics) (*delivery.Engine, *dynamo.Store) {
+	return newEngine(cfg, c, sesClient(cfg), log, metrics)
+}
+
+func newEngine(cfg aws.Config, c Config, api *sesapi.Client, log *slog.Logger, metrics *obs.Metrics) (*delivery.Engine, *dynamo.Store) {
 	store := dynamo.New(dynamodb.NewFromConfig(cfg), c.TableName, c.Shards)
 	queue := sqs.New(sqsapi.NewFromConfig(cfg, func(o *sqsapi.Options) { o.RetryMaxAttempts = 1 }))
-	mailer := ses.New(sesapi.NewFromConfig(cfg, func(o *sesapi.Options) { o.RetryMaxAttempts = 1 }))
-	return delivery.New(c.Delivery, store, queue, mailer, log, metrics), store
+	return delivery.New(c.Delivery, store, queue, ses.New(api), log, metrics), store
+}
+
+func sesClient(cfg aws.Config) *sesapi.Client {
+	return sesapi.NewFromConfig(cfg, func(o *sesapi.Options) { o.RetryMaxAttempts = 1 })
 }

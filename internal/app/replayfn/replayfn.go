@@ -98,19 +98,29 @@ func BuildRecovery(ctx context.Context, cfg aws.Config, getenv func(string) stri
 	return build(ctx, cfg, getenv, "stream-recovery")
 }
 
-func build(_ context.Context, cfg aws.Config, getenv func(string) string, function string) (*replay.Replayer, error) {
+func build(ctx context.Context, cfg aws.Config, getenv func(string) string, function string) (*replay.Replayer, error) {
 	c, err := deliveryfn.LoadConfig(getenv)
 	if err != nil {
 		return nil, err
 	}
 	log := obs.NewLogger(os.Stderr, c.LogLevel).With(slog.String("function", function))
-	return NewReplayer(cfg, c, log, obs.NewMetrics(os.Stdout, "Dispatcher")), nil
+	metrics := obs.NewMetrics(os.Stdout, "Dispatcher")
+	// Paced from the account's send quota, as the relay is.
+	engine, store, err := deliveryfn.NewPacedEngine(ctx, cfg, c, log, metrics)
+	if err != nil {
+		return nil, err
+	}
+	return newReplayer(cfg, c, engine, store, log, metrics), nil
 }
 
 // NewReplayer builds the DLQ replay (and sweeper) from a checked
 // configuration, logging and counting where the caller says.
 func NewReplayer(cfg aws.Config, c deliveryfn.Config, log *slog.Logger, metrics *obs.Metrics) *replay.Replayer {
 	engine, store := deliveryfn.NewEngine(cfg, c, log, metrics)
+	return newReplayer(cfg, c, engine, store, log, metrics)
+}
+
+func newReplayer(cfg aws.Config, c deliveryfn.Config, engine replay.Deliverer, store *dynamo.Store, log *slog.Logger, metrics *obs.Metrics) *replay.Replayer {
 	q := sqs.New(sqsapi.NewFromConfig(cfg))
 	return replay.New(c.TableName, store, dlq{q, c.Delivery.DLQURL}, streamRanges{dynamodbstreams.NewFromConfig(cfg), cfg.Region}, engine, log, metrics)
 }

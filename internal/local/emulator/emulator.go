@@ -83,6 +83,24 @@ const (
 	MinNode = 20
 )
 
+// SESMaxSendRate is the send rate of the account aws-ses-v2-local answers
+// GetAccount with (SESAccount): the SES default of an account out of the
+// sandbox, and the template's default SesAccountSendRate, so that the relay
+// paced from the account (the lower of it and the parameter) paces locally
+// as it did before it read the account. The sandbox's 1 a second would slow
+// the local stack's relays to a 14th of that.
+const SESMaxSendRate = 14
+
+// SESAccount is the account aws-ses-v2-local answers GET /v2/email/account
+// with (its AWS_SES_ACCOUNT, every field its schema requires): healthy, out
+// of the sandbox, with SES's default quota (50,000 a day, SESMaxSendRate).
+var SESAccount = fmt.Sprintf(`{"DedicatedIpAutoWarmupEnabled":false,`+
+	`"Details":{"AdditionalContactEmailAddresses":[],"ContactLanguage":"EN","MailType":"TRANSACTIONAL",`+
+	`"ReviewDetails":{"CaseId":"local","Status":"GRANTED"},"UseCaseDescription":"Dispatcher's local stack","WebsiteURL":"http://127.0.0.1"},`+
+	`"EnforcementStatus":"HEALTHY","ProductionAccessEnabled":true,"SendingEnabled":true,`+
+	`"SendQuota":{"Max24HourSend":50000,"MaxSendRate":%d,"SentLast24Hours":0},`+
+	`"SuppressionAttributes":{"SuppressedReasons":["BOUNCE","COMPLAINT"]}}`, SESMaxSendRate)
+
 // DefaultStartTimeout bounds how long one emulator may take to answer.
 const DefaultStartTimeout = 60 * time.Second
 
@@ -353,6 +371,7 @@ func launch(n Name, port int, opts Options, loopback bool) (*Process, error) {
 		"FAUXQS_LOGGER=true",
 		"FAUXQS_STATE_FILE="+filepath.Join(opts.LogDir, SQSStateFile),
 		"NODE_NO_WARNINGS=1",
+		"AWS_SES_ACCOUNT="+SESAccount,
 	)
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	if !opts.Detach {

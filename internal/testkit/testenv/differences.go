@@ -31,12 +31,14 @@ var (
 		"moto's TransactWriteItems answers ReturnConsumedCapacity=TOTAL with no ConsumedCapacity, so the WCU a commit reports reads 0"}
 	MotoIgnoresClientRequestToken = Difference{"MotoIgnoresClientRequestToken", emulator.MotoServer,
 		"moto ignores TransactWriteItems' ClientRequestToken: a retry of a committed transaction is evaluated again and fails its version condition, where AWS answers it as the first call for 10 minutes"}
+	MotoServesNoGetAccount = Difference{"MotoServesNoGetAccount", emulator.MotoServer,
+		"moto's SES v2 has no GetAccount (GET /v2/email/account answers 404), so a relay on moto cannot read the account's send quota and paces at SES_ACCOUNT_SEND_RATE, with a WARN line"}
 	MotoAcceptsAnyMessageCharacter = Difference{"MotoAcceptsAnyMessageCharacter", emulator.MotoServer,
 		"moto's SQS accepts any character in a message body; AWS refuses those outside #x9 | #xA | #xD | #x20-#xD7FF | #xE000-#xFFFD | #x10000-#x10FFFF with InvalidMessageContents"}
 )
 
 // Differences lists them all (docs/local.md names each).
-var Differences = []Difference{MotoKeepsNoEmailHeaders, MotoKeepsNoReplyTo, MotoReturnsNoConsumedCapacity, MotoIgnoresClientRequestToken, MotoAcceptsAnyMessageCharacter}
+var Differences = []Difference{MotoKeepsNoEmailHeaders, MotoKeepsNoReplyTo, MotoReturnsNoConsumedCapacity, MotoIgnoresClientRequestToken, MotoAcceptsAnyMessageCharacter, MotoServesNoGetAccount}
 
 // Skip reports whether the backend under test has the difference d, and if
 // so logs that the assertion is skipped and why; the caller then leaves
