@@ -271,7 +271,10 @@ func TestAnExpiredStreamRangeFallsBackToTheSweeper(t *testing.T) {
 	}
 	time.Sleep(1100 * time.Millisecond) // the range's last arrival is in the past
 	rep := run(t, f, `{}`)
-	if rep.RangesExpired != 1 || rep.Swept < 2 || rep.Left != 0 {
+	// SQS is at least once: a send the SDK retried after a slow answer (moto
+	// under load once did) leaves the same record twice, and each copy is an
+	// expired range; the one email below is what must not repeat.
+	if rep.RangesExpired < 1 || rep.RangesExpired != rep.Messages || rep.Swept < 2 || rep.Left != 0 {
 		t.Fatalf("report %+v\nlogs:\n%s", rep, f.Logs)
 	}
 	if n := f.EmailsTo(id + "@example.com"); n != 1 {
