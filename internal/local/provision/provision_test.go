@@ -32,18 +32,26 @@ func ctx(t *testing.T) context.Context {
 
 func s(v string) ddbtypes.AttributeValue { return &ddbtypes.AttributeValueMemberS{Value: v} }
 
-func TestTableComesFromTheTemplate(t *testing.T) {
+// describeStackTable describes the table the template declares as logical,
+// after checking its name is the stack's.
+func describeStackTable(t *testing.T, logical string) (*testenv.Env, context.Context, *dynamodb.Client, string, *dynamodb.DescribeTableOutput) {
+	t.Helper()
 	env := testenv.Get(t)
 	c := ctx(t)
 	db := dynamodb.NewFromConfig(env.AWS)
-	name := env.Stack.Physical("OutboxTable")
-	if want := testenv.StackName + "-OutboxTable"; name != want {
+	name := env.Stack.Physical(logical)
+	if want := testenv.StackName + "-" + logical; name != want {
 		t.Fatalf("table name = %q, want %q", name, want)
 	}
 	out, err := db.DescribeTable(c, &dynamodb.DescribeTableInput{TableName: aws.String(name)})
 	if err != nil {
 		t.Fatal(err)
 	}
+	return env, c, db, name, out
+}
+
+func TestTableComesFromTheTemplate(t *testing.T) {
+	env, c, db, name, out := describeStackTable(t, "OutboxTable")
 	tbl := out.Table
 	var keys []string
 	for _, k := range tbl.KeySchema {
@@ -317,17 +325,7 @@ func TestProvisioningTwiceReusesTheResources(t *testing.T) {
 
 // The callers' token buckets: their own table, keyed by pk, emptied by TTL.
 func TestRateLimitTableComesFromTheTemplate(t *testing.T) {
-	env := testenv.Get(t)
-	c := ctx(t)
-	db := dynamodb.NewFromConfig(env.AWS)
-	name := env.Stack.Physical("RateLimitTable")
-	if want := testenv.StackName + "-RateLimitTable"; name != want {
-		t.Fatalf("table name = %q, want %q", name, want)
-	}
-	out, err := db.DescribeTable(c, &dynamodb.DescribeTableInput{TableName: aws.String(name)})
-	if err != nil {
-		t.Fatal(err)
-	}
+	_, c, db, name, out := describeStackTable(t, "RateLimitTable")
 	if k := out.Table.KeySchema; len(k) != 1 || aws.ToString(k[0].AttributeName) != "pk" {
 		t.Errorf("key schema = %+v, want pk alone", k)
 	}
